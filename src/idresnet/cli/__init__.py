@@ -1,0 +1,1 @@
+"""The ``idresnet`` command line."""

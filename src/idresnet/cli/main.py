@@ -1,0 +1,70 @@
+"""Entry point of the ``idresnet`` command: one sub-command per module.
+
+Each sub-command module defines ``add_parser(subparsers)`` and ``run(args) -> int``.
+Errors the user can cause (:class:`idresnet.errors.UsageError`, a missing file) are
+printed as one line, with exit status 2 and no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# sub-command name -> module under idresnet.cli
+COMMANDS = {
+    "models": "models",
+    "train": "train",
+    "eval": "evaluate",
+    "export": "export",
+    "reproduce": "reproduce",
+    "plot": "plot",
+    "analyze": "analyze",
+    "bench": "bench",
+}
+
+
+def _available_commands():
+    for name, module in COMMANDS.items():
+        try:
+            yield name, importlib.import_module(f"idresnet.cli.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"idresnet.cli.{module}":
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from idresnet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="idresnet",
+        description="Identity-mapping residual networks (He et al., 2016).",
+    )
+    parser.add_argument("--version", action="version", version=f"idresnet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module in _available_commands():
+        module.add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from idresnet.errors import UsageError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"idresnet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"idresnet {args.command}: error: no such file: {exc.filename or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"idresnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""CIFAR networks (paper, "Architectures"; [He et al. 2015] Sec. 4.2).
+
+- basic units, depth 6n+2: 3x3 conv (16), stages of n units at 16, 32, 64 filters;
+- bottleneck units, depth 9n+2: stage outputs 64, 128, 256, each unit 1x1-3x3-1x1 with
+  width out/4, stride on the first 1x1 (the authors' resnet-pre-act.lua);
+- single-layer units ("ResNet-110 (1-layer skip)"), depth 3n+2, widths as basic.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from idresnet.errors import UsageError
+from idresnet.networks.resnet import ResNet
+from idresnet.units import UnitSpec
+
+CIFAR_WIDTHS = {"basic": (16, 32, 64), "single": (16, 32, 64), "bottleneck": (64, 128, 256)}
+LAYERS_PER_UNIT = {"basic": 2, "bottleneck": 3, "single": 1}
+PAPER_DEPTHS = {"basic": (20, 32, 44, 56, 110, 1202), "bottleneck": (164, 1001), "single": (110,)}
+
+
+def units_per_stage(depth: int, block: str) -> int:
+    """n for depth = 3 * layers_per_unit * n + 2; a one-line error naming the valid form."""
+    k = 3 * LAYERS_PER_UNIT[block]
+    if not isinstance(depth, int) or depth < k + 2 or (depth - 2) % k:
+        examples = ", ".join(str(d) for d in PAPER_DEPTHS[block])
+        raise UsageError(
+            f"depth {depth} is not valid for a CIFAR network of {block} units: "
+            f"depth must be {k}n+2 with n >= 1 (e.g. {examples})"
+        )
+    return (depth - 2) // k
+
+
+def _scaled(channels: int, width: float, multiple: int = 1) -> int:
+    return max(multiple, int(round(channels * width / multiple)) * multiple)
+
+
+def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential:
+    """3x3 conv; then BN-ReLU for the post-activation placements (a-c), BN for (d)
+    (its units start with ReLU), nothing for (e) (the first unit's shared BN-ReLU)."""
+    layers = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
+    if placement != "full_preact":
+        layers.append(nn.BatchNorm2d(channels))
+    if placement in ("original", "bn_after_add", "relu_before_add"):
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> ResNet:
+    if not width > 0:
+        raise UsageError(f"width must be a positive multiplier, got {width}")
+    n = units_per_stage(depth, spec.block)
+    multiple = 4 if spec.block == "bottleneck" else 1
+    widths = [_scaled(c, width, multiple) for c in CIFAR_WIDTHS[spec.block]]
+    stem_channels = _scaled(16, width)
+    return ResNet(
+        stem=cifar_stem(in_channels, stem_channels, spec.resolved().placement),
+        stem_channels=stem_channels,
+        stage_widths=widths,
+        units_per_stage=[n, n, n],
+        spec=spec,
+        num_classes=num_classes,
+    )

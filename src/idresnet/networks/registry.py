@@ -1,0 +1,128 @@
+"""Named configurations and ``create_model(name, **overrides)``.
+
+Names say what a network is: ``preact_resnet164`` is the 9n+2 bottleneck CIFAR net
+with full pre-activation units (Table 3), ``resnet110`` the original 6n+2 basic CIFAR
+net, ``imagenet_preact_resnet200`` the ImageNet net of Table 5. ``preact_`` means
+placement (e) "full pre-activation"; any other placement or shortcut of Tables 1-2 is
+an override: ``create_model("resnet110", shortcut="exclusive_gate", gate_bias=-6)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import nn
+
+from idresnet.errors import UsageError, choices_error
+from idresnet.networks.cifar import PAPER_DEPTHS, cifar_resnet, units_per_stage
+from idresnet.networks.imagenet import IMAGENET_STAGES, imagenet_block, imagenet_resnet
+from idresnet.units import UNIT_OPTIONS, UnitSpec
+
+NETWORK_OPTIONS = ("depth", "width", "in_channels")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str  # "cifar" or "imagenet"
+    depth: int
+    block: str
+    placement: str
+    downsample: str
+    description: str
+
+
+def _cifar_entries():
+    for block, depths in PAPER_DEPTHS.items():
+        for depth in depths:
+            # basic and single units use option A (zero padding) like the original CIFAR
+            # ResNets of [He et al. 2015]; bottleneck nets use projections like the authors' code.
+            downsample = "projection" if block == "bottleneck" else "zero_pad"
+            suffix = "_1layer" if block == "single" else ""
+            for prefix, placement in (("", "original"), ("preact_", "full_preact")):
+                kind = "pre-activation" if prefix else "original"
+                yield ModelEntry(
+                    f"{prefix}resnet{depth}{suffix}", "cifar", depth, block, placement, downsample,
+                    f"CIFAR ResNet-{depth}, {kind} {block} units"
+                    + (" (1-layer skip)" if block == "single" else ""),
+                )
+
+
+def _imagenet_entries():
+    for depth, (block, _) in IMAGENET_STAGES.items():
+        for prefix, placement in (("", "original"), ("preact_", "full_preact")):
+            kind = "pre-activation" if prefix else "original"
+            yield ModelEntry(
+                f"imagenet_{prefix}resnet{depth}", "imagenet", depth, block, placement, "projection",
+                f"ImageNet ResNet-{depth}, {kind} {block} units",
+            )
+
+
+MODELS: dict[str, ModelEntry] = {e.name: e for e in (*_cifar_entries(), *_imagenet_entries())}
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, optionally of one family ("cifar" or "imagenet")."""
+    if family not in (None, "cifar", "imagenet"):
+        raise choices_error("model family", family, ("cifar", "imagenet"))
+    return [n for n, e in MODELS.items() if family is None or e.family == family]
+
+
+def _entry(name: str) -> ModelEntry:
+    if name not in MODELS:
+        raise choices_error("model", name, MODELS)
+    return MODELS[name]
+
+
+def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
+    """Split ``overrides`` into network options and a :class:`UnitSpec`, validating both."""
+    entry = _entry(name)
+    valid = NETWORK_OPTIONS + UNIT_OPTIONS
+    unknown = sorted(set(overrides) - set(valid))
+    if unknown:
+        raise UsageError(f"unknown model option {unknown[0]!r}; valid: {', '.join(valid)}")
+    net = {k: overrides[k] for k in NETWORK_OPTIONS if k in overrides}
+    unit = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
+    unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
+    if entry.family == "imagenet":
+        depth = net.get("depth", entry.depth)
+        unit["block"] = overrides.get("block", imagenet_block(depth))
+    return entry, net, UnitSpec(**unit)
+
+
+def create_model(name: str, num_classes: int | None = None, **overrides) -> nn.Module:
+    """Build a registered network; ``overrides`` are network options (depth, width,
+    in_channels) or unit options (placement, shortcut, block, downsample,
+    shortcut_scale, residual_scale, gate_bias, gate_bn, dropout_ratio,
+    dropout_rescale, projection_bn). Bad names or values raise a one-line UsageError."""
+    entry, net, spec = resolve_spec(name, **overrides)
+    depth = net.pop("depth", entry.depth)
+    if entry.family == "cifar":
+        return cifar_resnet(depth, spec, num_classes or 10, **net)
+    return imagenet_resnet(depth, spec, num_classes or 1000, **net)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_info(name: str, with_params: bool = False, **overrides) -> dict:
+    """What a name stands for: family, depth, block, placement, units per stage, ...
+
+    ``with_params`` builds the network on the meta device (no memory) to count parameters.
+    """
+    entry, net, spec = resolve_spec(name, **overrides)
+    depth = net.get("depth", entry.depth)
+    if entry.family == "cifar":
+        stages = [units_per_stage(depth, spec.block)] * 3
+    else:
+        imagenet_block(depth)
+        stages = list(IMAGENET_STAGES[depth][1])
+    info = {f.name: getattr(entry, f.name) for f in fields(entry)}
+    info.update(depth=depth, units_per_stage=stages, unit=spec.describe())
+    info.update(block=spec.block, placement=spec.placement, downsample=spec.downsample)
+    if with_params:
+        with torch.device("meta"):
+            info["params"] = count_parameters(create_model(name, **overrides))
+    return info

@@ -1,0 +1,89 @@
+"""A residual network: stem, stages of :class:`ResidualUnit`, extra activation, pool, FC.
+
+Shared by the CIFAR and ImageNet families; the families differ in stem, widths and
+units per stage. Pre-activation networks (placements d, e) follow the paper and the
+authors' code: the first unit of each stage shares its pre-activation between the
+two paths (so a projection or zero-padding shortcut is fed the activated signal), and
+"an extra activation right after the last unit's addition" precedes pooling.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from idresnet.units import ResidualUnit, UnitSpec, pre_activation
+
+
+class ResNet(nn.Module):
+    """``stem -> stages -> final activation -> global average pool -> fc``."""
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        stem_channels: int,
+        stage_widths: list[int],
+        units_per_stage: list[int],
+        spec: UnitSpec,
+        num_classes: int,
+        first_stride: int = 1,
+        first_preact_mode: str = "shared",
+        stride_index: int = 0,
+    ):
+        super().__init__()
+        self.spec = spec.resolved()
+        self.stem = stem
+        stages, channels = [], stem_channels
+        for s, (width, count) in enumerate(zip(stage_widths, units_per_stage)):
+            units = []
+            for i in range(count):
+                stride = (first_stride if s == 0 else 2) if i == 0 else 1
+                mode = ("residual" if i else ("shared" if s else first_preact_mode))
+                units.append(ResidualUnit(channels, width, stride, self.spec, mode, stride_index))
+                channels = width
+            stages.append(nn.Sequential(*units))
+        self.stages = nn.Sequential(*stages)
+        # the extra activation after the last unit of a pre-activation net: BN-ReLU for (e), ReLU for (d)
+        self.final_act = nn.Sequential(*pre_activation(self.spec.placement, channels))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+        self.num_features = channels
+        init_weights(self)
+
+    def units(self) -> list[ResidualUnit]:
+        """All residual units, in order (for signal-propagation analysis)."""
+        return [m for stage in self.stages for m in stage]
+
+    def forward_features(self, x):
+        return self.final_act(self.stages(self.stem(x)))
+
+    def forward(self, x):
+        return self.fc(self.pool(self.forward_features(x)).flatten(1))
+
+
+def init_weights(model: nn.Module) -> None:
+    """He initialisation as the authors' code: conv weight N(0, sqrt(2 / (k*k*C_out))), no
+    conv bias; BN weight 1, bias 0; FC bias 0 (FC weight keeps PyTorch's default, the
+    same uniform(+-1/sqrt(fan_in)) as Torch7's); gate biases set to ``gate_bias``."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / n))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if hasattr(m, "reset_gate_bias"):
+            m.reset_gate_bias()
+
+
+def count_weight_layers(model: ResNet) -> int:
+    """Convolutions on the main path (stem + residual branches) plus the FC: the depth."""
+    stem = sum(isinstance(m, nn.Conv2d) for m in model.stem.modules())
+    branches = sum(isinstance(m, nn.Conv2d) for u in model.units() for m in u.residual.modules())
+    return stem + branches + 1

@@ -1,0 +1,108 @@
+"""One residual unit for every row of Tables 1-3 (paper, Eq. 1-2 and Fig. 4).
+
+The residual branch is a stack of convolutions (``spec.block``: 3-3, 1-3-1 or one 3);
+``spec.placement`` says where BN and ReLU go around it, the same rule for every block:
+
+=================  ===============  ==============  ===================  =============
+placement          before 1st conv  between convs   after last conv      after add
+=================  ===============  ==============  ===================  =============
+(a) original       -                BN-ReLU         BN                   ReLU
+(b) bn_after_add   -                BN-ReLU         -                    BN-ReLU
+(c) relu_before_add -               BN-ReLU         BN-ReLU              -
+(d) relu_only_preact ReLU           BN-ReLU         BN                   -
+(e) full_preact    BN-ReLU          BN-ReLU         -                    -
+=================  ===============  ==============  ===================  =============
+
+``preact_mode`` says what the pre-activation (the ops before the first conv) acts on:
+``"residual"``, the residual branch only (most units); ``"shared"``, the input of both
+paths, so that the shortcut is fed the pre-activated signal (first unit of each stage,
+as in the authors' resnet-pre-act.lua); ``"none"``, no pre-activation (the input is
+already activated, e.g. after the ImageNet stem).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from idresnet.units.shortcut import Shortcut
+from idresnet.units.spec import BLOCKS, UnitSpec
+
+PREACT_MODES = ("residual", "shared", "none")
+
+
+def _bn_relu(channels: int, bn: bool = True, relu: bool = True) -> list[nn.Module]:
+    layers = [nn.BatchNorm2d(channels)] if bn else []
+    return layers + ([nn.ReLU()] if relu else [])
+
+
+def pre_activation(placement: str, channels: int) -> list[nn.Module]:
+    """The ops before the first conv of a unit: BN-ReLU for (e), ReLU for (d), else none."""
+    return {"full_preact": _bn_relu(channels), "relu_only_preact": [nn.ReLU()]}.get(placement, [])
+
+
+def _after_last_conv(placement: str, channels: int) -> list[nn.Module]:
+    table = {"original": (True, False), "relu_before_add": (True, True), "relu_only_preact": (True, False)}
+    bn, relu = table.get(placement, (False, False))
+    return _bn_relu(channels, bn, relu) if bn or relu else []
+
+
+def _after_add(placement: str, channels: int) -> nn.Module:
+    if placement == "original":
+        return nn.ReLU()
+    if placement == "bn_after_add":
+        return nn.Sequential(*_bn_relu(channels))
+    return nn.Identity()
+
+
+def branch_widths(block: str, in_channels: int, out_channels: int) -> list[int]:
+    """Channel counts along the residual branch: [in, ..., out]; bottleneck width out/4."""
+    if block == "bottleneck":
+        return [in_channels, out_channels // 4, out_channels // 4, out_channels]
+    return [in_channels] + [out_channels] * len(BLOCKS[block])
+
+
+class ResidualUnit(nn.Module):
+    """``x' = f(a * h(x) + b * F(x))``, configured by a :class:`UnitSpec`.
+
+    ``stride_index`` picks the convolution of the branch that carries the stride:
+    0 (the first; the authors' CIFAR code puts it on the first 1x1 of a bottleneck)
+    or 1 (the 3x3 of a bottleneck, as fb.resnet.torch does on ImageNet).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        stride: int = 1,
+        spec: UnitSpec | None = None,
+        preact_mode: str = "residual",
+        stride_index: int = 0,
+    ):
+        super().__init__()
+        spec = (spec or UnitSpec()).resolved()
+        if preact_mode not in PREACT_MODES:
+            raise ValueError(f"preact_mode must be one of {PREACT_MODES}, got {preact_mode!r}")
+        self.spec = spec
+        self.preact_mode = preact_mode
+        kernels = BLOCKS[spec.block]
+        widths = branch_widths(spec.block, in_channels, out_channels)
+        pre = pre_activation(spec.placement, in_channels) if preact_mode != "none" else []
+        self.shared_pre = nn.Sequential(*pre) if preact_mode == "shared" else nn.Identity()
+        layers = pre if preact_mode == "residual" else []
+        for i, k in enumerate(kernels):
+            if i > 0:
+                layers += _bn_relu(widths[i])
+            s = stride if i == min(stride_index, len(kernels) - 1) else 1
+            layers.append(nn.Conv2d(widths[i], widths[i + 1], k, stride=s, padding=k // 2, bias=False))
+        layers += _after_last_conv(spec.placement, out_channels)
+        self.residual = nn.Sequential(*layers)
+        self.shortcut = Shortcut(in_channels, out_channels, stride, spec)
+        self.after_add = _after_add(spec.placement, out_channels)
+
+    def last_conv(self) -> nn.Conv2d:
+        """The last convolution of F (zero it and a pre-activation unit is the identity)."""
+        return [m for m in self.residual if isinstance(m, nn.Conv2d)][-1]
+
+    def forward(self, x):
+        x = self.shared_pre(x)
+        return self.after_add(self.shortcut(x, self.residual(x)))

@@ -1,0 +1,107 @@
+"""The shortcut path and how it is added to the residual branch (paper, Table 1).
+
+``Shortcut(x, f)`` returns ``y = a * h(x) + b * f`` where ``f = F(x)`` was computed by
+the residual branch. ``h`` is the identity, or where the unit changes width or
+resolution, a zero-padding identity ("option A") or a 1x1 projection ("option B").
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from idresnet.units.spec import GATES, UnitSpec
+
+
+class ZeroPadIdentity(nn.Module):
+    """Option A: subsample by ``stride`` and pad the new channels with zeros (no weights)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        if out_channels < in_channels:
+            raise ValueError("a zero-padding shortcut cannot reduce the number of channels")
+        self.extra = out_channels - in_channels
+        self.stride = stride
+
+    def forward(self, x):
+        if self.stride > 1:
+            x = x[:, :, :: self.stride, :: self.stride]
+        if self.extra:
+            x = F.pad(x, (0, 0, 0, 0, 0, self.extra))
+        return x
+
+
+def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bn: bool = False, bias: bool = False):
+    """A 1x1 convolution, followed by BN when ``bn`` (the paper: BN follows weight layers)."""
+    conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if bn else conv
+
+
+class Shortcut(nn.Module):
+    """Combines the shortcut ``h(x)`` with the residual ``F(x)``, per ``spec.shortcut``.
+
+    - identity:        y = h(x) + F
+    - scaling:         y = a h(x) + b F                 (Eq. 7; a = shortcut_scale, b = residual_scale)
+    - exclusive_gate:  y = (1 - g(x)) h(x) + g(x) F     (g = sigmoid(conv1x1(x) + gate_bias))
+    - shortcut_gate:   y = (1 - g(x)) h(x) + F
+    - conv1x1:         y = BN(conv1x1(x)) + F           (on every unit)
+    - dropout:         y = m * h(x) + F, m ~ Bernoulli(1 - p), not rescaled by default, so
+                       E[y] = (1 - p) h(x) + F as the paper reads it; in eval mode
+                       m is replaced by its expectation 1 - p (or 1 when rescaled).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, spec: UnitSpec):
+        super().__init__()
+        spec = spec.resolved()
+        self.kind = spec.shortcut
+        changes = stride != 1 or in_channels != out_channels
+        if self.kind == "conv1x1":
+            self.h = conv1x1(in_channels, out_channels, stride, bn=spec.projection_bn)
+        elif not changes:
+            self.h = nn.Identity()
+        elif spec.downsample == "projection":
+            self.h = conv1x1(in_channels, out_channels, stride, bn=spec.projection_bn)
+        else:
+            self.h = ZeroPadIdentity(in_channels, out_channels, stride)
+        self.a = float(spec.shortcut_scale) if self.kind == "scaling" else 1.0
+        self.b = float(spec.residual_scale) if self.kind == "scaling" else 1.0
+        self.gate = None
+        self.gate_bias = float(spec.gate_bias or 0.0)
+        self.p = float(spec.dropout_ratio or 0.0)
+        self.rescale = bool(spec.dropout_rescale)
+        if self.kind in GATES:
+            self.gate = conv1x1(in_channels, out_channels, stride, bn=spec.gate_bn, bias=not spec.gate_bn)
+            self.reset_gate_bias()
+
+    def gate_values(self, x):
+        """g(x) = sigmoid(W_g x + b_g), element-wise (the gates of Table 1)."""
+        return torch.sigmoid(self.gate(x))
+
+    def _dropout(self, h):
+        keep = 1.0 - self.p
+        if not self.training:
+            return h if self.rescale else h * keep
+        mask = torch.empty_like(h).bernoulli_(keep)
+        return h * mask / keep if self.rescale else h * mask
+
+    def forward(self, x, f):
+        h = self.h(x)
+        if self.gate is not None:
+            g = self.gate_values(x)
+            residual = g * f if self.kind == "exclusive_gate" else f
+            return (1.0 - g) * h + residual
+        if self.kind == "dropout":
+            h = self._dropout(h)
+        if self.a != 1.0:
+            h = self.a * h
+        if self.b != 1.0:
+            f = self.b * f
+        return h + f
+
+    def reset_gate_bias(self):
+        """Set the gate's initial bias b_g (conv bias, or BN bias when the gate has a BN)."""
+        if self.gate is None:
+            return
+        layer = self.gate[1] if isinstance(self.gate, nn.Sequential) else self.gate
+        nn.init.constant_(layer.bias, self.gate_bias)

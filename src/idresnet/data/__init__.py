@@ -1,0 +1,14 @@
+"""Datasets and the device-side loader.
+
+``load_dataset`` returns an :class:`ImageDataset` of uint8 arrays (CIFAR-10/100 from
+the official archives or an image folder, a generic image folder, or a synthetic
+set); :class:`DeviceLoader` turns one split into augmented, normalised batches on
+the training device. See docs/data.md.
+"""
+
+from idresnet.data.cache import default_cache_dir
+from idresnet.data.dataset import ImageDataset
+from idresnet.data.load import DATASETS, load_dataset
+from idresnet.data.loader import DeviceLoader
+
+__all__ = ["DATASETS", "DeviceLoader", "ImageDataset", "default_cache_dir", "load_dataset"]

@@ -1,0 +1,90 @@
+"""Downloading a file with a progress bar, an md5 check and a clean retry.
+
+Bytes go to a temporary ``.part`` file beside the target, hashed on the fly; only a
+complete file with the right md5 is renamed into place. Every failed attempt deletes
+its partial file, so no half-written archive is ever left behind or mistaken for a
+good one. Timeouts are short so that a machine without internet fails fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm import tqdm
+
+from idresnet.data.cache import one_line, temp_name
+from idresnet.errors import DatasetError
+
+TIMEOUT_S = 5.0
+ATTEMPTS = 2
+
+
+class ChecksumError(DatasetError):
+    """The downloaded bytes do not have the published md5."""
+
+
+def md5_of(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
+    tmp = temp_name(dest)
+    try:
+        h = hashlib.md5()
+        with open(tmp, "xb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = resp.headers.get("Content-Length")
+            total = int(total) if total and total.isdigit() else None
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
+                       disable=not sys.stderr.isatty(), leave=False)
+            got = 0
+            with bar:
+                while block := resp.read(1 << 20):
+                    out.write(block)
+                    h.update(block)
+                    got += len(block)
+                    bar.update(len(block))
+            if total is not None and got != total:
+                raise OSError(f"connection closed after {got} of {total} bytes")
+        if md5 is not None and h.hexdigest() != md5:
+            raise ChecksumError(f"{url}: md5 mismatch (got {h.hexdigest()}, expected {md5})")
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def download(url: str, dest: Path, md5: str | None = None, *, attempts: int = ATTEMPTS,
+             timeout: float = TIMEOUT_S) -> Path:
+    """Download ``url`` to ``dest`` (atomically), verifying ``md5``; retry on failure.
+
+    Raises :class:`ChecksumError` for a bad checksum and :class:`DatasetError`
+    (message: the reason) for any other failure, after ``attempts`` tries.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    last: Exception | None = None
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5)
+        try:
+            _fetch_once(url, dest, md5, timeout)
+            return dest
+        except ChecksumError as exc:
+            last = exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            last = DatasetError(f"{url}: {type(exc).__name__}: {one_line(reason)}")
+            if isinstance(exc, ValueError):  # malformed URL: retrying cannot help
+                break
+    assert last is not None
+    raise last

@@ -7,7 +7,6 @@ printed as one line, with exit status 2 and no traceback.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -33,15 +32,18 @@ def _available_commands():
                 raise
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser():
     from idresnet import __version__
 
-    parser = argparse.ArgumentParser(
+    from idresnet.cli.parsing import StrictParser
+
+    parser = StrictParser(
         prog="idresnet",
         description="Identity-mapping residual networks (He et al., 2016).",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"idresnet {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StrictParser)
     sub.required = True
     for name, module in _available_commands():
         module.add_parser(sub, name)

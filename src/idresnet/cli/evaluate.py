@@ -1,0 +1,81 @@
+"""``idresnet eval``: test error of trained weights (top-1, and top-5 with more than 5 classes).
+
+``--weights`` is a run folder (its final weights, or its checkpoint when unfinished; the
+model, dataset and normalisation come from the run's record), a ``.safetensors`` file
+written by idresnet (the same record is in its metadata) or a ``.ckpt`` checkpoint.
+For weights without a record, give ``--model`` (and ``--model-kwargs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+
+def add_parser(subparsers, name):
+    p = subparsers.add_parser(
+        name, help="test error of trained weights", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
+                   help="run folder, .safetensors or .ckpt file")
+    p.add_argument("--dataset", help="dataset (default: the one the weights were trained on)")
+    p.add_argument("--data", help="dataset file or folder (default: the recorded one, or the cache)")
+    p.add_argument("--cache-dir", help="dataset cache folder")
+    p.add_argument("--test-size", type=int, help="evaluate a class-balanced subset of this size")
+    p.add_argument("--seed", type=int, help="seed of the subset (default: the recorded one)")
+    p.add_argument("--model", help="network name (needed for weights without a record)")
+    p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
+    p.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")
+    p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default 256)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    import torch
+
+    from idresnet.data import load_dataset
+    from idresnet.errors import UsageError
+    from idresnet.training.config import parse_model_kwargs
+    from idresnet.training.distributed import DistInfo
+    from idresnet.training.evaluate import build_trained, evaluate, read_trained
+    from idresnet.training.runtime import make_loader, resolve_amp, resolve_device
+
+    if args.batch_size < 1:
+        raise UsageError(f"invalid batch_size {args.batch_size}: must be >= 1")
+    state, meta, file = read_trained(args.weights)
+    kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
+    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
+    rec = meta.get("dataset_args") or {}
+    dataset = args.dataset or rec.get("dataset")
+    if dataset is None:
+        raise UsageError("the weights do not record their dataset; pass --dataset")
+    same = dataset == rec.get("dataset")
+    data = args.data or (rec.get("data") if same else None)
+    seed = args.seed if args.seed is not None else rec.get("seed", 0)
+    test_size = args.test_size if args.test_size is not None else (rec.get("test_size") if same else None)
+    # the recorded train_size too: the synthetic test split depends on it
+    ds = load_dataset(dataset, data, cache_dir=args.cache_dir, train_size=rec.get("train_size") if same else None,
+                      test_size=test_size, seed=seed)
+    norm = meta.get("normalization")  # the network expects its training normalisation
+    if norm is None:
+        mean, std = ds.channel_stats()
+        norm = {"kind": "channel", "mean": list(mean), "std": list(std), "pixel_mean": None}
+    device = resolve_device(args.device, DistInfo())
+    loader = make_loader(ds.test_images, ds.test_labels, norm, batch_size=args.batch_size,
+                         train=False, device=device, seed=seed, info=DistInfo(),
+                         channels_last=False)
+    net = net.to(device)
+    with torch.inference_mode():
+        res = evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
+    res.update(weights=str(file), model=args.model or meta.get("model"), dataset=ds.description)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        top5 = "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
+        print(f"{res['model']} on {ds.description}: top-1 error {res['error']:.2f}%{top5} "
+              f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
+    return 0

@@ -1,0 +1,87 @@
+"""``idresnet export``: trained weights as a safetensors file or an ONNX graph.
+
+``--weights`` is a run folder, a ``.safetensors`` or a ``.ckpt`` file (as for ``idresnet
+eval``). The weights are loaded into their network first, so a file that does not fit
+is refused. ``safetensors`` keeps idresnet's metadata (model, options, classes,
+normalisation); ``onnx`` needs the optional packages: ``pip install idresnet[onnx]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+
+FORMATS = ("safetensors", "onnx")
+
+
+def add_parser(subparsers, name):
+    p = subparsers.add_parser(
+        name, help="export trained weights (safetensors, onnx)", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
+                   help="run folder, .safetensors or .ckpt file")
+    p.add_argument("--format", default="safetensors", metavar="{" + ",".join(FORMATS) + "}",
+                   help="output format (default safetensors)")
+    p.add_argument("--out", metavar="FILE", help="output file (default: <model>.<format> beside the weights)")
+    p.add_argument("--model", help="network name (needed for weights without a record)")
+    p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
+    p.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's)")
+    p.set_defaults(func=run)
+    return p
+
+
+def default_out(weights: str, file: Path, model: str, fmt: str) -> Path:
+    folder = Path(weights) if Path(weights).is_dir() else file.parent
+    out = folder / f"{model}.{fmt}"
+    return out.with_name(f"{model}-export.{fmt}") if out.resolve() == file.resolve() else out
+
+
+def export_onnx(net, out: Path, image_shape, opset=None) -> None:
+    import torch
+
+    from idresnet.errors import UsageError
+
+    missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"ONNX export needs the {' and '.join(missing)} package(s): "
+                         "pip install idresnet[onnx]")
+    h, w = image_shape[:2]
+    example = torch.zeros(1, 3, h, w)
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(net, (example,), str(out), input_names=["images"], output_names=["logits"],
+                      dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
+                      external_data=False)
+
+
+def run(args) -> int:
+    from idresnet.errors import UsageError, choices_error
+    from idresnet.training.checkpoint import save_weights
+    from idresnet.training.config import parse_model_kwargs
+    from idresnet.training.evaluate import build_trained, read_trained
+
+    if args.format not in FORMATS:
+        raise choices_error("format", args.format, FORMATS)
+    state, meta, file = read_trained(args.weights)
+    kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
+    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
+    model = args.model or meta["model"]
+    out = Path(args.out) if args.out else default_out(args.weights, file, model, args.format)
+    if out.suffix != f".{args.format}":
+        raise UsageError(f"--out {out}: expected a .{args.format} file name")
+    if args.format == "safetensors":
+        record = {**meta, "model": model, "model_kwargs": kwargs if kwargs is not None
+                  else meta.get("model_kwargs", {}), "exported_from": str(file)}
+        save_weights(out, net.state_dict(), record)
+    else:
+        export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
+    print(f"wrote {out}")
+    return 0
+
+
+def default_image_shape(model: str):
+    from idresnet import model_info
+
+    return (32, 32, 3) if model_info(model)["family"] == "cifar" else (224, 224, 3)

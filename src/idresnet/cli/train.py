@@ -1,0 +1,88 @@
+"""``idresnet train``: train a network with the paper's recipe (see docs/training.md).
+
+Every config key is a flag (``lr_milestones`` is ``--lr-milestones``); ``-c FILE.yaml``
+reads keys from a file and flags override it. ``--resume --out RUN`` continues a run
+from its last checkpoint, reading its recorded config (flags may change only what
+resuming allows). Works the same under ``torchrun --nproc_per_node=N``.
+
+Exit status: 0 finished, 1 failed (final test error above --fail-threshold, the
+paper's "fail"), 3 diverged (non-finite loss), 130 interrupted (resumable), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+EXIT = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}
+
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; values are parsed and checked by the config."""
+    from dataclasses import MISSING
+
+    from idresnet.training.config import FIELDS
+
+    for name, f in FIELDS.items():
+        flag = "--" + name.replace("_", "-")
+        kind, choices = f.metadata["kind"], f.metadata["choices"]
+        help_ = f.metadata["help"].replace("%", "%%")
+        if f.default not in (None, MISSING):
+            help_ += f" (default: {f.default})"
+        elif f.default_factory is not MISSING:
+            help_ += f" (default: {f.default_factory()})"
+        if kind in ("bool", "auto_bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=help_)
+        elif kind in ("int_list", "opt_int_list", "dict"):
+            metavar = "KEY=VALUE" if kind == "dict" else "N"
+            parser.add_argument(flag, nargs="+", metavar=metavar, default=argparse.SUPPRESS, help=help_)
+        else:
+            metavar = "{" + ",".join(choices) + "}" if choices else name.upper()
+            parser.add_argument(flag, metavar=metavar, default=argparse.SUPPRESS, help=help_)
+
+
+def add_parser(subparsers, name):
+    parser = subparsers.add_parser(
+        name, help="train a network (the paper's recipe by default)", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("-c", "--config", metavar="FILE.yaml", help="read config keys from this file")
+    add_config_flags(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def config_from_args(args):
+    """The TrainConfig of parsed arguments: file keys, then flags; a resumed run's
+    recorded config is the base when no file is given."""
+    from idresnet.training import load_config
+    from idresnet.training.config import FIELDS
+    from idresnet.training.rundir import CONFIG
+
+    overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
+    path = args.config
+    if path is None and overrides.get("resume") and overrides.get("out"):
+        recorded = Path(overrides["out"]) / CONFIG
+        path = recorded if recorded.is_file() else None
+    return load_config(path, overrides)
+
+
+def run(args) -> int:
+    from idresnet.training import train
+    from idresnet.training.distributed import from_env
+
+    result = train(config_from_args(args))
+    if not from_env().is_main:
+        return EXIT[result.status]
+    if result.status == "interrupted":
+        print(f"interrupted at iteration {result.iterations}; continue with: idresnet train "
+              f"--resume --out {result.run_dir}", file=sys.stderr)
+    else:
+        final = "-" if result.final_test_error is None else f"{result.final_test_error:.2f}%"
+        best = "-" if result.best_test_error is None else f"{result.best_test_error:.2f}%"
+        print(f"{result.status}: {result.run_dir} after {result.iterations} iterations, "
+              f"final test error {final}, best {best}, {result.wall_time_s:.0f} s")
+    return EXIT[result.status]

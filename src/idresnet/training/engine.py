@@ -1,0 +1,319 @@
+"""The training loop: SGD on the paper's schedule, a plain loop with no framework.
+
+One iteration: set the learning rate of this iteration (a pure function of it), forward
+under autocast, cross-entropy, backward, SGD step, add loss and errors to on-device
+sums. At an iteration that is due (every ``log_interval``, evaluation, checkpoint, and
+the last), the sums are synced: a non-finite loss stops the run as 'diverged'; a row
+goes to metrics.csv; the test split is evaluated; a checkpoint is written; a pending
+Ctrl-C / SIGTERM stops the run as 'interrupted' after its checkpoint.
+
+Resuming restores model, optimizer, iteration, RNG states and the metric sums from the
+checkpoint; the data order is a function of (seed, epoch) and the checkpoint's batch
+within the epoch, so a resumed CPU run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+import idresnet
+from idresnet.errors import ConfigError, UsageError
+from idresnet.training import distributed, rundir, runtime
+from idresnet.training.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state,
+                                          save_checkpoint, save_weights, set_rng_state)
+from idresnet.training.config import TrainConfig, plain
+from idresnet.training.evaluate import evaluate
+from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
+from idresnet.training.schedule import build_schedule
+
+STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
+
+
+def train(cfg: TrainConfig) -> RunResult:
+    """Train (or resume, or return the recorded result of) the run that ``cfg`` describes."""
+    info = distributed.init(runtime.device_type(cfg.device))
+    try:
+        with runtime.StopSignals() as stop:
+            return _Trainer(cfg, info, stop).run()
+    finally:
+        distributed.close(info)
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, stop: runtime.StopSignals):
+        self.cfg, self.info, self.stop = cfg, info, stop
+        self.main = info.is_main
+
+    def run(self) -> RunResult:
+        self.run_dir = Path(distributed.broadcast(self.cfg.out or rundir.default_out(self.cfg), self.info))
+        plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
+        if plan.action == "done":
+            return RunResult.from_status(self.run_dir, plan.status)
+        self._setup()
+        if plan.action == "resume":
+            self._restore()
+        elif self.info.rank:
+            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
+        self._start_files(resumed=plan.action == "resume")
+        return self._finish(self._loop())
+
+    def _on_main(self, fn):
+        """``fn()`` on rank 0, its result (or its UsageError) on every rank."""
+        result = None
+        if self.main:
+            try:
+                result = fn()
+            except UsageError as exc:
+                result = exc
+        result = distributed.broadcast(result, self.info)
+        if isinstance(result, UsageError):
+            raise result
+        return result
+
+    # ------------------------------------------------------------ setup
+
+    def _setup(self) -> None:
+        cfg, info = self.cfg, self.info
+        self.device = dev = runtime.resolve_device(cfg.device, info)
+        self.amp = runtime.resolve_amp(cfg.amp, dev)
+        self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
+        if cfg.batch_size % info.world_size:
+            raise ConfigError(f"batch_size {cfg.batch_size} (global) is not divisible by the "
+                              f"{info.world_size} processes")
+        if cfg.sync_bn and info.active and dev.type != "cuda":
+            raise ConfigError("sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        ds = runtime.load_data(cfg, info)
+        self.norm = runtime.normalization(ds, cfg.normalization)
+        per_process = cfg.batch_size // info.world_size
+        loader = dict(device=dev, seed=cfg.seed, info=info, channels_last=self.channels_last)
+        self.train_loader = runtime.make_loader(ds.train_images, ds.train_labels, self.norm,
+                                                batch_size=per_process, train=True, **loader)
+        self.test_loader = runtime.make_loader(ds.test_images, ds.test_labels, self.norm,
+                                               batch_size=max(per_process, 256), train=False, **loader)
+        self.schedule = build_schedule(cfg, len(self.train_loader))
+        total = self.schedule.iterations
+        self.eval_every = cfg.eval_interval or max(1, round(total / 20))
+        self.ckpt_every = cfg.checkpoint_interval or self.eval_every
+
+        runtime.seed_everything(cfg.seed)
+        raw = idresnet.create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_kwargs)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        raw = raw.to(dev, memory_format=fmt)
+        if cfg.sync_bn and info.active:
+            raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+        self.raw = raw
+        self.eval_model = torch.compile(raw) if cfg.compile else raw
+        self.model = self.eval_model
+        if info.active:
+            ids = [dev.index] if dev.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
+        # weight decay on every parameter (BN and biases too), as the paper's Torch code
+        self.optimizer = torch.optim.SGD(raw.parameters(), lr=self.schedule.lr(0), momentum=cfg.momentum,
+                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.meter = Meter(dev)
+        self.it, self.best, self.best_it, self.last_eval, self.wall0 = 0, None, None, None, 0.0
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main)
+        self.meta = {
+            "format": "idresnet-weights", "model": cfg.model, "model_kwargs": cfg.model_kwargs,
+            "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,
+            "dataset_description": ds.description, "image_shape": list(ds.image_shape),
+            "normalization": self.norm, "idresnet_version": idresnet.__version__,
+            "dataset_args": {k: getattr(cfg, k) for k in ("dataset", "data", "train_size", "test_size", "seed")},
+        }
+        self.info_record = {
+            "idresnet_version": idresnet.__version__, "torch_version": torch.__version__,
+            "python_version": platform.python_version(), "device": str(dev),
+            "device_name": runtime.device_name(dev), "world_size": info.world_size,
+            "per_process_batch": per_process, "channels_last": self.channels_last,
+            "amp": "bf16" if self.amp else "off", "compile": cfg.compile,
+            "schedule": {**self.schedule.record(), "eval_interval": self.eval_every,
+                         "checkpoint_interval": self.ckpt_every, "log_interval": cfg.log_interval},
+            "model": {**idresnet.model_info(cfg.model, **cfg.model_kwargs),
+                      "params": sum(p.numel() for p in raw.parameters())},
+            "dataset": {"name": ds.name, "description": ds.description, "num_classes": ds.num_classes,
+                        "train_images": len(ds.train_labels), "test_images": len(ds.test_labels),
+                        "image_shape": list(ds.image_shape)},
+            "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
+        }
+
+    def _restore(self) -> None:
+        ckpt = self._on_main(lambda: load_checkpoint(self.run_dir / rundir.CHECKPOINT))
+        self.raw.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.it = int(ckpt["iteration"])
+        self.meter.load(ckpt["meter"])
+        self.best, self.best_it = ckpt["best_test_error"], ckpt["best_iteration"]
+        self.last_eval, self.wall0 = ckpt["last_eval"], float(ckpt["wall_time_s"])
+        states = ckpt["rng"]
+        if len(states) == self.info.world_size:
+            set_rng_state(states[self.info.rank])
+        elif self.main:
+            set_rng_state(states[0])
+        else:  # resumed with another number of processes: fresh per-rank draws
+            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank, self.it))
+
+    def _start_files(self, resumed: bool) -> None:
+        self.t_start = self.t_row = time.perf_counter()  # wall time: self.wall0 + since then
+        self.info_record["resumed_from"] = self.it if resumed else None
+        self.info_record["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if self.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+            remove_stale_temporaries(self.run_dir)
+            remove_stale_temporaries(self.run_dir / "checkpoints")
+            rundir.write_run_config(self.run_dir, self.cfg, plain(self.info_record))
+            self.metrics.start(self.it if resumed else None)
+            self._status("running")
+
+    # ------------------------------------------------------------ loop
+
+    def _loop(self) -> str | None:
+        """Train to the end; 'diverged' or 'interrupted' when stopped early."""
+        total, per_epoch = self.schedule.iterations, self.schedule.iters_per_epoch
+        self.bar = tqdm(total=total, initial=self.it, unit="it", dynamic_ncols=True,
+                        disable=not (self.main and self._bar_wanted()), desc=self.run_dir.name)
+        outcome = None
+        self.model.train()
+        try:
+            while self.it < total and outcome is None:
+                epoch, start = divmod(self.it, per_epoch)
+                for x, y in self.train_loader.epoch(epoch, start_batch=start):
+                    self._step(x, y)
+                    outcome = self._after_step()
+                    if outcome or self.it >= total:
+                        break
+        finally:
+            self.bar.close()
+        return outcome
+
+    def _step(self, x, y) -> None:
+        lr = self.schedule.lr(self.it)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with runtime.autocast(self.device, self.amp):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.meter.update(loss.detach(), logits.detach(), y)
+        self.it += 1
+        self.bar.update()
+
+    def _after_step(self) -> str | None:
+        it, total, info = self.it, self.schedule.iterations, self.info
+        log, ev, ck = (it % n == 0 or it == total
+                       for n in (self.cfg.log_interval, self.eval_every, self.ckpt_every))
+        sync = it % STOP_SYNC == 0 if info.active else self.stop.requested
+        if not (log or ev or ck or sync):
+            return None
+        flags = torch.stack([torch.tensor(float(self.stop.requested), device=self.device),
+                             (~torch.isfinite(self.meter.sums).all()).float()])
+        stop, diverged = (bool(f) for f in distributed.all_reduce_(
+            flags, info, op=torch.distributed.ReduceOp.MAX).tolist())
+        if diverged:
+            self._row(evaluate_now=False)
+            return "diverged"
+        if log or ev:
+            self._row(evaluate_now=ev)
+        if ck or stop:
+            self._checkpoint()
+        return "interrupted" if stop else None
+
+    def _row(self, evaluate_now: bool) -> None:
+        loss, err, n = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
+        now = time.perf_counter()
+        row = {"iteration": self.it, "epoch": round(self.schedule.epoch(self.it), 3),
+               "lr": self.schedule.lr(self.it - 1), "train_loss": loss, "train_error": err,
+               "images_per_s": n / max(now - self.t_row, 1e-9),
+               "wall_time_s": self._wall()}
+        if evaluate_now:
+            if self.info.active:  # every rank evaluates rank 0's BN statistics
+                for buf in self.raw.buffers():
+                    torch.distributed.broadcast(buf, 0)
+            res = evaluate(self.eval_model, self.test_loader, device=self.device,
+                           amp_dtype=self.amp, info=self.info)
+            self.last_eval = {"iteration": self.it, **res}
+            row.update(test_loss=res["loss"], test_error=res["error"])
+            if self.best is None or res["error"] < self.best:
+                self.best, self.best_it = res["error"], self.it
+        self.metrics.write(**row)
+        self._report(row)
+        self.t_row = time.perf_counter()
+
+    def _report(self, row) -> None:
+        if not self.main:
+            return
+        if not self.bar.disable:
+            self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}",
+                                 img_s=f"{row['images_per_s']:.0f}", refresh=False)
+        elif "test_error" in row and self.cfg.progress is not False:
+            print(f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
+                  f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
+                  f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)", flush=True)
+
+    def _bar_wanted(self) -> bool:
+        return self.cfg.progress is True or (self.cfg.progress == "auto" and sys.stderr.isatty())
+
+    def _checkpoint(self) -> None:
+        """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
+        states = distributed.gather(rng_state(), self.info)
+        if not self.main:
+            return
+        per_epoch = self.schedule.iters_per_epoch
+        save_checkpoint(self.run_dir / rundir.CHECKPOINT, {
+            "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "iteration": self.it, "epoch": self.it // per_epoch, "batch_in_epoch": self.it % per_epoch,
+            "rng": states, "meter": self.meter.state(), "best_test_error": self.best,
+            "best_iteration": self.best_it, "last_eval": self.last_eval,
+            "wall_time_s": self._wall(), "world_size": self.info.world_size,
+            "config": self.cfg.to_dict(), "meta": plain(self.meta),
+        })
+        self._status("running")
+
+    def _wall(self) -> float:
+        return self.wall0 + time.perf_counter() - self.t_start
+
+    # ------------------------------------------------------------ end
+
+    def _finish(self, outcome: str | None) -> RunResult:
+        final, message = None, None
+        if outcome == "diverged":
+            status, message = "diverged", f"non-finite training loss by iteration {self.it}"
+        elif outcome == "interrupted":
+            status, message = "interrupted", f"stopped at iteration {self.it}; resume with --resume"
+        else:
+            final = self.last_eval["error"]
+            status = "failed" if final > self.cfg.fail_threshold else "finished"
+            if status == "failed":
+                message = f"final test error {final:.2f}% > fail_threshold {self.cfg.fail_threshold:g}%"
+            if self.main:
+                save_weights(self.run_dir / rundir.WEIGHTS, self.raw.state_dict(),
+                             {**self.meta, "iteration": self.it, "test_error": final})
+        wall = round(self._wall(), 3)
+        if self.main:
+            self._status(status, final=final, message=message, wall=wall)
+        return RunResult(self.run_dir, status, finite_or_none(final), finite_or_none(self.best),
+                         self.it, wall)
+
+    def _status(self, status: str, final=None, message=None, wall=None) -> None:
+        last = self.last_eval or {}
+        write_status(self.run_dir, status=status, iteration=self.it,
+                     iterations=self.schedule.iterations,
+                     epoch=round(self.schedule.epoch(self.it), 3),
+                     final_test_error=finite_or_none(final),
+                     final_test_top5_error=finite_or_none(last.get("top5_error")) if final is not None else None,
+                     best_test_error=finite_or_none(self.best), best_iteration=self.best_it,
+                     wall_time_s=round(self._wall(), 3) if wall is None else wall,
+                     world_size=self.info.world_size,
+                     message=message, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))

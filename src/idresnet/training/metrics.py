@@ -1,0 +1,149 @@
+"""What a run leaves behind besides weights: ``metrics.csv``, ``status.json``, the result.
+
+``metrics.csv`` has one row every ``log_interval`` iterations and one at every
+evaluation (test columns empty on rows without one). Train loss and error are the
+means over the iterations since the previous row, over all processes.
+
+``status.json`` is rewritten atomically whenever the run's state changes; its
+``status`` is one of :data:`STATUSES`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from idresnet.errors import UsageError
+from idresnet.training.checkpoint import atomic_write_bytes
+
+COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
+           "images_per_s", "wall_time_s")
+STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
+DONE = ("finished", "failed", "diverged")
+
+
+@dataclass
+class RunResult:
+    """The outcome of :func:`idresnet.training.train`.
+
+    ``status``: 'finished', 'failed' (final test error above ``fail_threshold``: the
+    paper's "fail"), 'diverged' (a non-finite loss stopped the run; ``final_test_error``
+    is None) or 'interrupted' (Ctrl-C / SIGTERM; resumable with ``resume=True``).
+    Errors are test errors in %.
+    """
+
+    run_dir: Path
+    status: str
+    final_test_error: float | None
+    best_test_error: float | None
+    iterations: int
+    wall_time_s: float
+
+    @classmethod
+    def from_status(cls, run_dir, status: dict) -> "RunResult":
+        return cls(Path(run_dir), status["status"], status.get("final_test_error"),
+                   status.get("best_test_error"), int(status.get("iteration", 0)),
+                   float(status.get("wall_time_s", 0.0)))
+
+
+def write_status(run_dir: Path, **fields) -> None:
+    text = json.dumps(fields, indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(Path(run_dir) / "status.json", (text + "\n").encode())
+
+
+def read_status(run_dir: Path) -> dict | None:
+    """The run folder's status, or None when it has none."""
+    path = Path(run_dir) / "status.json"
+    if not path.is_file():
+        return None
+    try:
+        status = json.loads(path.read_text())
+        if status.get("status") not in STATUSES:
+            raise ValueError
+    except (ValueError, AttributeError):
+        raise UsageError(f"{path} is damaged (expected JSON with a status among "
+                         f"{', '.join(STATUSES)}); delete it or pick another --out") from None
+    return status
+
+
+def finite_or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+class MetricsLog:
+    """Appends rows to ``metrics.csv`` (only where ``enabled``: rank 0)."""
+
+    def __init__(self, path: Path, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+
+    def start(self, resume_from: int | None) -> None:
+        """A fresh file, or (resuming) the file cut back to rows up to ``resume_from``:
+        rows written after the checkpoint that is resumed are written again."""
+        if not self.enabled:
+            return
+        rows = [r for r in read_metrics(self.path) if int(r["iteration"]) <= resume_from] \
+            if resume_from is not None and self.path.exists() else []
+        out = io.StringIO()
+        writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        atomic_write_bytes(self.path, out.getvalue().encode())
+
+    def write(self, **row) -> None:
+        if not self.enabled:
+            return
+        cells = {k: _cell(row.get(k)) for k in COLUMNS}
+        with open(self.path, "a", newline="") as f:
+            csv.DictWriter(f, COLUMNS, lineterminator="\n").writerow(cells)
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """The rows of a ``metrics.csv`` (strings); a torn last line is skipped."""
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f)
+                if r.get("iteration", "").isdigit() and None not in r.values()]
+
+
+class Meter:
+    """Running sums of loss, wrong predictions and samples, kept on the device
+    (no host sync per iteration); :meth:`take` syncs, reduces over ranks and resets."""
+
+    def __init__(self, device):
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        n = labels.numel()
+        self.sums[0].add_(loss.detach().double(), alpha=n)
+        self.sums[1].add_((logits.argmax(1) != labels).sum())
+        self.sums[2].add_(n)
+
+    def take(self, reduce=None) -> tuple[float, float, int]:
+        """``(mean loss, error %, samples)`` since the last take, over all ranks."""
+        sums = self.sums.clone()
+        if reduce is not None:
+            reduce(sums)
+        self.sums.zero_()
+        loss, wrong, n = sums.tolist()
+        if n == 0:
+            return math.nan, math.nan, 0
+        return loss / n, 100.0 * wrong / n, int(n)
+
+    def state(self) -> list[float]:
+        return self.sums.tolist()
+
+    def load(self, values) -> None:
+        self.sums = torch.tensor(values, dtype=torch.float64, device=self.sums.device)

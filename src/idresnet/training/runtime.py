@@ -1,0 +1,152 @@
+"""The pieces a run is built from: device, precision, memory format, seeds, data, signals.
+
+Defaults (measured, see docs/training.md): on CUDA, bf16 autocast, channels_last and
+``cudnn.benchmark``; on the CPU, channels_last too (faster for these networks with
+oneDNN) and float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+
+import numpy as np
+import torch
+
+from idresnet.errors import ConfigError
+from idresnet.training import distributed
+from idresnet.training.config import AUTO
+
+# channels_last on the CPU: faster for preact_resnet20 in our measurement (docs/training.md)
+CPU_CHANNELS_LAST = True
+
+
+def device_type(spec: str) -> str:
+    """'cuda', 'cpu' or 'mps' for a device setting, checking that it is there."""
+    kind = spec.split(":")[0]
+    if kind == AUTO:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {spec!r} asked for but torch sees no CUDA device; valid here: auto, cpu")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {spec!r} asked for but MPS is not available; valid here: auto, cpu")
+    return kind
+
+
+def resolve_device(spec: str, info: distributed.DistInfo) -> torch.device:
+    kind = device_type(spec)
+    if kind == "cuda":
+        if info.active:
+            return torch.device("cuda", info.local_rank)
+        index = int(spec.split(":")[1]) if ":" in spec else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s)")
+        return torch.device("cuda", index)
+    return torch.device(kind)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        import platform
+
+        model = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        return f"cpu ({model}, {torch.get_num_threads()} threads)"
+    return device.type
+
+
+def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for float32."""
+    if setting == "off" or (setting == AUTO and device.type != "cuda"):
+        return None
+    return torch.bfloat16
+
+
+def resolve_channels_last(setting, device: torch.device) -> bool:
+    if setting == AUTO:
+        return True if device.type == "cuda" else CPU_CHANNELS_LAST
+    return bool(setting)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def rank_seed(seed: int, rank: int, iteration: int = 0) -> int:
+    """A seed for rank ``rank``'s own random draws (dropout), distinct per rank."""
+    return int(np.random.SeedSequence([seed, rank, iteration, 0xD2A]).generate_state(1)[0])
+
+
+def normalization(ds, kind: str) -> dict:
+    """The input normalisation, as plain numbers: channel mean/std, or the pixel mean."""
+    mean, std = ds.channel_stats()
+    record = {"kind": kind, "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+              "pixel_mean": None}
+    if kind == "pixel":
+        record["pixel_mean"] = ds.pixel_mean().tolist()
+    return record
+
+
+def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, info,
+                channels_last):
+    from idresnet.data import DeviceLoader
+
+    pixel = None if norm.get("pixel_mean") is None else np.asarray(norm["pixel_mean"], np.float32)
+    return DeviceLoader(images, labels, batch_size=batch_size, train=train, device=device,
+                        mean=norm["mean"], std=norm["std"], pixel_mean=pixel, seed=seed,
+                        rank=info.rank, world_size=info.world_size, channels_last=channels_last)
+
+
+def load_data(cfg, info: distributed.DistInfo):
+    """The dataset; rank 0 first (it may download or fill the cache), then the others."""
+    from idresnet.data import load_dataset
+
+    def load():
+        return load_dataset(cfg.dataset, cfg.data, cache_dir=cfg.cache_dir, download=cfg.download,
+                            train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
+
+    ds = load() if info.is_main else None
+    distributed.barrier(info)
+    return ds if info.is_main else load()
+
+
+class StopSignals:
+    """SIGINT and SIGTERM ask the loop to stop: it checkpoints at the end of the current
+    iteration and returns 'interrupted'. A second Ctrl-C raises KeyboardInterrupt at once.
+    Handlers are installed only in the main thread and restored on exit."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False

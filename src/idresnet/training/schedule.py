@@ -1,0 +1,76 @@
+"""The learning-rate schedule as a pure function of the iteration.
+
+The paper's CIFAR recipe (He et al. 2016, Sec. 4.2): lr 0.1, warm-up at 0.01 for the
+first 400 iterations, then back to 0.1, divided by 10 at 32k and 48k iterations, stop
+at 64k. Because the learning rate is a function of the iteration alone, resuming a run
+restores the schedule position exactly: there is no scheduler state to lose.
+
+``schedule_unit: epoch`` gives the boundaries in epochs (``epochs``,
+``epoch_milestones``); they are converted to iterations with the run's iterations per
+epoch, so the learning rate changes exactly at epoch boundaries. ``budget`` then scales
+the total, the milestones and the warm-up together (rounded to whole iterations), for
+reduced runs that keep the recipe's shape.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+
+# The recipe's milestones as fractions of the run (32k/64k, 48k/64k), used when
+# an epoch schedule gives no milestones.
+DEFAULT_MILESTONE_FRACTIONS = (0.5, 0.75)
+
+
+def clean_lr(x: float) -> float:
+    """``x`` rounded to 12 significant digits, so 0.1 * 0.1 is 0.01 as the recipe writes it."""
+    return float(f"{x:.12g}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An absolute schedule in iterations (after epoch conversion and budget scaling)."""
+
+    iterations: int
+    milestones: tuple[int, ...]
+    warmup_iters: int
+    base_lr: float
+    gamma: float
+    warmup_lr: float
+    iters_per_epoch: int
+    budget: float = 1.0
+
+    def lr(self, iteration: int) -> float:
+        """The learning rate used for the update of iteration ``iteration`` (0-based)."""
+        if iteration < self.warmup_iters:
+            return self.warmup_lr
+        return clean_lr(self.base_lr * self.gamma ** bisect_right(self.milestones, iteration))
+
+    def epoch(self, iteration: int) -> float:
+        return iteration / self.iters_per_epoch
+
+    def record(self) -> dict:
+        """Plain numbers for the run folder."""
+        return {"iterations": self.iterations, "lr_milestones": list(self.milestones),
+                "warmup_iters": self.warmup_iters, "iters_per_epoch": self.iters_per_epoch,
+                "epochs": round(self.iterations / self.iters_per_epoch, 3), "budget": self.budget}
+
+
+def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
+    """The absolute schedule of config ``cfg`` for ``iters_per_epoch`` batches per epoch."""
+    if cfg.schedule_unit == "epoch":
+        total = cfg.epochs * iters_per_epoch
+        epoch_ms = cfg.epoch_milestones
+        if epoch_ms is None:
+            epoch_ms = [round(f * cfg.epochs) for f in DEFAULT_MILESTONE_FRACTIONS]
+        milestones = [m * iters_per_epoch for m in epoch_ms]
+    else:
+        total, milestones = cfg.iterations, list(cfg.lr_milestones)
+    b = cfg.budget
+    return Schedule(
+        iterations=max(1, round(total * b)),
+        milestones=tuple(sorted({max(1, round(m * b)) for m in milestones})),
+        warmup_iters=round(cfg.warmup_iters * b),
+        base_lr=cfg.lr, gamma=cfg.lr_gamma, warmup_lr=cfg.warmup_lr,
+        iters_per_epoch=iters_per_epoch, budget=b,
+    )

@@ -1,0 +1,56 @@
+"""``idresnet eval``: run folders, weight files and checkpoints give the training's error."""
+
+import json
+
+import pytest
+
+from idresnet.cli.main import main
+
+from test_train_cli import TINY, exit_code, one_error_line, one_thread  # noqa: F401 (autouse)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval") / "run"
+    assert main(["train", *TINY, "--out", str(out), "--fail-threshold", "100"]) == 0
+    return out
+
+
+def evaluated(capsys, *argv):
+    assert main(["eval", "--json", *argv]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_eval_matches_the_recorded_final_error(run, capsys):
+    capsys.readouterr()
+    final = json.loads((run / "status.json").read_text())["final_test_error"]
+    for weights in (run, run / "weights.safetensors", run / "checkpoints" / "last.ckpt"):
+        res = evaluated(capsys, "--weights", str(weights))
+        assert res["error"] == pytest.approx(final, abs=1e-6) and res["images"] == 32
+        assert res["top5_error"] is not None  # 10 classes
+
+
+def test_eval_text_output_and_test_size(run, capsys):
+    assert main(["eval", "--weights", str(run), "--test-size", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "top-1 error" in out and "top-5 error" in out and "(20 test images" in out
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--weights", "{run}", "--model", "preact_resnet32"], "do not fit preact_resnet32"),
+    (["--weights", "{run}", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--weights", "{tmp}/nothing"], "no such file"),
+    (["--weights", "{run}", "--bogus"], "unrecognized argument '--bogus'"),
+])
+def test_eval_errors_are_one_line(run, tmp_path, capsys, argv, text):
+    capsys.readouterr()
+    argv = [a.format(run=run, tmp=tmp_path) for a in argv]
+    assert exit_code(["eval", *argv]) == 2
+    assert text in one_error_line(capsys, "idresnet eval: error: ")
+
+
+def test_eval_of_a_damaged_file(tmp_path, capsys):
+    bad = tmp_path / "w.safetensors"
+    bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    assert exit_code(["eval", "--weights", str(bad)]) == 2
+    assert "not a valid safetensors file" in one_error_line(capsys, "idresnet eval: error: ")

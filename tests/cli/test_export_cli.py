@@ -1,0 +1,75 @@
+"""``idresnet export``: safetensors (checked by loading it back), ONNX behind its extra."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from idresnet.cli.main import main
+from idresnet.training.checkpoint import load_weights
+
+from test_train_cli import TINY, exit_code, one_error_line, one_thread  # noqa: F401 (autouse)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "run"
+    assert main(["train", *TINY, "--out", str(out), "--fail-threshold", "100"]) == 0
+    return out
+
+
+def test_safetensors_export_from_a_checkpoint_round_trips(run, tmp_path, capsys):
+    out = tmp_path / "model.safetensors"
+    assert main(["export", "--weights", str(run / "checkpoints" / "last.ckpt"), "--out", str(out)]) == 0
+    exported, meta = load_weights(out)
+    final, _ = load_weights(run / "weights.safetensors")
+    assert exported.keys() == final.keys() and all(torch.equal(exported[k], final[k]) for k in final)
+    assert meta["model"] == "preact_resnet20" and meta["model_kwargs"] == {"width": 0.25}
+    capsys.readouterr()
+    assert main(["eval", "--json", "--weights", str(out)]) == 0  # the export is self-describing
+    res = json.loads(capsys.readouterr().out)
+    assert res["error"] == json.loads((run / "status.json").read_text())["final_test_error"]
+
+
+def test_default_output_name(run, capsys):
+    assert main(["export", "--weights", str(run)]) == 0
+    assert (run / "preact_resnet20.safetensors").is_file()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is not None, reason="onnx is installed")
+def test_onnx_without_the_extra_is_one_line(run, tmp_path, capsys):
+    assert exit_code(["export", "--weights", str(run), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2
+    assert "pip install idresnet[onnx]" in one_error_line(capsys, "idresnet export: error: ")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None,
+                    reason="needs the onnx extra")
+def test_onnx_export(run, tmp_path):
+    import onnx
+
+    import numpy as np
+    from onnx.reference import ReferenceEvaluator
+
+    from idresnet.training.evaluate import build_trained, read_trained
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--weights", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    graph = onnx.load(str(out))
+    onnx.checker.check_model(graph)
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)  # any batch
+    got = ReferenceEvaluator(graph).run(None, {"images": x})[0]
+    net = build_trained(*read_trained(run)[:2])
+    with torch.no_grad():
+        np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["--format", "tflite"], "unknown format 'tflite'; valid: safetensors, onnx"),
+    (["--out", "x.onnx"], "expected a .safetensors file name"),
+    (["--model-kwargs", "width=0.5"], "do not fit preact_resnet20"),
+])
+def test_export_errors_are_one_line(run, capsys, argv, text):
+    capsys.readouterr()
+    assert exit_code(["export", "--weights", str(run), *argv]) == 2
+    assert text in one_error_line(capsys, "idresnet export: error: ")

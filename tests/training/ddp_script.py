@@ -1,0 +1,41 @@
+"""Run by test_ddp.py, alone or under torchrun: a tiny run whose normalisation does not
+depend on the batch, so several processes must match one process up to rounding.
+
+Usage: python ddp_script.py OUT_DIR ITERATIONS
+BatchNorm is swapped for GroupNorm(1, C) (per-sample statistics): with BN, each process
+would normalise with the statistics of its own half batch and the runs would differ by
+design, not by error.
+"""
+
+import sys
+
+import torch
+from torch import nn
+
+import idresnet
+from idresnet.training import TrainConfig, train
+
+create = idresnet.create_model
+
+
+def batch_independent(name, **kwargs):
+    model = create(name, **kwargs)
+    for parent in list(model.modules()):
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.BatchNorm2d):
+                norm = nn.GroupNorm(1, child.num_features)
+                setattr(parent, child_name, norm)
+    return model
+
+
+CONFIG = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="synthetic", train_size=256,
+              test_size=64, batch_size=32, lr=0.02, warmup_iters=0, log_interval=1, progress=False,
+              seed=1)
+
+if __name__ == "__main__":  # (importing this module changes nothing)
+    idresnet.create_model = batch_independent  # the engine builds its model through this name
+    torch.set_num_threads(1)
+    out, iterations = sys.argv[1], int(sys.argv[2])
+    result = train(TrainConfig(**CONFIG, iterations=iterations, lr_milestones=[iterations // 2],
+                               eval_interval=iterations // 2, out=out))
+    print(result.status, result.final_test_error)

@@ -1,0 +1,110 @@
+"""TrainConfig: the paper's defaults, YAML + override precedence, one-line errors."""
+
+import pytest
+import yaml
+
+from idresnet.errors import ConfigError
+from idresnet.training import TrainConfig, load_config
+from idresnet.training.config import FIELDS, INFO_KEY, parse_model_kwargs
+
+
+def test_defaults_are_the_paper_recipe():
+    c = TrainConfig(model="preact_resnet164")
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.nesterov) == (128, 0.1, 0.9, 1e-4, False)
+    assert (c.iterations, c.lr_milestones, c.lr_gamma) == (64000, [32000, 48000], 0.1)
+    assert (c.warmup_iters, c.warmup_lr, c.fail_threshold, c.budget) == (400, 0.01, 20.0, 1.0)
+    assert c.dataset == "cifar10" and c.schedule_unit == "iter"
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: preact_resnet110\nlr: 0.05\nlr_milestones: [100, 200]\n"
+                    "model_kwargs: {width: 0.5}\nbatch_size: 64\n")
+    c = load_config(path, {"lr": "0.2", "seed": "3"})  # flags arrive as strings
+    assert (c.model, c.lr, c.seed, c.batch_size) == ("preact_resnet110", 0.2, 3, 64)
+    assert c.lr_milestones == [100, 200] and c.model_kwargs == {"width": 0.5}
+
+
+def test_resolved_config_round_trips_through_yaml(tmp_path):
+    c = TrainConfig(model="resnet110", model_kwargs={"shortcut": "exclusive_gate", "gate_bias": -6},
+                    budget=0.1, channels_last=False, progress="auto")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({**c.to_dict(), INFO_KEY: {"anything": 1}}))
+    assert load_config(path) == c
+
+
+@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("0.1", 0.1), ("3", 3.0)])
+def test_numbers_from_strings(text, value):
+    assert TrainConfig(model="resnet20", weight_decay=text).weight_decay == value
+
+
+def test_strings_for_lists_optionals_and_bools():
+    c = TrainConfig(model="resnet20", lr_milestones="100,200", eval_interval="none",
+                    nesterov="true", channels_last="auto", iterations="64000", epoch_milestones=["3", "6"])
+    assert c.lr_milestones == [100, 200] and c.eval_interval is None and c.nesterov is True
+    assert c.channels_last == "auto" and c.iterations == 64000 and c.epoch_milestones == [3, 6]
+
+
+def test_model_kwargs_from_key_value_strings():
+    assert parse_model_kwargs(["width=0.5", "shortcut=scaling", "shortcut-scale=0",
+                               "dropout_rescale=false"]) == \
+        {"width": 0.5, "shortcut": "scaling", "shortcut_scale": 0, "dropout_rescale": False}
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_model_kwargs(["width"])
+
+
+def one_line(exc_info) -> str:
+    msg = str(exc_info.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_unknown_yaml_key_lists_the_valid_ones(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: resnet20\nlearning_rate: 0.1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    msg = one_line(exc)
+    assert "'learning_rate'" in msg and all(name in msg for name in FIELDS)
+
+
+def test_unknown_override_key():
+    with pytest.raises(ConfigError, match="unknown config key 'bogus'.*valid: model, model_kwargs"):
+        load_config(None, {"model": "resnet20", "bogus": 1})
+
+
+@pytest.mark.parametrize("changes, pattern", [
+    ({"amp": "fp8"}, "unknown amp 'fp8'; valid: auto, bf16, off"),
+    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, folder, synthetic"),
+    ({"model": "resnet19"}, "unknown model 'resnet19'; valid: resnet20"),
+    ({"lr": "fast"}, "invalid lr 'fast': expected a number"),
+    ({"batch_size": 0}, "invalid batch_size 0: must be >= 1"),
+    ({"batch_size": 1.5}, "invalid batch_size 1.5: expected an integer"),
+    ({"lr_milestones": [200, 100]}, "strictly increasing"),
+    ({"momentum": 1.0}, r"in \[0, 1\)"),
+    ({"schedule_unit": "epoch"}, "needs epochs"),
+    ({"device": "gpu"}, "auto, cpu, cuda, cuda:N or mps"),
+    ({"nesterov": "maybe"}, "expected true or false"),
+    ({"budget": 0}, "must be > 0"),
+    ({"fail_threshold": 120}, r"in \[0, 100\]"),
+    ({"dataset": "synthetic", "data": "/x"}, "takes no --data"),
+])
+def test_bad_values_are_one_line_errors(changes, pattern):
+    with pytest.raises(ConfigError, match=pattern) as exc:
+        TrainConfig(**{"model": "resnet20", **changes})
+    one_line(exc)
+
+
+def test_missing_model():
+    with pytest.raises(ConfigError, match="no model given"):
+        TrainConfig()
+
+
+def test_bad_yaml_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(path)
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_config(path)

@@ -66,3 +66,9 @@ def test_paper_defaults_for_downsampling():
     assert first.shortcut.h.kernel_size == (1, 1)
     assert first.preact_mode == "shared"
     assert [u.preact_mode for u in model.stages[1]][:2] == ["shared", "residual"]
+
+
+@pytest.mark.parametrize("option, value", [("width", "abc"), ("depth", "110"), ("width", True), ("in_channels", 1.5)])
+def test_wrongly_typed_network_options(option, value):
+    with pytest.raises(UsageError, match=option):
+        create_model("resnet20", **{option: value})

@@ -23,13 +23,18 @@ def rows(family=None):
         )
 
 
-def format_table(table, markdown=False) -> str:
+def format_table(table, markdown=False, columns=COLUMNS) -> str:
+    """Rows as aligned text (numbers right-aligned) or as a Markdown table."""
     if markdown:
-        lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in table])
-    widths = [max(len(str(r[i])) for r in [COLUMNS, *table]) for i in range(len(COLUMNS))]
-    fmt = lambda r: "  ".join(str(c).rjust(w) if i >= 6 else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([fmt(COLUMNS)] + [fmt(r) for r in table])
+    widths = [max(len(str(r[i])) for r in [columns, *table]) for i in range(len(columns))]
+
+    def fmt(row):
+        numeric = lambda c: str(c).replace(",", "").replace(".", "").replace("e-", "").replace("-", "").isdigit()
+        return "  ".join(str(c).rjust(w) if numeric(c) else str(c).ljust(w) for c, w in zip(row, widths))
+
+    return "\n".join([fmt(columns)] + [fmt(r) for r in table])
 
 
 def run(args) -> int:

@@ -31,6 +31,11 @@ def units_per_stage(depth: int, block: str) -> int:
     return (depth - 2) // k
 
 
+def depth_for_units(block: str, n: int) -> int:
+    """The depth of a CIFAR network of ``block`` units with ``n`` units per stage."""
+    return 3 * LAYERS_PER_UNIT[block] * n + 2
+
+
 def _scaled(channels: int, width: float, multiple: int = 1) -> int:
     return max(multiple, int(round(channels * width / multiple)) * multiple)
 

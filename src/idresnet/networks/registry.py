@@ -83,6 +83,9 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     if unknown:
         raise UsageError(f"unknown model option {unknown[0]!r}; valid: {', '.join(valid)}")
     net = {k: overrides[k] for k in NETWORK_OPTIONS if k in overrides}
+    for key, kind in (("depth", int), ("width", (int, float)), ("in_channels", int)):
+        if key in net and (isinstance(net[key], bool) or not isinstance(net[key], kind)):
+            raise UsageError(f"model option {key} must be a number, got {net[key]!r}")
     unit = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":

@@ -1,0 +1,52 @@
+"""Training curves in the paper's style (Figs. 1, 3, 6): training loss dashed on the
+left axis, test error solid on the right axis, against iterations, a colour per run."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from idresnet.analysis.figures import plt
+from idresnet.errors import UsageError
+
+
+def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """``{"train_loss": [(iteration, value), ...], "test_error": [...]}`` from metrics.csv."""
+    path = Path(run_dir) / "metrics.csv"
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: not a run folder (no metrics.csv)")
+    series = {"train_loss": [], "test_error": []}
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = {"iteration", *series} - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        for row in reader:
+            for key, values in series.items():
+                if row.get(key) not in (None, ""):
+                    values.append((int(float(row["iteration"])), float(row[key])))
+    return series
+
+
+def curves_figure(runs: dict[str, dict], title: str = ""):
+    """``runs[label] = read_metrics(...)``: one figure, two y axes."""
+    fig, loss_ax = plt.subplots(figsize=(8, 4.8))
+    error_ax = loss_ax.twinx()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, series) in enumerate(runs.items()):
+        colour = colours[i % len(colours)]
+        if series["train_loss"]:
+            x, y = zip(*series["train_loss"])
+            loss_ax.plot(x, y, linestyle="--", color=colour, linewidth=1)
+        if series["test_error"]:
+            x, y = zip(*series["test_error"])
+            error_ax.plot(x, y, linestyle="-", color=colour, linewidth=1.8, label=label)
+    loss_ax.set_xlabel("iterations")
+    loss_ax.set_ylabel("training loss (dashed)")
+    error_ax.set_ylabel("test error % (solid)")
+    loss_ax.grid(True, alpha=0.3)
+    error_ax.legend(fontsize=8, loc="upper right")
+    if title:
+        loss_ax.set_title(title)
+    fig.tight_layout()
+    return fig

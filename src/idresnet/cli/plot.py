@@ -1,0 +1,29 @@
+"""``idresnet plot RUN_DIR...``: training loss (dashed) and test error (solid) against
+iterations, one colour per run, in the style of the paper's figures; PNG and SVG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub, name):
+    p = sub.add_parser(name, help="plot training curves of runs", description=__doc__)
+    p.add_argument("runs", nargs="+", help="run folders (each with metrics.csv)")
+    p.add_argument("--labels", nargs="+", default=None, help="one legend label per run (default: folder names)")
+    p.add_argument("--title", default="", help="figure title")
+    p.add_argument("--out", default="curves", help="output path without suffix (default: curves)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from idresnet.analysis.curves import curves_figure, read_metrics
+    from idresnet.analysis.figures import save
+    from idresnet.errors import UsageError
+
+    labels = args.labels or [Path(r).name for r in args.runs]
+    if len(labels) != len(args.runs):
+        raise UsageError(f"--labels gives {len(labels)} labels for {len(args.runs)} runs")
+    runs = {label: read_metrics(Path(r)) for label, r in zip(labels, args.runs)}
+    written = save(curves_figure(runs, args.title), Path(args.out))
+    print("wrote " + ", ".join(map(str, written)))
+    return 0

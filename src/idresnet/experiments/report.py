@@ -1,0 +1,129 @@
+"""The reproduced table beside the paper's: Markdown, CSV and the table's figure.
+
+"fail" is the paper's: a final test error above 20% (a diverged run counts as fail);
+it is judged at full scale only. Our columns' headings name the scale, so a reduced
+result is never read as the paper's setting; reduced tables show the final training
+loss too, since the paper's finding (Figs. 3, 6) is that worse variants optimise worse.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import statistics
+from pathlib import Path
+
+import torch
+
+from idresnet.analysis.curves import curves_figure, read_metrics
+from idresnet.analysis.figures import save
+
+FAIL_ABOVE = 20.0
+
+
+def hardware() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores (CPU)"
+
+
+def _errors(outcome) -> list[float]:
+    """Final test errors of the runs; a diverged run counts as 100% (a fail)."""
+    return [100.0 if r.final_test_error is None else r.final_test_error for r in outcome.results]
+
+
+def ours(outcome, full: bool) -> tuple[str, float | None]:
+    """Our median error as text (with mean ± std over runs); "fail" only at full scale,
+    where the paper's 20% threshold means something."""
+    errors = _errors(outcome)
+    if not errors:
+        return "-", None
+    median = statistics.median(errors)
+    text = f"{median:.2f}"
+    if len(errors) > 1:
+        text += f" ({statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}, n={len(errors)})"
+    if all(r.status == "diverged" for r in outcome.results):
+        return ("fail (diverged)" if full else "diverged"), median
+    if full and median > FAIL_ABOVE:
+        text = f"fail ({text})"
+    return text, median
+
+
+def final_train_loss(outcome) -> str:
+    """Median over runs of the last logged training loss."""
+    losses = []
+    for r in outcome.results:
+        if (r.run_dir / "metrics.csv").is_file():
+            series = read_metrics(r.run_dir)["train_loss"]
+            if series:
+                losses.append(series[-1][1])
+    return f"{statistics.median(losses):.3f}" if losses else "-"
+
+
+def difference(paper, median) -> str:
+    if median is None:
+        return "-"
+    ours_fail = median > FAIL_ABOVE
+    if paper == "fail":
+        return "both fail" if ours_fail else "paper fails, ours trains"
+    if ours_fail:
+        return "ours fails"
+    return f"{median - paper:+.2f}"
+
+
+def table_rows(table, outcomes, scale_name: str):
+    full = scale_name == "full"
+    paper_heading = "paper (error %, full recipe)"
+    if full:
+        headings = [*table.columns.values(), "ours (error %)", paper_heading, "ours - paper"]
+    else:
+        tag = scale_name.upper()
+        headings = [*table.columns.values(), f"ours, {tag} scale: test error %",
+                    f"ours, {tag} scale: final train loss", paper_heading]
+    rows = []
+    for o in outcomes:
+        text, median = ours(o, full)
+        paper = o.row.paper if o.row.paper == "fail" else f"{o.row.paper:.2f}"
+        last = difference(o.row.paper, median) if full else None
+        rows.append([*o.row.labels.values(), text, paper, last] if full else
+                    [*o.row.labels.values(), text, final_train_loss(o), paper])
+    return headings, rows
+
+
+def write_report(table, outcomes, *, scale_name: str, scale_note: str, runs: int, out: Path,
+                 dataset_descriptions: dict, wall_s: float, command: str) -> list[Path]:
+    out = Path(out)
+    headings, rows = table_rows(table, outcomes, scale_name)
+    md = [f"# {table.title}: reproduced at {scale_name} scale", ""]
+    md += [f"- scale: **{scale_name}** — {scale_note}",
+           f"- data: {'; '.join(sorted(set(dataset_descriptions.values())))}",
+           f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: median of 5",
+           f"- hardware: {hardware()}; wall-clock: {wall_s / 60:.1f} min for the runs made by this command",
+           f"- command: `{command}`", ""]
+    md += ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    md_path = out / f"{table.name}.md"
+    md_path.write_text("\n".join(md) + "\n")
+    csv_path = out / f"{table.name}.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["id", *headings])
+        writer.writerows([o.row.id, *r] for o, r in zip(outcomes, rows))
+    written = [md_path, csv_path]
+    curves = {}
+    for o in outcomes:
+        if o.results and (o.results[0].run_dir / "metrics.csv").is_file():
+            curves[o.row.id] = read_metrics(o.results[0].run_dir)
+    if curves:
+        title = f"{table.figure or table.title} ({scale_name} scale, run 0)"
+        written += save(curves_figure(curves, title), out / f"{table.name}-curves")
+    return written

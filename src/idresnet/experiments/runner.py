@@ -1,0 +1,65 @@
+"""Run the rows of a table (``tables.py``) at a scale (``scales.py``) with the training
+engine, skipping finished runs and resuming interrupted ones, then report.
+
+Each row's run k lives in ``OUT/<row id>/run<k>`` with seed k; the report is
+``OUT/<table>.md`` and ``.csv`` and the figure ``OUT/<table>-curves.png/.svg``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from idresnet.experiments.scales import resolve_scale
+from idresnet.experiments.tables import Row, Table
+from idresnet.networks import model_info
+from idresnet.networks.cifar import depth_for_units
+from idresnet.training import RunResult, TrainConfig, train
+
+
+@dataclass
+class RowOutcome:
+    row: Row
+    results: list[RunResult]
+
+
+def row_config(row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress) -> TrainConfig:
+    """The training config of run ``run`` of ``row`` at ``scale``."""
+    model_kwargs = {**row.model_kwargs, **scale["model_kwargs"]}
+    if scale.get("units_per_stage"):
+        info = model_info(row.model, **row.model_kwargs)
+        if info["family"] == "cifar":
+            model_kwargs["depth"] = depth_for_units(info["block"], scale["units_per_stage"])
+    values = {
+        "model": row.model, "model_kwargs": model_kwargs, "dataset": row.dataset,
+        "data": data.get(row.dataset), "out": str(run_dir(out, row, run)), "seed": run,
+        "device": device, "progress": progress, "resume": True,
+        **scale["recipe"], **row.recipe,
+    }
+    return TrainConfig(**values)
+
+
+def run_dir(out: Path, row: Row, run: int) -> Path:
+    return Path(out) / row.id / f"run{run}"
+
+
+def reproduce(table: Table, rows: list[Row], *, runs: int, scale_name: str, out: Path, data: dict,
+              device: str = "auto", progress="auto", log=print) -> tuple[list[RowOutcome], float]:
+    """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""
+    scale = resolve_scale(scale_name, table.scales)
+    start, outcomes = time.time(), []
+    total = len(rows) * runs
+    for i, row in enumerate(rows):
+        results = []
+        for k in range(runs):
+            cfg = row_config(row, scale, k, out, data, device, progress)
+            result = train(cfg)
+            results.append(result)
+            error = "-" if result.final_test_error is None else f"{result.final_test_error:.2f}%"
+            log(f"[{i * runs + k + 1}/{total}] {row.id} run {k}: {result.status}, "
+                f"test error {error}, {result.iterations} iterations, {result.wall_time_s:.0f} s")
+            if result.status == "interrupted":  # Ctrl-C: stop here; the same command resumes
+                raise KeyboardInterrupt
+        outcomes.append(RowOutcome(row, results))
+    return outcomes, time.time() - start

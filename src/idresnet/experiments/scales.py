@@ -1,0 +1,48 @@
+"""Scales at which a table runs: the paper's recipe, a reduced CPU budget, a smoke test.
+
+A scale is training-config overrides (``recipe``), model overrides (``model_kwargs``)
+and optionally ``units_per_stage`` (a shallower net of the same family, smoke only).
+A table file may redefine ``reduced`` and ``smoke`` under ``scales:`` (merged over these
+defaults) and must say, in ``note``, what was shrunk.
+"""
+
+from __future__ import annotations
+
+from idresnet.errors import choices_error
+
+SCALES = {
+    "full": {
+        "note": "the paper's recipe: batch 128, 64k iterations, lr 0.1 (0.01 warm-up for 400), /10 at 32k and 48k",
+        "recipe": {},
+        "model_kwargs": {},
+    },
+    "reduced": {
+        "note": "0.3% of the paper's schedule (budget 0.003: 192 iterations at batch 128, lr drops at 96 and 144), "
+                "networks at full depth and width, test error on 2,000 test images",
+        "recipe": {"budget": 0.003, "test_size": 2000, "eval_interval": 32, "log_interval": 8,
+                   "fail_threshold": 100.0},
+        "model_kwargs": {},
+    },
+    "smoke": {
+        "note": "plumbing only: 1 unit per stage, width 1/4, 3 iterations at batch 8 on 64 images",
+        "recipe": {"iterations": 3, "lr_milestones": [2], "warmup_iters": 1, "batch_size": 8,
+                   "train_size": 64, "test_size": 32, "eval_interval": 3, "log_interval": 1,
+                   "fail_threshold": 100.0},
+        "model_kwargs": {"width": 0.25},
+        "units_per_stage": 1,
+    },
+}
+
+
+def resolve_scale(name: str, table_scales: dict | None = None) -> dict:
+    """The scale ``name`` with the table's own definition merged over the default."""
+    if name not in SCALES:
+        raise choices_error("scale", name, SCALES)
+    base = SCALES[name]
+    own = (table_scales or {}).get(name) or {}
+    return {
+        "note": own.get("note", base["note"]),
+        "recipe": {**base["recipe"], **(own.get("recipe") or {})},
+        "model_kwargs": {**base["model_kwargs"], **(own.get("model_kwargs") or {})},
+        "units_per_stage": own.get("units_per_stage", base.get("units_per_stage")),
+    }

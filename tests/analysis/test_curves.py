@@ -1,0 +1,40 @@
+import csv
+
+from idresnet.analysis.curves import curves_figure, read_metrics
+from idresnet.cli.main import main
+
+COLUMNS = ["iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "images_per_s", "wall_time_s"]
+
+
+def fake_run(path, errors):
+    path.mkdir(parents=True)
+    with open(path / "metrics.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, COLUMNS)
+        w.writeheader()
+        for i, err in enumerate(errors):
+            w.writerow({"iteration": 10 * (i + 1), "train_loss": 2.0 - 0.1 * i, "lr": 0.1})
+            w.writerow({"iteration": 10 * (i + 1), "test_error": err, "test_loss": 1.0})
+    return path
+
+
+def test_read_metrics_separates_train_rows_from_eval_rows(tmp_path):
+    series = read_metrics(fake_run(tmp_path / "a", [50.0, 40.0, 30.0]))
+    assert series["test_error"] == [(10, 50.0), (20, 40.0), (30, 30.0)]
+    assert [it for it, _ in series["train_loss"]] == [10, 20, 30]
+
+
+def test_figure_has_dashed_loss_and_solid_error_per_run(tmp_path):
+    runs = {n: read_metrics(fake_run(tmp_path / n, [50.0, 40.0])) for n in ("a", "b")}
+    fig = curves_figure(runs, "t")
+    loss_ax, error_ax = fig.axes
+    assert [l.get_linestyle() for l in loss_ax.lines] == ["--", "--"]
+    assert [l.get_linestyle() for l in error_ax.lines] == ["-", "-"]
+    assert loss_ax.lines[0].get_color() == error_ax.lines[0].get_color() != error_ax.lines[1].get_color()
+
+
+def test_plot_command(tmp_path, capsys):
+    a, b = fake_run(tmp_path / "a", [50.0, 40.0]), fake_run(tmp_path / "b", [60.0, 45.0])
+    assert main(["plot", str(a), str(b), "--out", str(tmp_path / "fig")]) == 0
+    assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "fig.svg").exists()
+    assert main(["plot", str(tmp_path / "nope")]) == 2
+    assert "not a run folder" in capsys.readouterr().err

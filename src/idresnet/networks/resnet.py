@@ -5,19 +5,30 @@ units per stage. Pre-activation networks (placements d, e) follow the paper and 
 authors' code: the first unit of each stage shares its pre-activation between the
 two paths (so a projection or zero-padding shortcut is fed the activated signal), and
 "an extra activation right after the last unit's addition" precedes pooling.
+
+Activation checkpointing (``checkpoint="unit"`` or ``"segment:K"``, or
+:meth:`ResNet.set_checkpointing`) trades a second forward pass through the units for
+memory: see :mod:`idresnet.perf.checkpointing` and docs/performance.md.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
+from idresnet.perf.checkpointing import canonical_mode, checkpoint_stages
 from idresnet.units import ResidualUnit, UnitSpec, pre_activation
 
 
 class ResNet(nn.Module):
-    """``stem -> stages -> final activation -> global average pool -> fc``."""
+    """``stem -> stages -> final activation -> global average pool -> fc``.
+
+    ``checkpoint``: activation checkpointing of the residual units in training,
+    ``"none"`` (default), ``"unit"`` or ``"segment:K"`` (K segments per stage); it
+    changes neither the parameters nor the results, only memory and time.
+    """
 
     def __init__(
         self,
@@ -30,6 +41,7 @@ class ResNet(nn.Module):
         first_stride: int = 1,
         first_preact_mode: str = "shared",
         stride_index: int = 0,
+        checkpoint: str = "none",
     ):
         super().__init__()
         self.spec = spec.resolved()
@@ -50,13 +62,34 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
         init_weights(self)
+        self.set_checkpointing(checkpoint)
+
+    def set_checkpointing(self, mode: str = "none") -> "ResNet":
+        """Activation checkpointing of the units in training mode: ``"none"``, ``"unit"``
+        (each unit a segment) or ``"segment:K"`` (each stage cut into K segments).
+
+        Only the input of each segment is kept during the forward pass; the segment is
+        recomputed in the backward pass, with BatchNorm running statistics updated once
+        per step and the dropout shortcut's mask reproduced. Returns the model."""
+        self.checkpoint_mode = canonical_mode(mode)
+        return self
 
     def units(self) -> list[ResidualUnit]:
         """All residual units, in order (for signal-propagation analysis)."""
         return [m for stage in self.stages for m in stage]
 
     def forward_features(self, x):
-        return self.final_act(self.stages(self.stem(x)))
+        x = self.stem(x)
+        if self.checkpoint_mode != "none" and self.training and torch.is_grad_enabled() \
+                and not torch.jit.is_scripting():
+            x = self._checkpointed_stages(x)
+        else:
+            x = self.stages(x)
+        return self.final_act(x)
+
+    @torch.jit.unused
+    def _checkpointed_stages(self, x):
+        return checkpoint_stages(self.stages, x, self.checkpoint_mode)
 
     def forward(self, x):
         return self.fc(self.pool(self.forward_features(x)).flatten(1))

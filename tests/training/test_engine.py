@@ -141,3 +141,23 @@ def test_epoch_schedule_and_progress_bar(tiny, capsys):
     assert [(r["iteration"], r["epoch"], float(r["lr"])) for r in rows if r["iteration"] in ("8", "12")] == \
         [("8", "1", 0.1), ("12", "1.5", 0.01)]
     assert "16/16" in capsys.readouterr().err  # the tqdm bar, forced on without a terminal
+
+
+def test_activation_checkpointing_gives_the_same_run(tiny, tmp_path):
+    """Checkpointing trades memory for time only: same metrics and weights (CPU)."""
+    plain = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "plain")))
+    ckpt = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "ckpt"),
+                      activation_checkpointing="segment:2"))
+    a, _ = load_weights(plain.run_dir / "weights.safetensors")
+    b, _ = load_weights(ckpt.run_dir / "weights.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    drop = ("images_per_s", "wall_time_s")
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in drop} for r in rows]
+    assert strip(read_metrics(plain.run_dir / "metrics.csv")) == strip(read_metrics(ckpt.run_dir / "metrics.csv"))
+    recorded = yaml.safe_load((ckpt.run_dir / "config.yaml").read_text())
+    assert recorded["activation_checkpointing"] == "segment:2"
+
+
+def test_bad_activation_checkpointing_is_a_config_error(tiny):
+    with pytest.raises(ConfigError, match="segment"):
+        tiny(activation_checkpointing="sometimes")

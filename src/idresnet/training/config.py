@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from idresnet.errors import ConfigError, choices_error
+from idresnet.errors import ConfigError, UsageError, choices_error
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
@@ -71,6 +71,8 @@ class TrainConfig:
     channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
     amp: str = _f(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
     compile: bool = _f(False, "bool", "torch.compile the model")
+    activation_checkpointing: str = _f("none", "str", "activation checkpointing of the residual units: "
+                                       "none, unit, segment:K (K segments per stage)")
     sync_bn: bool = _f(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
     resume: bool = _f(False, "bool", "continue the run in --out from its last checkpoint")
     progress: bool | str = _f(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
@@ -90,6 +92,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # Fields that may differ when a run is resumed: they change neither the weights'
 # trajectory's definition nor the data (only speed, logging or the final verdict).
 RESUME_MUTABLE = ("data", "cache_dir", "download", "device", "channels_last", "amp", "compile",
+                  "activation_checkpointing",
                   "resume", "progress", "log_interval", "eval_interval", "checkpoint_interval",
                   "fail_threshold")
 
@@ -267,6 +270,7 @@ def _need(cond: bool, name: str, value, what: str):
 
 def _check(c: TrainConfig):
     from idresnet.networks import list_models, model_info
+    from idresnet.perf.checkpointing import canonical_mode
 
     if c.model is None:
         raise ConfigError("no model given: pass --model NAME (or `model:` in the config file); "
@@ -294,6 +298,10 @@ def _check(c: TrainConfig):
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
     _need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device,
           "auto, cpu, cuda, cuda:N or mps")
+    try:
+        c.activation_checkpointing = canonical_mode(c.activation_checkpointing)
+    except UsageError as exc:
+        raise ConfigError(str(exc)) from None
     if c.nesterov and c.momentum == 0:
         raise ConfigError("nesterov needs momentum > 0")
     if c.dataset == "synthetic" and c.data is not None:

@@ -107,6 +107,8 @@ class _Trainer:
 
         runtime.seed_everything(cfg.seed)
         raw = idresnet.create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_kwargs)
+        if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
+            raw.set_checkpointing(cfg.activation_checkpointing)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         raw = raw.to(dev, memory_format=fmt)
         if cfg.sync_bn and info.active:
@@ -136,6 +138,7 @@ class _Trainer:
             "device_name": runtime.device_name(dev), "world_size": info.world_size,
             "per_process_batch": per_process, "channels_last": self.channels_last,
             "amp": "bf16" if self.amp else "off", "compile": cfg.compile,
+            "activation_checkpointing": cfg.activation_checkpointing,
             "schedule": {**self.schedule.record(), "eval_interval": self.eval_every,
                          "checkpoint_interval": self.ckpt_every, "log_interval": cfg.log_interval},
             "model": {**idresnet.model_info(cfg.model, **cfg.model_kwargs),

@@ -1,5 +1,7 @@
 import csv
 
+from matplotlib.colors import to_rgba
+
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.cli.main import main
 
@@ -38,3 +40,9 @@ def test_plot_command(tmp_path, capsys):
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "fig.svg").exists()
     assert main(["plot", str(tmp_path / "nope")]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_eleven_runs_get_eleven_colours(tmp_path):
+    runs = {f"r{i}": read_metrics(fake_run(tmp_path / f"r{i}", [50.0])) for i in range(11)}
+    fig = curves_figure(runs)
+    assert len({to_rgba(line.get_color()) for line in fig.axes[1].lines}) == 11

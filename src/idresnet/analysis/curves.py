@@ -33,6 +33,8 @@ def curves_figure(runs: dict[str, dict], title: str = ""):
     fig, loss_ax = plt.subplots(figsize=(8, 4.8))
     error_ax = loss_ax.twinx()
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if len(runs) > len(colours):  # a colour per run, also for Table 1's 11 rows
+        colours = [plt.get_cmap("tab20")(i) for i in range(20)]
     for i, (label, series) in enumerate(runs.items()):
         colour = colours[i % len(colours)]
         if series["train_loss"]:

@@ -11,22 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 
+from idresnet.cli.parsing import add_weights_arguments
+
 
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
         name, help="test error of trained weights", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
-                   help="run folder, .safetensors or .ckpt file")
+    add_weights_arguments(p)
     p.add_argument("--dataset", help="dataset (default: the one the weights were trained on)")
     p.add_argument("--data", help="dataset file or folder (default: the recorded one, or the cache)")
     p.add_argument("--cache-dir", help="dataset cache folder")
     p.add_argument("--test-size", type=int, help="evaluate a class-balanced subset of this size")
     p.add_argument("--seed", type=int, help="seed of the subset (default: the recorded one)")
-    p.add_argument("--model", help="network name (needed for weights without a record)")
-    p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
-    p.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")
     p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

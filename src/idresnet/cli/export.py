@@ -12,6 +12,8 @@ import argparse
 import importlib.util
 from pathlib import Path
 
+from idresnet.cli.parsing import add_weights_arguments
+
 
 FORMATS = ("safetensors", "onnx")
 
@@ -20,14 +22,10 @@ def add_parser(subparsers, name):
     p = subparsers.add_parser(
         name, help="export trained weights (safetensors, onnx)", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    p.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
-                   help="run folder, .safetensors or .ckpt file")
+    add_weights_arguments(p)
     p.add_argument("--format", default="safetensors", metavar="{" + ",".join(FORMATS) + "}",
                    help="output format (default safetensors)")
     p.add_argument("--out", metavar="FILE", help="output file (default: <model>.<format> beside the weights)")
-    p.add_argument("--model", help="network name (needed for weights without a record)")
-    p.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
-    p.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's)")
     p.set_defaults(func=run)
     return p

@@ -18,3 +18,12 @@ class StrictParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message.splitlines()[0]}\n")
+
+
+def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that name trained weights and, where they lack a record, their network."""
+    parser.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
+                        help="run folder, .safetensors or .ckpt file")
+    parser.add_argument("--model", help="network name (needed for weights without a record)")
+    parser.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
+    parser.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")

@@ -57,8 +57,13 @@ def init(device_type: str) -> DistInfo:
 
 
 def close(info: DistInfo) -> None:
+    """Leave the process group; the barrier first lets every rank finish its last
+    collective, so that no rank tears gloo down under another's feet (a SIGABRT)."""
     if info.owns_group and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def broadcast(obj, info: DistInfo):

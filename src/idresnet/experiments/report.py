@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import os
-import platform
 import statistics
 from pathlib import Path
 
@@ -18,22 +17,16 @@ import torch
 
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.analysis.figures import save
+from idresnet.training.runtime import device_name
 
 FAIL_ABOVE = 20.0
 
 
 def hardware() -> str:
+    """The machine the runs used: the GPU (and how many), else the CPU and its cores."""
     if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
-    name = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} cores (CPU)"
+        return f"{device_name(torch.device('cuda', 0))} (x{torch.cuda.device_count()})"
+    return f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
 
 
 def _errors(outcome) -> list[float]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from idresnet.errors import UsageError
-from idresnet.networks.resnet import ResNet
+from idresnet.networks.resnet import ResNet, scaled_widths
 from idresnet.units import UnitSpec
 
 CIFAR_WIDTHS = {"basic": (16, 32, 64), "single": (16, 32, 64), "bottleneck": (64, 128, 256)}
@@ -36,10 +36,6 @@ def depth_for_units(block: str, n: int) -> int:
     return 3 * LAYERS_PER_UNIT[block] * n + 2
 
 
-def _scaled(channels: int, width: float, multiple: int = 1) -> int:
-    return max(multiple, int(round(channels * width / multiple)) * multiple)
-
-
 def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential:
     """3x3 conv; then BN-ReLU for the post-activation placements (a-c), BN for (d)
     (its units start with ReLU), nothing for (e) (the first unit's shared BN-ReLU)."""
@@ -52,12 +48,9 @@ def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential
 
 
 def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> ResNet:
-    if not width > 0:
-        raise UsageError(f"width must be a positive multiplier, got {width}")
     n = units_per_stage(depth, spec.block)
-    multiple = 4 if spec.block == "bottleneck" else 1
-    widths = [_scaled(c, width, multiple) for c in CIFAR_WIDTHS[spec.block]]
-    stem_channels = _scaled(16, width)
+    widths = scaled_widths(CIFAR_WIDTHS[spec.block], width, 4 if spec.block == "bottleneck" else 1)
+    (stem_channels,) = scaled_widths([16], width)
     return ResNet(
         stem=cifar_stem(in_channels, stem_channels, spec.resolved().placement),
         stem_channels=stem_channels,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from idresnet.errors import UsageError
-from idresnet.networks.resnet import ResNet
+from idresnet.networks.resnet import ResNet, scaled_widths
 from idresnet.units import UnitSpec
 
 IMAGENET_STAGES = {
@@ -47,11 +47,8 @@ def imagenet_resnet(depth: int, spec: UnitSpec, num_classes: int = 1000, width: 
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")
-    if not width > 0:
-        raise UsageError(f"width must be a positive multiplier, got {width}")
-    multiple = 4 if block == "bottleneck" else 1
-    widths = [max(multiple, int(round(c * width / multiple)) * multiple) for c in IMAGENET_WIDTHS[block]]
-    stem_channels = max(1, int(round(64 * width)))
+    widths = scaled_widths(IMAGENET_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
+    (stem_channels,) = scaled_widths([64], width)
     return ResNet(
         stem=imagenet_stem(in_channels, stem_channels),
         stem_channels=stem_channels,

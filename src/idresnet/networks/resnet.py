@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from idresnet.perf.checkpointing import canonical_mode, checkpoint_stages
+from idresnet.errors import UsageError
 from idresnet.units import ResidualUnit, UnitSpec, pre_activation
 
 
@@ -93,6 +94,14 @@ class ResNet(nn.Module):
 
     def forward(self, x):
         return self.fc(self.pool(self.forward_features(x)).flatten(1))
+
+
+def scaled_widths(widths, width: float, multiple: int = 1) -> list[int]:
+    """Channel counts multiplied by ``width``, rounded to a multiple of ``multiple``
+    (4 for bottleneck outputs, whose inner width is out/4), at least ``multiple``."""
+    if not width > 0:
+        raise UsageError(f"width must be a positive multiplier, got {width}")
+    return [max(multiple, int(round(c * width / multiple)) * multiple) for c in widths]
 
 
 def init_weights(model: nn.Module) -> None:

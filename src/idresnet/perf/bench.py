@@ -30,7 +30,7 @@ import torch
 
 from idresnet.errors import UsageError
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
-from idresnet.perf.modes import Mode, TrainStep, parse_modes
+from idresnet.perf.modes import Mode, TrainStep
 
 ALIASES = {
     "110": "preact_resnet110", "164": "preact_resnet164", "1001": "preact_resnet1001",

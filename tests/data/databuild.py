@@ -128,3 +128,59 @@ def tar_dir(src: Path, dest: Path, arcname: str = "") -> Path:
             tar.add(p, arcname=str(Path(arcname) / p.relative_to(src)) if arcname
                     else str(p.relative_to(src)), recursive=False)
     return dest
+
+
+WNIDS = ("n01440764", "n01443537", "n01484850")
+
+
+def imagenet_folder(root: Path, classes=WNIDS, train: int = 5, val: int = 2, corrupt: bool = True,
+                    seed: int = 0) -> Path:
+    """A tiny ImageNet-layout folder: root/{train,val}/<wnid>/*.JPEG of varied sizes
+    (40-80 px, not square), a learnable colour per class plus noise; one grayscale JPEG
+    and one RGBA PNG (mode conversions); with ``corrupt``, one garbage file named
+    ``.JPEG`` in the first training class (so train/ holds len(classes) * train + 1 files)."""
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("val", val)):
+        for c, cls in enumerate(classes):
+            folder = root / split / cls
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                h, w = (int(v) for v in rng.integers(40, 81, 2))
+                colour = np.array([60 + 70 * c, 200 - 60 * c, 40 + 90 * (c % 2)])
+                arr = np.clip(colour + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+                img = Image.fromarray(arr)
+                if split == "train" and c == 1 and i == 0:
+                    img.convert("L").save(folder / f"{cls}_{i}.JPEG", quality=90)
+                elif split == "train" and c == 2 and i == 0:
+                    img.convert("RGBA").save(folder / f"{cls}_{i}.png")
+                else:
+                    img.save(folder / f"{cls}_{i}.JPEG", quality=90)
+    if corrupt:
+        (root / "train" / classes[0] / "corrupt.JPEG").write_bytes(b"\xff\xd8 not really a jpeg " * 8)
+    return root
+
+
+CIFAR_JPEG = Path("/work/shared/datasets/cifar10-jpeg.tar.gz")
+
+
+def cifar_jpeg_subset(root: Path, train: int = 8, val: int = 2, archive: Path = CIFAR_JPEG) -> Path:
+    """The first ``train`` / ``val`` images per class of the CIFAR-10 JPEG copy as an
+    ImageNet-layout folder (its test/ becomes val/): a real-image check of the streamed path."""
+    import tarfile
+
+    want = {"train": train, "test": val}
+    counts = {}
+    with tarfile.open(archive) as tar:
+        for m in tar:
+            parts = m.name.split("/")
+            if not m.isfile() or len(parts) < 3 or parts[-3] not in want:
+                continue
+            key = (parts[-3], parts[-2])
+            if counts.get(key, 0) < want[parts[-3]]:
+                counts[key] = counts.get(key, 0) + 1
+                dest = root / ("val" if parts[-3] == "test" else "train") / parts[-2] / parts[-1]
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(tar.extractfile(m).read())
+            if len(counts) == 20 and all(v == want[k[0]] for k, v in counts.items()):
+                break
+    return root

@@ -58,3 +58,16 @@ def test_difference_to_the_paper():
     assert difference("fail", 50.0) == "both fail"
     assert difference("fail", 8.0) == "paper fails, ours trains"
     assert difference(6.61, 25.0) == "ours fails"
+
+
+def test_rows_shrunk_further_get_their_setting_in_the_report():
+    from idresnet.experiments.report import table_rows
+    from idresnet.experiments.tables import Table
+
+    o = outcome([50.0])
+    o.row.labels = {"network": "ResNet-1001"}
+    table = Table("t", "T", None, "cifar10", {"network": "network"}, [o.row])
+    headings, rows = table_rows(table, [o], "reduced", {"r": "width 0.25"})
+    assert headings[:2] == ["network", "REDUCED setting of the row"] and rows[0][:2] == ["ResNet-1001", "width 0.25"]
+    headings, rows = table_rows(table, [o], "reduced")
+    assert "REDUCED setting of the row" not in headings and len(rows[0]) == len(headings)

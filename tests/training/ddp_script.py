@@ -1,7 +1,8 @@
 """Run by test_ddp.py, alone or under torchrun: a tiny run whose normalisation does not
 depend on the batch, so several processes must match one process up to rounding.
 
-Usage: python ddp_script.py OUT_DIR ITERATIONS
+Usage: python ddp_script.py OUT_DIR ITERATIONS [IMAGENET_FOLDER]
+(with a folder: the streamed ImageNet path, IMAGENET_CONFIG, on that folder)
 BatchNorm is swapped for GroupNorm(1, C) (per-sample statistics): with BN, each process
 would normalise with the statistics of its own half batch and the runs would differ by
 design, not by error.
@@ -32,10 +33,15 @@ CONFIG = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="sy
               test_size=64, batch_size=32, lr=0.02, warmup_iters=0, log_interval=1, progress=False,
               seed=1)
 
+IMAGENET_CONFIG = dict(model="imagenet_resnet18", model_kwargs={"width": 0.25}, dataset="imagenet",
+                       train_crop=32, scale_range=[36, 64], eval_crops=[32, 48], batch_size=4, lr=0.02,
+                       log_interval=1, workers=1, progress=False, seed=1)
+
 if __name__ == "__main__":  # (importing this module changes nothing)
     idresnet.create_model = batch_independent  # the engine builds its model through this name
     torch.set_num_threads(1)
     out, iterations = sys.argv[1], int(sys.argv[2])
-    result = train(TrainConfig(**CONFIG, iterations=iterations, lr_milestones=[iterations // 2],
+    config = CONFIG if len(sys.argv) < 4 else {**IMAGENET_CONFIG, "data": sys.argv[3]}
+    result = train(TrainConfig(**config, iterations=iterations, lr_milestones=[iterations // 2],
                                eval_interval=iterations // 2, out=out))
     print(result.status, result.final_test_error)

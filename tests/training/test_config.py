@@ -75,7 +75,7 @@ def test_unknown_override_key():
 
 @pytest.mark.parametrize("changes, pattern", [
     ({"amp": "fp8"}, "unknown amp 'fp8'; valid: auto, bf16, off"),
-    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, folder, synthetic"),
+    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, folder, synthetic, imagenet"),
     ({"model": "resnet19"}, "unknown model 'resnet19'; valid: resnet20"),
     ({"lr": "fast"}, "invalid lr 'fast': expected a number"),
     ({"batch_size": 0}, "invalid batch_size 0: must be >= 1"),
@@ -88,6 +88,7 @@ def test_unknown_override_key():
     ({"budget": 0}, "must be > 0"),
     ({"fail_threshold": 120}, r"in \[0, 100\]"),
     ({"dataset": "synthetic", "data": "/x"}, "takes no --data"),
+    ({"threads": 0}, "invalid threads 0: must be >= 1"),
 ])
 def test_bad_values_are_one_line_errors(changes, pattern):
     with pytest.raises(ConfigError, match=pattern) as exc:
@@ -108,3 +109,47 @@ def test_bad_yaml_file(tmp_path):
     path.write_text("- a list\n")
     with pytest.raises(ConfigError, match="must hold a mapping"):
         load_config(path)
+
+
+def test_imagenet_recipe_defaults_and_round_trip(tmp_path):
+    c = TrainConfig(model="imagenet_preact_resnet200", dataset="imagenet", data="/data/imagenet")
+    assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.lr_scaling) == (256, 0.1, 0.9, 1e-4, "none")
+    assert (c.schedule_unit, c.epochs, c.epoch_milestones, c.warmup_iters) == ("epoch", 90, [30, 60], 0)
+    assert c.iterations is None and c.lr_milestones is None  # an epoch schedule
+    assert (c.augmentation, c.train_crop, c.scale_range, c.eval_crops, c.eval_resize) == \
+        ("scale", 224, [256, 480], [224], None)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(c.to_dict()))
+    assert load_config(path) == c
+    short = TrainConfig(model="imagenet_resnet50", dataset="imagenet", data="/d", epochs=12)
+    assert short.epoch_milestones == [4, 8]  # a third and two thirds, as 30 and 60 of 90
+    iters = TrainConfig(model="imagenet_resnet50", dataset="imagenet", data="/d", iterations=300)
+    assert (iters.schedule_unit, iters.lr_milestones, iters.epochs) == ("iter", [100, 200], None)
+    mine = TrainConfig(model="imagenet_resnet50", dataset="imagenet", data="/d", batch_size=64,
+                       warmup_iters=5, epoch_milestones=[2])
+    assert (mine.batch_size, mine.warmup_iters, mine.epoch_milestones) == (64, 5, [2])
+
+
+def test_cifar_recipe_is_unchanged_by_the_recipe_fields():
+    c = TrainConfig(model="resnet20", dataset="cifar100", iterations=1000)
+    assert (c.batch_size, c.lr_milestones, c.warmup_iters, c.schedule_unit) == (128, [32000, 48000], 400, "iter")
+    assert c.epochs is None and c.epoch_milestones is None
+
+
+def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
+    import torch
+
+    from idresnet.training import train
+    from idresnet.training.config import RESUME_MUTABLE
+
+    from trainhelpers import TINY
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        train(TrainConfig(**{**TINY, "iterations": 2, "lr_milestones": [1], "warmup_iters": 0,
+                             "eval_interval": 2, "threads": 1, "out": str(tmp_path / "run")}))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert "threads" in RESUME_MUTABLE

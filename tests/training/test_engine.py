@@ -10,8 +10,8 @@ import yaml
 from idresnet.errors import ConfigError
 from idresnet.training import RunResult, train
 from idresnet.training.checkpoint import load_weights
-from idresnet.training.engine import _Trainer
 from idresnet.training.metrics import COLUMNS, read_metrics
+from trainhelpers import interrupt_at
 
 
 def status_of(run):
@@ -57,18 +57,6 @@ def test_finished_run_is_not_overwritten_and_resume_returns_it(tiny):
     assert (first.run_dir / "metrics.csv").read_bytes() == before
     with pytest.raises(ConfigError, match="--resume cannot change lr"):
         train(tiny(iterations=8, lr_milestones=[4], resume=True, lr=0.05))
-
-
-def interrupt_at(monkeypatch, iteration):
-    """Act as if Ctrl-C arrived during iteration ``iteration``."""
-    step = _Trainer._step
-
-    def step_then_signal(self, x, y):
-        step(self, x, y)
-        if self.it == iteration:
-            self.stop.requested = True
-
-    monkeypatch.setattr(_Trainer, "_step", step_then_signal)
 
 
 def test_interrupt_then_resume_is_bit_identical(tiny, monkeypatch):

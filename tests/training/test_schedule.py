@@ -60,3 +60,14 @@ def test_imagenet_style_epoch_schedule():
 def test_no_warmup_and_other_gamma():
     s = paper(warmup_iters=0, lr_gamma=0.2, lr=0.5)
     assert [s.lr(0), s.lr(32000), s.lr(48000)] == [0.5, 0.1, 0.02]
+
+
+def test_linear_lr_scaling_uses_the_recipes_batch():
+    imagenet = dict(model="imagenet_resnet50", dataset="imagenet", data="/d", lr_scaling="linear")
+    s = build_schedule(TrainConfig(**imagenet, batch_size=1024), 1251)
+    assert s.base_lr == 0.4 and s.lr(0) == 0.4 and s.lr(30 * 1251) == 0.04  # no warm-up
+    assert s.record()["base_lr"] == 0.4
+    assert build_schedule(TrainConfig(**imagenet, batch_size=64), 1).base_lr == 0.025
+    assert paper(lr_scaling="linear", batch_size=256).base_lr == 0.2  # CIFAR: 0.1 is for 128
+    assert paper(batch_size=256).base_lr == 0.1  # no scaling unless asked
+    assert paper(lr_scaling="linear", batch_size=256).lr(0) == 0.01  # warm-up not scaled

@@ -12,7 +12,11 @@ TINY = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="synt
 
 def tiny_args(**changes) -> list[str]:
     """TINY (with changes) as command-line flags."""
-    values = {**TINY, **changes}
+    return as_flags({**TINY, **changes})
+
+
+def as_flags(values: dict) -> list[str]:
+    """Config values as command-line flags."""
     args = []
     for key, value in values.items():
         flag = "--" + key.replace("_", "-")
@@ -42,3 +46,44 @@ def quiet_env() -> dict:
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout,
                           env=quiet_env(), **kw)
+
+
+# imagenet_resnet18 at width 0.25 (0.7M parameters) on a tiny ImageNet-layout folder of
+# generated JPEGs (3 classes, 16 training files of 40-80 px, one of them damaged, 6 val
+# files), at a 32 px training crop and evaluation crops 32 and 48: 4 steps per epoch.
+IMAGENET_TINY = dict(model="imagenet_resnet18", model_kwargs={"width": 0.25}, dataset="imagenet",
+                     train_crop=32, scale_range=[36, 64], eval_crops=[32, 48], batch_size=4,
+                     epochs=3, log_interval=2, eval_interval=6, workers=0, progress=False)
+
+
+def databuild():
+    """tests/data/databuild.py, loaded by path (tests/data is not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "databuild.py"
+    spec = importlib.util.spec_from_file_location("_databuild_for_training", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def imagenet_folder(root):
+    """The tiny folder of tests/data/databuild.py."""
+    from pathlib import Path
+
+    return databuild().imagenet_folder(Path(root))
+
+
+def interrupt_at(monkeypatch, iteration):
+    """Act as if Ctrl-C arrived during iteration ``iteration`` of a training run."""
+    from idresnet.training.engine import _Trainer
+
+    step = _Trainer._step
+
+    def step_then_signal(self, x, y):
+        step(self, x, y)
+        if self.it == iteration:
+            self.stop.requested = True
+
+    monkeypatch.setattr(_Trainer, "_step", step_then_signal)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="re-run one of the paper's tables", description=__doc__)
-    p.add_argument("table", nargs="?", help="table1, table2, table3, table4, or a table YAML file")
+    p.add_argument("table", nargs="?", help="table1 ... table5, or a table YAML file")
     p.add_argument("--list", action="store_true", help="list the tables and their rows")
     p.add_argument("--runs", type=int, default=1, help="runs per row, seeds 0..N-1 (the paper: 5)")
     p.add_argument("--scale", default="reduced", help="full (the paper's recipe), reduced (CPU budget), smoke")
@@ -22,9 +22,13 @@ def add_parser(sub, name):
     p.add_argument("--data", default=None, help="CIFAR-10 source: official archive, its folder, or an image "
                                                 "folder such as cifar10-jpeg.tar.gz (default: cache, then download)")
     p.add_argument("--cifar100-data", default=None, help="CIFAR-100 source for the CIFAR-100 rows")
+    p.add_argument("--imagenet-data", default=None, metavar="DIR",
+                   help="ImageNet-layout folder (train/<wnid>/, val/<wnid>/) for the ImageNet rows (table5)")
     p.add_argument("--dataset", default=None, choices=("cifar10", "synthetic"),
                    help="run the CIFAR-10 rows on this dataset instead (synthetic: plumbing checks)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads of torch (default: its own; 1 on a CPU shared with other jobs)")
     p.set_defaults(func=run)
 
 
@@ -39,12 +43,25 @@ def list_all() -> int:
     return 0
 
 
+def describe(dataset: str, path) -> str:
+    """The dataset's description; loading (or, for ImageNet, indexing) checks it is there."""
+    from idresnet.data import load_dataset, load_imagenet
+    from idresnet.errors import UsageError
+
+    if dataset != "imagenet":
+        return load_dataset(dataset, path).description
+    if path is None:
+        raise UsageError("the ImageNet rows need --imagenet-data DIR, a folder with train/<wnid>/ and "
+                         "val/<wnid>/ images (ImageNet is not downloaded)")
+    return load_imagenet(path).description
+
+
 def run(args) -> int:
-    from idresnet.data import load_dataset
     from idresnet.errors import UsageError
     from idresnet.experiments import load_table, resolve_scale
     from idresnet.experiments.report import write_report
     from idresnet.experiments.runner import reproduce
+    from idresnet.experiments.scales import describe_override, row_override
 
     if args.list:
         return list_all()
@@ -52,6 +69,12 @@ def run(args) -> int:
         raise UsageError("name a table (see `idresnet reproduce --list`)")
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     table = load_table(args.table)
     scale = resolve_scale(args.scale, table.scales)
     rows = table.select(args.rows)
@@ -59,9 +82,9 @@ def run(args) -> int:
         for row in rows:
             if row.dataset == "cifar10":
                 row.dataset = "synthetic"
-    data = {"cifar10": args.data, "cifar100": args.cifar100_data}
+    data = {"cifar10": args.data, "cifar100": args.cifar100_data, "imagenet": args.imagenet_data}
     # check every dataset before training anything: a missing one is a one-line error now
-    descriptions = {name: load_dataset(name, data.get(name)).description for name in {r.dataset for r in rows}}
+    descriptions = {name: describe(name, data.get(name)) for name in {r.dataset for r in rows}}
     out = Path(args.out or f"runs/reproduce/{table.name}-{args.scale}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{table.title}: {len(rows)} rows x {args.runs} runs at {args.scale} scale -> {out}")
@@ -69,8 +92,10 @@ def run(args) -> int:
                                device=args.device)
     command = "idresnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("idresnet") \
         else f"idresnet reproduce {args.table} --scale {args.scale} --runs {args.runs}"
+    settings = {r.id: describe_override(row_override(scale, r.id)) for r in rows if r.id in scale["rows"]}
     written = write_report(table, outcomes, scale_name=args.scale, scale_note=scale["note"], runs=args.runs,
-                           out=out, dataset_descriptions=descriptions, wall_s=wall, command=command)
+                           out=out, dataset_descriptions=descriptions, wall_s=wall, command=command,
+                           row_settings=settings)
     print(written[0].read_text())
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -25,12 +25,16 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     from dataclasses import MISSING
 
     from idresnet.training.config import FIELDS
+    from idresnet.training.recipe import recipe_default
 
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         kind, choices = f.metadata["kind"], f.metadata["choices"]
         help_ = f.metadata["help"].replace("%", "%%")
-        if f.default not in (None, MISSING):
+        if f.metadata["recipe"]:
+            default = recipe_default(name)
+            help_ += f" (default: {default})" if default else " (default: from the recipe)"
+        elif f.default not in (None, MISSING):
             help_ += f" (default: {f.default})"
         elif f.default_factory is not MISSING:
             help_ += f" (default: {f.default_factory()})"

@@ -8,7 +8,10 @@ the training device. See docs/data.md.
 
 from idresnet.data.cache import default_cache_dir
 from idresnet.data.dataset import ImageDataset
+from idresnet.data.imagenet import FileDataset, load_imagenet
 from idresnet.data.load import DATASETS, load_dataset
 from idresnet.data.loader import DeviceLoader
+from idresnet.data.stream import CorruptImageWarning, StreamLoader
 
-__all__ = ["DATASETS", "DeviceLoader", "ImageDataset", "default_cache_dir", "load_dataset"]
+__all__ = ["DATASETS", "CorruptImageWarning", "DeviceLoader", "FileDataset", "ImageDataset",
+           "StreamLoader", "default_cache_dir", "load_dataset", "load_imagenet"]

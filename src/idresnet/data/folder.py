@@ -69,7 +69,7 @@ def scan_folder(root: Path) -> FolderIndex:
                 d.name: sorted(str(found / split / d.name / e.name)
                                for e in os.scandir(d.path) if e.is_file() and _is_image(e.name))
                 for d in os.scandir(found / split) if d.is_dir() and not d.name.startswith(".")}
-    return _index(str(found), tree)
+    return index_tree(str(found), tree)
 
 
 def scan_tar(archive: Path) -> FolderIndex:
@@ -95,10 +95,10 @@ def scan_tar(archive: Path) -> FolderIndex:
             classes = {d[-1] for d in dirs if len(d) == len(base) + 1 and d[:-1] == base
                        and not d[-1].startswith(".")}
             tree[split] = {c: sorted(files.get(base + (c,), [])) for c in classes}
-    return _index(str(archive) + (f":{prefix[0]}" if prefix else ""), tree)
+    return index_tree(str(archive) + (f":{prefix[0]}" if prefix else ""), tree)
 
 
-def _index(root: str, tree: dict) -> FolderIndex:
+def index_tree(root: str, tree: dict) -> FolderIndex:
     """Check the layout ``{split: {class: [files]}}`` and build the index."""
     test_split = next((s for s in TEST_SPLITS if s in tree), None)
     if test_split is None:

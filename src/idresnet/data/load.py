@@ -34,6 +34,9 @@ def load_dataset(name: str, data: str | os.PathLike | None = None, *, cache_dir=
     ``fine`` (default, 100 classes) or ``coarse`` (20) labels. ``train_size`` and
     ``test_size`` take seeded class-balanced subsets.
     """
+    if name == "imagenet":
+        raise UsageError("dataset 'imagenet' is streamed from disk (idresnet.data.load_imagenet and "
+                         "StreamLoader, or `idresnet train --dataset imagenet`), not loaded into memory")
     if name not in DATASETS:
         raise choices_error("dataset", name, DATASETS)
     if name == "synthetic":
@@ -180,7 +183,8 @@ def _load_folder(name: str, path: Path, cache: Path) -> ImageDataset:
         count = len(index.train_files) + len(index.test_files)
         if count * size[0] * size[1] * 3 > MAX_DECODED_BYTES:
             raise DatasetError(f"{path}: {count} images of {size[1]}x{size[0]} are too large to "
-                               "hold in memory; streaming large images is not implemented yet")
+                               "hold in memory; --dataset imagenet streams a folder with train/ "
+                               "and val/ from disk")
         if name != "folder" and size != (32, 32):
             raise DatasetError(f"{index.train_files[0]}: image size {size[1]}x{size[0]}, "
                                f"{name} images are 32x32")

@@ -66,7 +66,48 @@ def _threads(n: int | None):
         torch.set_num_threads(old)
 
 
-class DeviceLoader:
+def channel_affine(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` of shape (1, 3, 1, 1) with (x/255 - mean)/std = x * scale + shift."""
+    m = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
+    return (1 / (255.0 * s)).float().to(device), (-m / s).float().to(device)
+
+
+class ShardedBatches:
+    """Which samples each rank takes per step. Training: every step takes one global batch
+    of a shuffled order, rank r its r-th slice (the remainder of an epoch is dropped).
+    Evaluation: each rank a contiguous shard, in batches, nothing dropped. Needs ``n``,
+    ``batch_size``, ``train``, ``rank`` and ``world_size`` set; call ``_plan_steps``."""
+
+    def _plan_steps(self) -> None:
+        if self.train:
+            self.global_batch = self.batch_size * self.world_size
+            self.steps = self.n // self.global_batch
+            if self.steps == 0:
+                raise UsageError(f"{self.n} training samples are fewer than one global batch "
+                                 f"({self.batch_size} x {self.world_size} ranks)")
+        else:
+            sizes = [self.n // self.world_size + (r < self.n % self.world_size) for r in range(self.world_size)]
+            self.shard_start, self.shard_size = sum(sizes[:self.rank]), sizes[self.rank]
+            self.steps = -(-self.shard_size // self.batch_size)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def positions(self, step: int) -> slice:
+        """Positions in the epoch's order of this rank's samples at ``step``."""
+        if self.train:
+            start = step * self.global_batch + self.rank * self.batch_size
+            return slice(start, start + self.batch_size)
+        start = step * self.batch_size
+        return slice(start, min(start + self.batch_size, self.shard_size))
+
+    def _check_start(self, start_batch: int) -> None:
+        if not 0 <= start_batch <= self.steps:
+            raise UsageError(f"start_batch {start_batch} outside [0, {self.steps}]")
+
+
+class DeviceLoader(ShardedBatches):
     """Batches of a uint8 image array kept on ``device``; see the module docstring."""
 
     def __init__(self, images, labels, *, batch_size: int, train: bool, device="cpu",
@@ -102,27 +143,11 @@ class DeviceLoader:
                                  f"{tuple(x.shape[1:])}")
             self.scale = torch.full((1, 3, 1, 1), 1 / 255.0, device=self.device)
             self.shift = -pm.permute(2, 0, 1).unsqueeze(0).to(self.device)
-        else:  # (x/255 - mean)/std = x * (1/(255 std)) - mean/std
-            m = torch.tensor(mean, dtype=torch.float64).view(1, 3, 1, 1)
-            s = torch.tensor(std, dtype=torch.float64).view(1, 3, 1, 1)
-            self.scale = (1 / (255.0 * s)).float().to(self.device)
-            self.shift = (-m / s).float().to(self.device)
+        else:
+            self.scale, self.shift = channel_affine(mean, std, self.device)
         if self.augment and self.shift.shape[-1] > 1:  # per-pixel shift, zero on the border
             self.shift_padded = F.pad(self.shift[0], (self.pad,) * 4).flatten(1)  # (3, Hp*Wp)
-        if train:
-            self.global_batch = batch_size * world_size
-            self.steps = self.n // self.global_batch
-            if self.steps == 0:
-                raise UsageError(f"{self.n} training samples are fewer than one global batch "
-                                 f"({batch_size} x {world_size} ranks)")
-        else:
-            sizes = [self.n // world_size + (r < self.n % world_size) for r in range(world_size)]
-            self.shard_start = sum(sizes[:rank])
-            self.shard_size = sizes[rank]
-            self.steps = -(-self.shard_size // batch_size)
-
-    def __len__(self) -> int:
-        return self.steps
+        self._plan_steps()
 
     def _draws(self, epoch: int):
         """All of an epoch's random draws, made up front (CPU), moved to the device."""
@@ -139,24 +164,16 @@ class DeviceLoader:
         flip = torch.randint(0, 2, (len(order),), generator=g).bool()
         return tuple(t.to(self.device) for t in (order, oy, ox, flip))
 
-    def _positions(self, step: int) -> slice:
-        if self.train:
-            start = step * self.global_batch + self.rank * self.batch_size
-            return slice(start, start + self.batch_size)
-        start = step * self.batch_size
-        return slice(start, min(start + self.batch_size, self.shard_size))
-
     def epoch(self, epoch: int,
               start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield this rank's ``(images, labels)`` batches of ``epoch`` from ``start_batch``."""
-        if not 0 <= start_batch <= self.steps:
-            raise UsageError(f"start_batch {start_batch} outside [0, {self.steps}]")
+        self._check_start(start_batch)
         return self._batches(self._draws(epoch), start_batch)
 
     def _batches(self, draws, start_batch: int):
         order, oy, ox, flip = draws
         for step in range(start_batch, self.steps):
-            pos = self._positions(step)
+            pos = self.positions(step)
             with _threads(self.cpu_threads):
                 idx = order[pos]
                 x = self.images.index_select(0, idx)

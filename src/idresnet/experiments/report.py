@@ -4,6 +4,7 @@
 it is judged at full scale only. Our columns' headings name the scale, so a reduced
 result is never read as the paper's setting; reduced tables show the final training
 loss too, since the paper's finding (Figs. 3, 6) is that worse variants optimise worse.
+Tables whose rows carry a top-5 number (Table 5) get top-5 columns at the end.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.analysis.figures import save
+from idresnet.experiments.runner import row_errors
 from idresnet.training.runtime import device_name
 
 FAIL_ABOVE = 20.0
@@ -31,7 +33,14 @@ def hardware() -> str:
 
 def _errors(outcome) -> list[float]:
     """Final test errors of the runs; a diverged run counts as 100% (a fail)."""
-    return [100.0 if r.final_test_error is None else r.final_test_error for r in outcome.results]
+    top1 = (row_errors(outcome.row, r)[0] for r in outcome.results)
+    return [100.0 if e is None else e for e in top1]
+
+
+def ours_top5(outcome) -> str:
+    """Median over runs of the top-5 error at the row's crop, or "-"."""
+    errors = [e for e in (row_errors(outcome.row, r)[1] for r in outcome.results) if e is not None]
+    return f"{statistics.median(errors):.2f}" if errors else "-"
 
 
 def ours(outcome, full: bool) -> tuple[str, float | None]:
@@ -73,7 +82,9 @@ def difference(paper, median) -> str:
     return f"{median - paper:+.2f}"
 
 
-def table_rows(table, outcomes, scale_name: str):
+def table_rows(table, outcomes, scale_name: str, row_settings: dict | None = None):
+    """Headings and cells; ``row_settings`` (row id -> text) adds a column for rows the scale
+    shrinks further than the rest of the table."""
     full = scale_name == "full"
     paper_heading = "paper (error %, full recipe)"
     if full:
@@ -82,6 +93,10 @@ def table_rows(table, outcomes, scale_name: str):
         tag = scale_name.upper()
         headings = [*table.columns.values(), f"ours, {tag} scale: test error %",
                     f"ours, {tag} scale: final train loss", paper_heading]
+    top5 = any(o.row.paper_top5 is not None for o in outcomes)
+    if top5:
+        headings += ["ours (top-5 error %)" if full else f"ours, {scale_name.upper()} scale: top-5 error %",
+                     "paper (top-5 error %, full recipe)"]
     rows = []
     for o in outcomes:
         text, median = ours(o, full)
@@ -89,18 +104,26 @@ def table_rows(table, outcomes, scale_name: str):
         last = difference(o.row.paper, median) if full else None
         rows.append([*o.row.labels.values(), text, paper, last] if full else
                     [*o.row.labels.values(), text, final_train_loss(o), paper])
+        if top5:
+            rows[-1] += [ours_top5(o), "-" if o.row.paper_top5 is None else f"{o.row.paper_top5:.2f}"]
+    if row_settings:
+        headings.insert(len(table.columns), f"{scale_name.upper()} setting of the row")
+        for o, cells in zip(outcomes, rows):
+            cells.insert(len(table.columns), row_settings.get(o.row.id, "as the scale"))
     return headings, rows
 
 
 def write_report(table, outcomes, *, scale_name: str, scale_note: str, runs: int, out: Path,
-                 dataset_descriptions: dict, wall_s: float, command: str) -> list[Path]:
+                 dataset_descriptions: dict, wall_s: float, command: str,
+                 row_settings: dict | None = None) -> list[Path]:
     out = Path(out)
-    headings, rows = table_rows(table, outcomes, scale_name)
-    trained = sum(r.wall_time_s for o in outcomes for r in o.results)
+    headings, rows = table_rows(table, outcomes, scale_name, row_settings)
+    runs_once = {r.run_dir: r.wall_time_s for o in outcomes for r in o.results}  # shared runs once
+    trained = sum(runs_once.values())
     md = [f"# {table.title}: reproduced at {scale_name} scale", ""]
     md += [f"- scale: **{scale_name}** — {scale_note}",
            f"- data: {'; '.join(sorted(set(dataset_descriptions.values())))}",
-           f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: median of 5",
+           f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: {table.paper_runs}",
            f"- hardware: {hardware()}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
            f"({wall_s / 60:.1f} min spent by this command)",
            f"- command: `{command}`", ""]
@@ -117,7 +140,7 @@ def write_report(table, outcomes, *, scale_name: str, scale_note: str, runs: int
     curves = {}
     for o in outcomes:
         if o.results and (o.results[0].run_dir / "metrics.csv").is_file():
-            curves[o.row.id] = read_metrics(o.results[0].run_dir)
+            curves[o.row.run_name] = read_metrics(o.results[0].run_dir)  # a shared run once
     if curves:
         title = f"{table.figure or table.title} ({scale_name} scale, run 0)"
         written += save(curves_figure(curves, title), out / f"{table.name}-curves")

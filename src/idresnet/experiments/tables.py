@@ -4,7 +4,10 @@ A table file has ``name``, ``title``, ``figure``, ``dataset``, ``columns`` (row 
 as the table's descriptive columns, with their headings), optional ``scales`` (what
 "reduced" and "smoke" mean for this table) and ``rows``. A row has an ``id``, the
 ``model`` and its ``model_kwargs``, optional ``dataset`` and ``recipe`` (training config
-overrides, e.g. a batch size), and ``paper``: the paper's number, or ``fail``.
+overrides, e.g. a batch size), and ``paper``: the paper's number, or ``fail``. Optional:
+``paper_top5`` (the paper's top-5 error), ``eval_crop`` (report the error at this
+evaluation crop of a streamed ImageNet run) and ``run`` (the run folder, when rows that
+differ only in ``eval_crop`` share one trained network; their configs must be equal).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import yaml
 from idresnet.errors import UsageError, choices_error
 
 TABLES_PACKAGE = "idresnet.experiments"
-ROW_KEYS = {"id", "model", "model_kwargs", "dataset", "recipe", "paper", "paper_mean"}
+ROW_KEYS = {"id", "model", "model_kwargs", "dataset", "recipe", "paper", "paper_mean", "paper_top5",
+            "eval_crop", "run"}
 
 
 @dataclass
@@ -31,6 +35,13 @@ class Row:
     recipe: dict = field(default_factory=dict)
     paper_mean: str | None = None
     labels: dict = field(default_factory=dict)  # descriptive columns
+    paper_top5: float | None = None
+    eval_crop: int | None = None  # report the error at this evaluation crop
+    run: str | None = None  # run folder name, shared by rows that train the same network
+
+    @property
+    def run_name(self) -> str:
+        return self.run or self.id
 
 
 @dataclass
@@ -43,6 +54,7 @@ class Table:
     rows: list[Row]
     scales: dict = field(default_factory=dict)
     path: Path | None = None
+    paper_runs: str = "median of 5"  # what the paper's numbers are
 
     def select(self, ids: list[str] | None) -> list[Row]:
         if not ids:
@@ -96,6 +108,11 @@ def parse_table(doc, path: Path | None = None) -> Table:
         paper = raw["paper"]
         if not (paper == "fail" or isinstance(paper, (int, float))):
             raise UsageError(f"{where}: row {raw['id']!r}: paper must be a number or 'fail', got {paper!r}")
+        top5, crop = raw.get("paper_top5"), raw.get("eval_crop")
+        if top5 is not None and (isinstance(top5, bool) or not isinstance(top5, (int, float))):
+            raise UsageError(f"{where}: row {raw['id']!r}: paper_top5 must be a number, got {top5!r}")
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int)):
+            raise UsageError(f"{where}: row {raw['id']!r}: eval_crop must be an integer, got {crop!r}")
         if raw["id"] in seen:
             raise UsageError(f"{where}: duplicate row id {raw['id']!r}")
         seen.add(raw["id"])
@@ -105,6 +122,19 @@ def parse_table(doc, path: Path | None = None) -> Table:
             model_kwargs=dict(raw.get("model_kwargs") or {}), recipe=dict(raw.get("recipe") or {}),
             paper_mean=raw.get("paper_mean"),
             labels={k: str(raw.get(k, "")) for k in columns},
+            paper_top5=top5, eval_crop=crop, run=None if raw.get("run") is None else str(raw["run"]),
         ))
+    _check_shared_runs(rows, where)
     return Table(doc["name"], doc["title"], doc.get("figure"), doc["dataset"], dict(columns), rows,
-                 dict(doc.get("scales") or {}), path)
+                 dict(doc.get("scales") or {}), path, str(doc.get("paper_runs", "median of 5")))
+
+
+def _check_shared_runs(rows: list[Row], where) -> None:
+    """Rows sharing a run folder must train the same thing (they differ in eval_crop only)."""
+    first = {}
+    for row in rows:
+        train = (row.model, row.model_kwargs, row.dataset, row.recipe)
+        other = first.setdefault(row.run_name, (row.id, train))
+        if other[1] != train:
+            raise UsageError(f"{where}: rows {other[0]!r} and {row.id!r} share run {row.run_name!r} "
+                             "but train differently (model, model_kwargs, dataset or recipe)")

@@ -18,15 +18,18 @@ from pathlib import Path
 import yaml
 
 from idresnet.errors import ConfigError, UsageError, choices_error
+from idresnet.training.recipe import STREAMING, apply_recipe
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
 AUTO = "auto"
 
 
-def _f(default, kind, help, choices=None):
-    """A field with its parsing kind and help text (one place for both)."""
-    meta = {"kind": kind, "help": help, "choices": choices}
+def _f(default, kind, help, choices=None, recipe=False):
+    """A field with its parsing kind and help text (one place for both). ``recipe``: the
+    default (None) is the dataset's recipe (:mod:`idresnet.training.recipe`), filled in when
+    the config is made."""
+    meta = {"kind": kind, "help": help, "choices": choices, "recipe": recipe}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -34,11 +37,13 @@ def _f(default, kind, help, choices=None):
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run. Defaults are the paper's CIFAR recipe."""
+    """Everything that defines a training run. Defaults are the paper's recipe for the
+    dataset: CIFAR's (Sec. 4.2), or ImageNet's (Sec. 5) for ``dataset: imagenet``."""
 
     model: str | None = _f(None, "str", "network name (see `idresnet models`)")
     model_kwargs: dict = _f({}, "dict", "model options, KEY=VALUE ... (depth, width, shortcut, ...)")
-    dataset: str = _f("cifar10", "choice", "dataset", ("cifar10", "cifar100", "folder", "synthetic"))
+    dataset: str = _f("cifar10", "choice", "dataset (imagenet: an ImageNet-layout folder streamed "
+                      "from disk)", ("cifar10", "cifar100", "folder", "synthetic", "imagenet"))
     data: str | None = _f(None, "path", "dataset file or folder (default: cache, then download)")
     cache_dir: str | None = _f(None, "path", "dataset cache folder")
     download: bool = _f(True, "bool", "download a missing dataset")
@@ -46,21 +51,36 @@ class TrainConfig:
     test_size: int | None = _f(None, "opt_int", "use a class-balanced subset of this many test images")
     normalization: str = _f("channel", "choice", "input normalisation: per-channel mean/std or "
                             "per-pixel mean", ("channel", "pixel"))
+    workers: int | None = _f(None, "opt_int", "imagenet: DataLoader worker processes per process "
+                             "(default: the CPUs per process, at most 8; 0: decode in the training process)")
+    augmentation: str = _f("scale", "choice", "imagenet: training augmentation, the paper's scale "
+                           "augmentation or random-resized crop (scale + aspect ratio)", ("scale", "rrc"))
+    train_crop: int = _f(224, "int", "imagenet: training crop size")
+    scale_range: list = _f([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
+    eval_crops: list = _f([224], "int_list", "imagenet: evaluation crop sizes (the first is the run's "
+                          "test error; the paper's Table 5 also uses 320)")
+    eval_resize: list | None = _f(None, "opt_int_list", "imagenet: shorter side before each evaluation "
+                                  "crop (default: crop/0.875 for the training crop size, the crop itself "
+                                  "for larger crops: 224 of 256, 320 of 320)")
     out: str | None = _f(None, "path", "run folder (default runs/<model>-<dataset>-<time>)")
-    batch_size: int = _f(128, "int", "GLOBAL batch size (split over the processes)")
+    batch_size: int = _f(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
     lr: float = _f(0.1, "float", "base learning rate")
+    lr_scaling: str = _f("none", "choice", "linear: lr x global batch / the recipe's batch "
+                         "(cifar 128, imagenet 256)", ("none", "linear"))
     momentum: float = _f(0.9, "float", "SGD momentum")
     weight_decay: float = _f(1e-4, "float", "weight decay (on all parameters, as the paper's code)")
     nesterov: bool = _f(False, "bool", "Nesterov momentum")
-    iterations: int = _f(64000, "int", "training iterations (schedule_unit iter)")
-    lr_milestones: list = _f([32000, 48000], "int_list", "iterations at which lr is multiplied by lr_gamma")
+    iterations: int | None = _f(None, "int", "training iterations (schedule_unit iter)", recipe=True)
+    lr_milestones: list | None = _f(None, "int_list", "iterations at which lr is multiplied by lr_gamma",
+                                    recipe=True)
     lr_gamma: float = _f(0.1, "float", "lr factor at each milestone")
-    warmup_iters: int = _f(400, "int", "iterations at warmup_lr before the base lr (0: none)")
+    warmup_iters: int = _f(None, "int", "iterations at warmup_lr before the base lr (0: none)", recipe=True)
     warmup_lr: float = _f(0.01, "float", "learning rate during warm-up")
-    schedule_unit: str = _f("iter", "choice", "unit of the schedule: iterations or epochs", ("iter", "epoch"))
-    epochs: int | None = _f(None, "opt_int", "training epochs (schedule_unit epoch)")
-    epoch_milestones: list | None = _f(None, "opt_int_list", "epochs at which lr drops "
-                                       "(schedule_unit epoch; default 1/2 and 3/4 of epochs)")
+    schedule_unit: str = _f(None, "choice", "unit of the schedule: iterations or epochs",
+                            ("iter", "epoch"), recipe=True)
+    epochs: int | None = _f(None, "opt_int", "training epochs (schedule_unit epoch)", recipe=True)
+    epoch_milestones: list | None = _f(None, "opt_int_list", "epochs at which lr drops (schedule_unit "
+                                       "epoch; cifar: 1/2 and 3/4 of epochs)", recipe=True)
     budget: float = _f(1.0, "float", "scale the schedule (iterations, milestones, warm-up) by this")
     eval_interval: int | None = _f(None, "opt_int", "evaluate every N iterations (default: ~20 per run)")
     log_interval: int = _f(100, "int", "write a metrics row every N iterations")
@@ -71,6 +91,8 @@ class TrainConfig:
     channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
     amp: str = _f(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
     compile: bool = _f(False, "bool", "torch.compile the model")
+    threads: int | None = _f(None, "opt_int", "CPU threads of torch in this process (default: torch's "
+                             "own); 1 on a CPU shared with other jobs, see docs/performance.md")
     activation_checkpointing: str = _f("none", "str", "activation checkpointing of the residual units: "
                                        "none, unit, segment:K (K segments per stage)")
     sync_bn: bool = _f(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
@@ -80,6 +102,7 @@ class TrainConfig:
     def __post_init__(self):
         for f in dataclasses.fields(self):
             setattr(self, f.name, _parse(f, getattr(self, f.name)))
+        apply_recipe(self)
         _check(self)
 
     def to_dict(self) -> dict:
@@ -91,7 +114,8 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 # Fields that may differ when a run is resumed: they change neither the weights'
 # trajectory's definition nor the data (only speed, logging or the final verdict).
-RESUME_MUTABLE = ("data", "cache_dir", "download", "device", "channels_last", "amp", "compile",
+RESUME_MUTABLE = ("data", "cache_dir", "download", "workers", "threads", "device", "channels_last", "amp",
+                  "compile",
                   "activation_checkpointing",
                   "resume", "progress", "log_interval", "eval_interval", "checkpoint_interval",
                   "fail_threshold")
@@ -216,6 +240,8 @@ def _to_dict(name, v):
 
 def _parse(f, v):
     kind, name = f.metadata["kind"], f.name
+    if v is None and f.metadata["recipe"]:
+        return None  # filled from the dataset's recipe
     if kind in ("str", "path", "device", "choice"):
         if v is None and f.default is None:
             return None
@@ -278,9 +304,10 @@ def _check(c: TrainConfig):
     if c.model not in list_models():
         raise ConfigError(str(choices_error("model", c.model, list_models())))
     model_info(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
-    for name in ("batch_size", "iterations", "log_interval"):
+    for name in ("batch_size", "log_interval", "train_crop"):
         _need(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
-    for name in ("eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size"):
+    for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size",
+                 "threads"):
         value = getattr(c, name)
         _need(value is None or value >= 1, name, value, ">= 1 (or none)")
     for name in ("lr", "weight_decay", "warmup_lr"):
@@ -306,3 +333,25 @@ def _check(c: TrainConfig):
         raise ConfigError("nesterov needs momentum > 0")
     if c.dataset == "synthetic" and c.data is not None:
         raise ConfigError("dataset 'synthetic' is generated and takes no --data")
+    _check_streaming(c)
+
+
+def _check_streaming(c: TrainConfig):
+    """The keys of the streaming (imagenet) path."""
+    _need(c.workers is None or c.workers >= 0, "workers", c.workers, ">= 0 (or none: automatic)")
+    if c.augmentation == "scale":
+        _need(len(c.scale_range) == 2 and c.train_crop <= c.scale_range[0] <= c.scale_range[1],
+              "scale_range", c.scale_range, f"two sizes LOW HIGH with train_crop {c.train_crop} <= LOW <= HIGH")
+    _need(len(c.eval_crops) >= 1 and min(c.eval_crops) >= 1 and len(set(c.eval_crops)) == len(c.eval_crops),
+          "eval_crops", c.eval_crops, "one or more distinct sizes >= 1")
+    if c.eval_resize is not None:
+        _need(len(c.eval_resize) == len(c.eval_crops)
+              and all(r >= k for r, k in zip(c.eval_resize, c.eval_crops)),
+              "eval_resize", c.eval_resize, f"one size per eval crop {c.eval_crops}, each >= its crop")
+    if c.dataset in STREAMING:
+        if c.data is None:
+            raise ConfigError(f"dataset {c.dataset!r} needs --data DIR, a folder with train/<class>/ "
+                              "and val/<class>/ images (it is not downloaded)")
+        if c.normalization != "channel":
+            raise ConfigError(f"normalization {c.normalization!r} is not available for {c.dataset}; "
+                              "valid: channel (the ImageNet mean and std)")

@@ -56,12 +56,16 @@ def init(device_type: str) -> DistInfo:
     return DistInfo(info.rank, info.world_size, info.local_rank, True)
 
 
-def close(info: DistInfo) -> None:
+def close(info: DistInfo, barrier: bool = True) -> None:
     """Leave the process group; the barrier first lets every rank finish its last
-    collective, so that no rank tears gloo down under another's feet (a SIGABRT)."""
+    collective, so that no rank tears gloo down under another's feet (a SIGABRT).
+    ``barrier=False`` after an error: a rank that failed alone (a damaged batch, an
+    exception in its step) must not wait for ranks that wait for it; it exits and
+    torchrun stops the others."""
     if info.owns_group and dist.is_initialized():
         try:
-            dist.barrier()
+            if barrier:
+                dist.barrier()
         finally:
             dist.destroy_process_group()
 

@@ -10,6 +10,9 @@ Ctrl-C / SIGTERM stops the run as 'interrupted' after its checkpoint.
 Resuming restores model, optimizer, iteration, RNG states and the metric sums from the
 checkpoint; the data order is a function of (seed, epoch) and the checkpoint's batch
 within the epoch, so a resumed CPU run is bit-identical to an uninterrupted one.
+
+The time spent waiting for the next batch is measured around the loader (streamed
+datasets record it per step in metrics.csv, beside the whole step's time).
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from idresnet.training import distributed, rundir, runtime
 from idresnet.training.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state,
                                           save_checkpoint, save_weights, set_rng_state)
 from idresnet.training.config import TrainConfig, plain
+from idresnet.training.data import build_data
 from idresnet.training.evaluate import evaluate
-from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
+from idresnet.training.metrics import (COLUMNS, Meter, MetricsLog, RunResult, finite_or_none,
+                                       stream_columns, write_status)
 from idresnet.training.schedule import build_schedule
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
@@ -40,11 +45,14 @@ STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N
 def train(cfg: TrainConfig) -> RunResult:
     """Train (or resume, or return the recorded result of) the run that ``cfg`` describes."""
     info = distributed.init(runtime.device_type(cfg.device))
+    clean = False
     try:
         with runtime.StopSignals() as stop:
-            return _Trainer(cfg, info, stop).run()
-    finally:
-        distributed.close(info)
+            result = _Trainer(cfg, info, stop).run()
+        clean = True
+        return result
+    finally:  # after an error on one rank the others never reach a final barrier: skip it
+        distributed.close(info, barrier=clean)
 
 
 class _Trainer:
@@ -82,6 +90,8 @@ class _Trainer:
 
     def _setup(self) -> None:
         cfg, info = self.cfg, self.info
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         self.device = dev = runtime.resolve_device(cfg.device, info)
         self.amp = runtime.resolve_amp(cfg.amp, dev)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
@@ -92,14 +102,9 @@ class _Trainer:
             raise ConfigError("sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
-        ds = runtime.load_data(cfg, info)
-        self.norm = runtime.normalization(ds, cfg.normalization)
+        self.data = ds = build_data(cfg, info, dev, self.channels_last)
+        self.norm, self.train_loader, self.test_loaders = ds.norm, ds.train_loader, ds.test_loaders
         per_process = cfg.batch_size // info.world_size
-        loader = dict(device=dev, seed=cfg.seed, info=info, channels_last=self.channels_last)
-        self.train_loader = runtime.make_loader(ds.train_images, ds.train_labels, self.norm,
-                                                batch_size=per_process, train=True, **loader)
-        self.test_loader = runtime.make_loader(ds.test_images, ds.test_labels, self.norm,
-                                               batch_size=max(per_process, 256), train=False, **loader)
         self.schedule = build_schedule(cfg, len(self.train_loader))
         total = self.schedule.iterations
         self.eval_every = cfg.eval_interval or max(1, round(total / 20))
@@ -124,7 +129,9 @@ class _Trainer:
                                          weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.meter = Meter(dev)
         self.it, self.best, self.best_it, self.last_eval, self.wall0 = 0, None, None, None, 0.0
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main)
+        self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
+        columns = stream_columns(cfg.eval_crops) if ds.streaming else COLUMNS
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=columns)
         self.meta = {
             "format": "idresnet-weights", "model": cfg.model, "model_kwargs": cfg.model_kwargs,
             "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,
@@ -144,8 +151,9 @@ class _Trainer:
             "model": {**idresnet.model_info(cfg.model, **cfg.model_kwargs),
                       "params": sum(p.numel() for p in raw.parameters())},
             "dataset": {"name": ds.name, "description": ds.description, "num_classes": ds.num_classes,
-                        "train_images": len(ds.train_labels), "test_images": len(ds.test_labels),
-                        "image_shape": list(ds.image_shape)},
+                        "train_images": ds.train_count, "test_images": ds.test_count,
+                        "image_shape": list(ds.image_shape),
+                        **({"loading": ds.loading} if ds.streaming else {})},
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
         }
 
@@ -157,6 +165,7 @@ class _Trainer:
         self.meter.load(ckpt["meter"])
         self.best, self.best_it = ckpt["best_test_error"], ckpt["best_iteration"]
         self.last_eval, self.wall0 = ckpt["last_eval"], float(ckpt["wall_time_s"])
+        self.skipped0 = int(ckpt.get("skipped_images", 0)) if self.main else 0  # a total over ranks
         states = ckpt["rng"]
         if len(states) == self.info.world_size:
             set_rng_state(states[self.info.rank])
@@ -167,6 +176,7 @@ class _Trainer:
 
     def _start_files(self, resumed: bool) -> None:
         self.t_start = self.t_row = time.perf_counter()  # wall time: self.wall0 + since then
+        self.row_it = self.it
         self.info_record["resumed_from"] = self.it if resumed else None
         self.info_record["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if self.main:
@@ -190,11 +200,20 @@ class _Trainer:
         try:
             while self.it < total and outcome is None:
                 epoch, start = divmod(self.it, per_epoch)
-                for x, y in self.train_loader.epoch(epoch, start_batch=start):
-                    self._step(x, y)
-                    outcome = self._after_step()
-                    if outcome or self.it >= total:
-                        break
+                batches = self.train_loader.epoch(epoch, start_batch=start)
+                try:
+                    while True:
+                        t0 = time.perf_counter()
+                        batch = next(batches, None)
+                        self.data_wait += time.perf_counter() - t0
+                        if batch is None:
+                            break
+                        self._step(*batch)
+                        outcome = self._after_step()
+                        if outcome or self.it >= total:
+                            break
+                finally:
+                    batches.close()  # stops a streamed epoch's worker processes now
         finally:
             self.bar.close()
         return outcome
@@ -240,19 +259,49 @@ class _Trainer:
                "lr": self.schedule.lr(self.it - 1), "train_loss": loss, "train_error": err,
                "images_per_s": n / max(now - self.t_row, 1e-9),
                "wall_time_s": self._wall()}
+        if self.data.streaming:
+            row.update(self._data_times(now))
         if evaluate_now:
-            if self.info.active:  # every rank evaluates rank 0's BN statistics
-                for buf in self.raw.buffers():
-                    torch.distributed.broadcast(buf, 0)
-            res = evaluate(self.eval_model, self.test_loader, device=self.device,
-                           amp_dtype=self.amp, info=self.info)
-            self.last_eval = {"iteration": self.it, **res}
-            row.update(test_loss=res["loss"], test_error=res["error"])
-            if self.best is None or res["error"] < self.best:
-                self.best, self.best_it = res["error"], self.it
+            self._evaluate(row)
+        if self.data.streaming:
+            row["skipped_images"] = self._skipped_total()
         self.metrics.write(**row)
         self._report(row)
-        self.t_row = time.perf_counter()
+        self.t_row, self.row_it, self.data_wait = time.perf_counter(), self.it, 0.0
+
+    def _evaluate(self, row: dict) -> None:
+        """Evaluate at every test loader (eval crop); the first gives the run's test error."""
+        if self.info.active:  # every rank evaluates rank 0's BN statistics
+            for buf in self.raw.buffers():
+                torch.distributed.broadcast(buf, 0)
+        results = {crop: evaluate(self.eval_model, loader, device=self.device, amp_dtype=self.amp,
+                                  info=self.info) for crop, loader in self.test_loaders.items()}
+        crops = list(results)
+        res = results[crops[0]]
+        self.last_eval = {"iteration": self.it, **res}
+        row.update(test_loss=res["loss"], test_error=res["error"])
+        if self.data.streaming:
+            self.last_eval["crops"] = {str(c): r for c, r in results.items()}
+            row["test_top5_error"] = res["top5_error"]
+            for c in crops[1:]:
+                r = results[c]
+                row.update({f"test_loss_{c}": r["loss"], f"test_error_{c}": r["error"],
+                            f"test_top5_error_{c}": r["top5_error"]})
+        if self.best is None or res["error"] < self.best:
+            self.best, self.best_it = res["error"], self.it
+
+    def _data_times(self, now: float) -> dict:
+        """Seconds per step waiting for the loader (the slowest rank) and per whole step."""
+        steps = max(self.it - self.row_it, 1)
+        wait = torch.tensor([self.data_wait], dtype=torch.float64, device=self.device)
+        distributed.all_reduce_(wait, self.info, op=torch.distributed.ReduceOp.MAX)
+        return {"data_time_s": wait.item() / steps, "step_time_s": (now - self.t_row) / steps}
+
+    def _skipped_total(self) -> int:
+        """Unreadable images skipped in the whole run, over all ranks (a collective)."""
+        local = torch.tensor([float(self.data.skipped())], dtype=torch.float64, device=self.device)
+        distributed.all_reduce_(local, self.info)
+        return self.skipped0 + int(local.item())
 
     def _report(self, row) -> None:
         if not self.main:
@@ -271,6 +320,7 @@ class _Trainer:
     def _checkpoint(self) -> None:
         """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
         states = distributed.gather(rng_state(), self.info)
+        extra = {"skipped_images": self._skipped_total()} if self.data.streaming else {}
         if not self.main:
             return
         per_epoch = self.schedule.iters_per_epoch
@@ -280,7 +330,7 @@ class _Trainer:
             "rng": states, "meter": self.meter.state(), "best_test_error": self.best,
             "best_iteration": self.best_it, "last_eval": self.last_eval,
             "wall_time_s": self._wall(), "world_size": self.info.world_size,
-            "config": self.cfg.to_dict(), "meta": plain(self.meta),
+            "config": self.cfg.to_dict(), "meta": plain(self.meta), **extra,
         })
         self._status("running")
 
@@ -307,11 +357,22 @@ class _Trainer:
         if self.main:
             self._status(status, final=final, message=message, wall=wall)
         return RunResult(self.run_dir, status, finite_or_none(final), finite_or_none(self.best),
-                         self.it, wall)
+                         self.it, wall, self._crop_errors() if final is not None else None)
+
+    def _crop_errors(self) -> dict | None:
+        """{crop: {"top1", "top5"}} of the last evaluation of a streamed run."""
+        crops = (self.last_eval or {}).get("crops")
+        if not crops:
+            return None
+        return {c: {"top1": finite_or_none(r["error"]), "top5": finite_or_none(r["top5_error"])}
+                for c, r in crops.items()}
 
     def _status(self, status: str, final=None, message=None, wall=None) -> None:
         last = self.last_eval or {}
-        write_status(self.run_dir, status=status, iteration=self.it,
+        extra = {}
+        if self.data.streaming:
+            extra["final_test_errors"] = self._crop_errors() if final is not None else None
+        write_status(self.run_dir, **extra, status=status, iteration=self.it,
                      iterations=self.schedule.iterations,
                      epoch=round(self.schedule.epoch(self.it), 3),
                      final_test_error=finite_or_none(final),

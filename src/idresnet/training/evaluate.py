@@ -26,10 +26,12 @@ def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, wrong@1, wrong@5, n
+    classes = torch.zeros(1, dtype=torch.float64, device=device)  # known here only after a batch
     for x, y in loader.epoch(0):
         with autocast(device, amp_dtype):
             logits = model(x)
         logits = logits.float()
+        classes.fill_(logits.shape[1])
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hit = top == y[:, None]
         sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
@@ -37,11 +39,12 @@ def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
         sums[2] += (~hit.any(1)).sum()
         sums[3] += y.numel()
     model.train(was_training)
-    if info is not None:
+    if info is not None:  # a rank may have had no batch (a tiny shard, damaged files only)
         distributed.all_reduce_(sums, info)
+        distributed.all_reduce_(classes, info, op=torch.distributed.ReduceOp.MAX)
     loss, wrong1, wrong5, n = sums.tolist()
     n = max(n, 1)
-    top5 = 100.0 * wrong5 / n if logits.shape[1] > 5 else None
+    top5 = 100.0 * wrong5 / n if classes.item() > 5 else None
     return {"loss": loss / n, "error": 100.0 * wrong1 / n, "top5_error": top5, "images": int(n)}
 
 

@@ -2,7 +2,9 @@
 
 ``metrics.csv`` has one row every ``log_interval`` iterations and one at every
 evaluation (test columns empty on rows without one). Train loss and error are the
-means over the iterations since the previous row, over all processes.
+means over the iterations since the previous row, over all processes. Streamed
+datasets (imagenet) add :func:`stream_columns`: top-5 error, the errors at further
+evaluation crops, the loader's waiting time per step and the skipped images.
 
 ``status.json`` is rewritten atomically whenever the run's state changes; its
 ``status`` is one of :data:`STATUSES`.
@@ -24,6 +26,7 @@ from idresnet.training.checkpoint import atomic_write_bytes
 
 COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
            "images_per_s", "wall_time_s")
+DATA_COLUMNS = ("data_time_s", "step_time_s", "skipped_images")
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 DONE = ("finished", "failed", "diverged")
 
@@ -44,12 +47,22 @@ class RunResult:
     best_test_error: float | None
     iterations: int
     wall_time_s: float
+    # streamed datasets: {crop (str): {"top1": %, "top5": %}} of the final evaluation
+    final_test_errors: dict | None = None
 
     @classmethod
     def from_status(cls, run_dir, status: dict) -> "RunResult":
         return cls(Path(run_dir), status["status"], status.get("final_test_error"),
                    status.get("best_test_error"), int(status.get("iteration", 0)),
-                   float(status.get("wall_time_s", 0.0)))
+                   float(status.get("wall_time_s", 0.0)), status.get("final_test_errors"))
+
+
+def stream_columns(eval_crops) -> tuple[str, ...]:
+    """The metrics.csv columns of a streamed run: the first crop's errors are
+    ``test_error`` / ``test_top5_error``, a further crop C has ``test_loss_C``,
+    ``test_error_C`` and ``test_top5_error_C``."""
+    extra = [f"{k}_{c}" for c in eval_crops[1:] for k in ("test_loss", "test_error", "test_top5_error")]
+    return (*COLUMNS[:7], "test_top5_error", *extra, *COLUMNS[7:], *DATA_COLUMNS)
 
 
 def write_status(run_dir: Path, **fields) -> None:
@@ -79,8 +92,8 @@ def finite_or_none(x: float | None) -> float | None:
 class MetricsLog:
     """Appends rows to ``metrics.csv`` (only where ``enabled``: rank 0)."""
 
-    def __init__(self, path: Path, enabled: bool = True):
-        self.path, self.enabled = Path(path), enabled
+    def __init__(self, path: Path, enabled: bool = True, columns=COLUMNS):
+        self.path, self.enabled, self.columns = Path(path), enabled, tuple(columns)
 
     def start(self, resume_from: int | None) -> None:
         """A fresh file, or (resuming) the file cut back to rows up to ``resume_from``:
@@ -90,7 +103,7 @@ class MetricsLog:
         rows = [r for r in read_metrics(self.path) if int(r["iteration"]) <= resume_from] \
             if resume_from is not None and self.path.exists() else []
         out = io.StringIO()
-        writer = csv.DictWriter(out, COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, self.columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
         atomic_write_bytes(self.path, out.getvalue().encode())
@@ -98,9 +111,9 @@ class MetricsLog:
     def write(self, **row) -> None:
         if not self.enabled:
             return
-        cells = {k: _cell(row.get(k)) for k in COLUMNS}
+        cells = {k: _cell(row.get(k)) for k in self.columns}
         with open(self.path, "a", newline="") as f:
-            csv.DictWriter(f, COLUMNS, lineterminator="\n").writerow(cells)
+            csv.DictWriter(f, self.columns, lineterminator="\n").writerow(cells)
 
 
 def _cell(v):

@@ -10,12 +10,18 @@ restores the schedule position exactly: there is no scheduler state to lose.
 epoch, so the learning rate changes exactly at epoch boundaries. ``budget`` then scales
 the total, the milestones and the warm-up together (rounded to whole iterations), for
 reduced runs that keep the recipe's shape.
+
+``lr_scaling: linear`` multiplies the base rate by the global batch over the recipe's
+batch (Goyal et al. 2017: ImageNet's 0.1 is for 256, so batch 1024 trains at 0.4);
+``warmup_lr`` is not scaled.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from dataclasses import dataclass
+
+from idresnet.training.recipe import RECIPES, recipe_name
 
 # The recipe's milestones as fractions of the run (32k/64k, 48k/64k), used when
 # an epoch schedule gives no milestones.
@@ -51,9 +57,17 @@ class Schedule:
 
     def record(self) -> dict:
         """Plain numbers for the run folder."""
-        return {"iterations": self.iterations, "lr_milestones": list(self.milestones),
-                "warmup_iters": self.warmup_iters, "iters_per_epoch": self.iters_per_epoch,
+        return {"iterations": self.iterations, "base_lr": self.base_lr,
+                "lr_milestones": list(self.milestones), "warmup_iters": self.warmup_iters,
+                "iters_per_epoch": self.iters_per_epoch,
                 "epochs": round(self.iterations / self.iters_per_epoch, 3), "budget": self.budget}
+
+
+def base_lr(cfg) -> float:
+    """``cfg.lr``, scaled by global batch / the recipe's batch with ``lr_scaling: linear``."""
+    if cfg.lr_scaling != "linear":
+        return cfg.lr
+    return clean_lr(cfg.lr * cfg.batch_size / RECIPES[recipe_name(cfg.dataset)]["batch_size"])
 
 
 def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
@@ -71,6 +85,6 @@ def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
         iterations=max(1, round(total * b)),
         milestones=tuple(sorted({max(1, round(m * b)) for m in milestones})),
         warmup_iters=round(cfg.warmup_iters * b),
-        base_lr=cfg.lr, gamma=cfg.lr_gamma, warmup_lr=cfg.warmup_lr,
+        base_lr=base_lr(cfg), gamma=cfg.lr_gamma, warmup_lr=cfg.warmup_lr,
         iters_per_epoch=iters_per_epoch, budget=b,
     )

@@ -1,0 +1,69 @@
+"""The paper's two training recipes, as defaults of the config fields marked ``recipe``.
+
+CIFAR (Sec. 4.2): batch 128, 64k iterations, lr /10 at 32k and 48k, 400 warm-up
+iterations at 0.01. ImageNet (Sec. 5, Table 5): batch 256, lr /10 at epochs 30 and 60,
+no warm-up, 90 epochs (fb.resnet.torch's length; the paper gives only the drops). A
+recipe field left unset (None) is filled in when a :class:`TrainConfig` is made, so
+``config.yaml`` records numbers; a value given is kept.
+"""
+
+from __future__ import annotations
+
+from idresnet.errors import ConfigError
+
+RECIPES = {
+    "cifar": {"batch_size": 128, "schedule_unit": "iter", "iterations": 64000,
+              "lr_milestones": [32000, 48000], "warmup_iters": 400},
+    "imagenet": {"batch_size": 256, "schedule_unit": "epoch", "epochs": 90,
+                 "epoch_milestones": [30, 60], "warmup_iters": 0},
+}
+STREAMING = ("imagenet",)  # datasets streamed from disk by worker processes
+
+
+def recipe_name(dataset: str) -> str:
+    return "imagenet" if dataset in STREAMING else "cifar"
+
+
+def _thirds(total: int) -> list[int]:
+    """Milestones at 1/3 and 2/3 of ``total`` (the ImageNet recipe's 30 and 60 of 90)."""
+    return sorted({m for m in (round(total / 3), round(2 * total / 3)) if m >= 1})
+
+
+def apply_recipe(c) -> None:
+    """Fill the recipe fields left unset from the dataset's recipe.
+
+    cifar: batch 128, 64k iterations, milestones 32k and 48k, 400 warm-up iterations.
+    imagenet: batch 256, 90 epochs, milestones at epochs 30 and 60 (1/3 and 2/3 of
+    ``epochs`` when that is given), no warm-up; giving ``iterations`` or ``lr_milestones``
+    without ``schedule_unit`` selects an iteration schedule (milestones default to 1/3
+    and 2/3 of the iterations).
+    """
+    name = recipe_name(c.dataset)
+    recipe = RECIPES[name]
+    for key in ("batch_size", "warmup_iters"):
+        if getattr(c, key) is None:
+            setattr(c, key, recipe[key])
+    if name == "cifar":
+        for key in ("schedule_unit", "iterations", "lr_milestones"):
+            if getattr(c, key) is None:
+                setattr(c, key, list(recipe[key]) if key == "lr_milestones" else recipe[key])
+        return
+    if c.schedule_unit is None:
+        c.schedule_unit = "iter" if c.iterations is not None or c.lr_milestones is not None else "epoch"
+    if c.schedule_unit == "epoch":
+        if c.epochs is None:
+            c.epochs = recipe["epochs"]
+        if c.epoch_milestones is None:
+            c.epoch_milestones = _thirds(c.epochs)
+    else:
+        if c.iterations is None:
+            raise ConfigError("schedule_unit 'iter' needs iterations (--iterations N); the imagenet "
+                              "recipe counts 90 epochs (--schedule-unit epoch)")
+        if c.lr_milestones is None:
+            c.lr_milestones = _thirds(c.iterations)
+
+
+def recipe_default(name: str) -> str | None:
+    """The default of a recipe field as text, for help messages."""
+    values = [f"{recipe} {RECIPES[recipe][name]}" for recipe in RECIPES if name in RECIPES[recipe]]
+    return ", ".join(values) if values else None

@@ -38,7 +38,7 @@ def test_eval_text_output_and_test_size(run, capsys):
 
 @pytest.mark.parametrize("argv, text", [
     (["--weights", "{run}", "--model", "preact_resnet32"], "do not fit preact_resnet32"),
-    (["--weights", "{run}", "--dataset", "imagenet"], "dataset 'imagenet' is streamed from disk"),
+    (["--weights", "{run}", "--dataset", "imagenet"], "dataset 'imagenet' needs --data DIR"),
     (["--weights", "{tmp}/nothing"], "no such file"),
     (["--weights", "{run}", "--bogus"], "unrecognized argument '--bogus'"),
 ])

@@ -195,3 +195,15 @@ def test_the_cifar10_jpeg_copy_trains_through_the_streamed_path(tmp_path):
     assert result.iterations == 10 and set(result.final_test_errors) == {"48", "64"}
     rows = read_metrics(result.run_dir / "metrics.csv")
     assert rows[-1]["test_top5_error"] and rows[-1]["skipped_images"] == "0"  # 10 classes: top-5 defined
+
+
+def test_eval_of_an_imagenet_run_gives_the_runs_errors_at_every_crop(tiny_imagenet, capsys):
+    result = train(tiny_imagenet(epochs=None, iterations=4, eval_interval=4, workers=0))
+    capsys.readouterr()
+    assert main(["eval", "--weights", str(result.run_dir), "--json", "--workers", "0"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert set(got["crops"]) == {"32", "48"}
+    for crop, errors in result.final_test_errors.items():
+        assert got["crops"][crop]["error"] == pytest.approx(errors["top1"], abs=1e-6)
+    assert main(["eval", "--weights", str(result.run_dir), "--eval-crops", "40", "--workers", "0"]) == 0
+    assert "crop 40 of 40" in capsys.readouterr().out

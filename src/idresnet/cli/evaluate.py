@@ -27,6 +27,9 @@ def add_parser(subparsers, name):
     p.add_argument("--seed", type=int, help="seed of the subset (default: the recorded one)")
     p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--eval-crops", type=int, nargs="+", metavar="N",
+                   help="imagenet: evaluation crops (default: the run's; the paper's Table 5 uses 224 and 320)")
+    p.add_argument("--workers", type=int, help="imagenet: decoding worker processes (default: the CPUs, at most 8)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
     return p
@@ -40,10 +43,13 @@ def run(args) -> int:
     from idresnet.training.config import parse_model_kwargs
     from idresnet.training.distributed import DistInfo
     from idresnet.training.evaluate import build_trained, evaluate, read_trained
+    from idresnet.training.recipe import STREAMING
     from idresnet.training.runtime import make_loader, resolve_amp, resolve_device
 
     if args.batch_size < 1:
         raise UsageError(f"invalid batch_size {args.batch_size}: must be >= 1")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"invalid workers {args.workers}: must be >= 0")
     state, meta, file = read_trained(args.weights)
     kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
     net = build_trained(state, meta, args.model, kwargs, args.num_classes)
@@ -55,6 +61,8 @@ def run(args) -> int:
     data = args.data or (rec.get("data") if same else None)
     seed = args.seed if args.seed is not None else rec.get("seed", 0)
     test_size = args.test_size if args.test_size is not None else (rec.get("test_size") if same else None)
+    if dataset in STREAMING:
+        return _run_streamed(args, net, meta, file, rec if same else {}, dataset, data, test_size, seed)
     # the recorded train_size too: the synthetic test split depends on it
     ds = load_dataset(dataset, data, cache_dir=args.cache_dir, train_size=rec.get("train_size") if same else None,
                       test_size=test_size, seed=seed)
@@ -76,4 +84,40 @@ def run(args) -> int:
         top5 = "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
         print(f"{res['model']} on {ds.description}: top-1 error {res['error']:.2f}%{top5} "
               f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
+    return 0
+
+
+def _run_streamed(args, net, meta, file, rec, dataset, data, test_size, seed) -> int:
+    """An ImageNet-layout folder, streamed: the error at every evaluation crop."""
+    import torch
+
+    from idresnet.data.imagenet import load_imagenet
+    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize
+    from idresnet.training.data import auto_workers, val_loaders
+    from idresnet.training.distributed import DistInfo
+    from idresnet.training.evaluate import evaluate
+    from idresnet.training.runtime import resolve_amp, resolve_device
+
+    folder = load_imagenet(data, test_size=test_size, seed=seed)
+    train_crop = rec.get("train_crop", 224)
+    crops = args.eval_crops or rec.get("eval_crops") or [train_crop]
+    recorded = rec.get("eval_resize") if not args.eval_crops else None
+    resizes = recorded or [eval_resize(c, train_crop) for c in crops]
+    device = resolve_device(args.device, DistInfo())
+    loaders = val_loaders(folder, crops, resizes, batch_size=args.batch_size, seed=seed, device=device,
+                          workers=auto_workers(args.workers), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    net = net.to(device)
+    results = {}
+    with torch.inference_mode():
+        for crop, loader in loaders.items():
+            results[crop] = evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
+    model = args.model or meta.get("model")
+    if args.json:
+        print(json.dumps({"weights": str(file), "model": model, "dataset": folder.description,
+                          "crops": {str(c): r for c, r in results.items()}}))
+        return 0
+    for (crop, res), resize in zip(results.items(), resizes):
+        top5 = "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
+        print(f"{model} on {folder.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
+              f"{top5} ({res['images']} images, loss {res['loss']:.4f}; weights {file})")
     return 0

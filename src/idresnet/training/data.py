@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from idresnet.errors import ConfigError
 from idresnet.training import distributed, runtime
 from idresnet.training.recipe import STREAMING
 
@@ -73,8 +74,7 @@ def auto_workers(setting: int | None) -> int:
 def _streamed(cfg, info, device, channels_last, per_process) -> RunData:
     from idresnet.data.imagenet import FileDataset, load_imagenet
     from idresnet.data.stream import StreamLoader
-    from idresnet.data.transforms import (IMAGENET_MEAN, IMAGENET_STD, CenterCrop, eval_resize,
-                                          train_transform)
+    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize, train_transform
 
     folder = load_imagenet(cfg.data, train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
     workers = auto_workers(cfg.workers)
@@ -85,14 +85,25 @@ def _streamed(cfg, info, device, channels_last, per_process) -> RunData:
     train = StreamLoader(FileDataset(folder.train_files, folder.train_labels, augment, seed=cfg.seed),
                          batch_size=per_process, train=True, **common)
     resizes = cfg.eval_resize or [eval_resize(c, cfg.train_crop) for c in cfg.eval_crops]
-    tests = {}
-    for crop, resize in zip(cfg.eval_crops, resizes):
-        data = FileDataset(folder.val_files, folder.val_labels, CenterCrop(crop, resize),
-                           seed=cfg.seed, random=False)
-        tests[crop] = StreamLoader(data, batch_size=per_process, train=False, **common)
+    tests = val_loaders(folder, cfg.eval_crops, resizes, batch_size=per_process, **common)
     loading = {"workers": workers, "augmentation": cfg.augmentation, "train_crop": cfg.train_crop,
                "scale_range": list(cfg.scale_range) if cfg.augmentation == "scale" else None,
                "eval": [{"crop": c, "resize": r} for c, r in zip(cfg.eval_crops, resizes)]}
     return RunData(cfg.dataset, folder.description, list(folder.classes), len(folder.train_labels),
                    len(folder.val_labels), [cfg.train_crop, cfg.train_crop, 3], norm, train, tests,
                    streaming=True, loading=loading)
+
+
+def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loader) -> dict:
+    """{crop: StreamLoader} over ``folder``'s val images, each resized then centre-cropped."""
+    from idresnet.data.imagenet import FileDataset
+    from idresnet.data.stream import StreamLoader
+    from idresnet.data.transforms import CenterCrop
+
+    if len(resizes) != len(crops):
+        raise ConfigError(f"eval_resize {list(resizes)} needs one size per eval crop {list(crops)}")
+    tests = {}
+    for crop, resize in zip(crops, resizes):
+        data = FileDataset(folder.val_files, folder.val_labels, CenterCrop(crop, resize), seed=seed, random=False)
+        tests[crop] = StreamLoader(data, batch_size=batch_size, train=False, seed=seed, **loader)
+    return tests

@@ -137,7 +137,8 @@ class _Trainer:
             "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,
             "dataset_description": ds.description, "image_shape": list(ds.image_shape),
             "normalization": self.norm, "idresnet_version": idresnet.__version__,
-            "dataset_args": {k: getattr(cfg, k) for k in ("dataset", "data", "train_size", "test_size", "seed")},
+            "dataset_args": {k: getattr(cfg, k) for k in ("dataset", "data", "train_size", "test_size", "seed")
+                             + (("train_crop", "eval_crops", "eval_resize") if ds.streaming else ())},
         }
         self.info_record = {
             "idresnet_version": idresnet.__version__, "torch_version": torch.__version__,

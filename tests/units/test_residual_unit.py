@@ -147,29 +147,14 @@ def test_every_shortcut_with_every_placement_runs_forward_and_backward(placement
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-def _relus_out_of_place(module: nn.Module) -> None:
-    for m in module.modules():
-        if isinstance(m, nn.ReLU):
-            m.inplace = False
-
-
 @pytest.mark.parametrize("placement", PLACEMENTS)
 @pytest.mark.parametrize("preact_mode", ["residual", "shared"])
-def test_in_place_relus_never_touch_the_input_and_change_nothing(placement, preact_mode):
-    """In-place ReLUs (after a BN or the addition) give the same outputs and gradients as
-    out-of-place ones, and the unit's input x, which the shortcut also reads, is left intact."""
+def test_a_unit_never_modifies_its_input(placement, preact_mode):
+    """x feeds both the shortcut and F: no op of the unit may change it in place, in the
+    forward or the backward pass (an in-place ReLU on x in (d) would)."""
     torch.manual_seed(0)
     unit = ResidualUnit(8, 8, spec=UnitSpec(placement=placement), preact_mode=preact_mode).train()
     x = torch.randn(4, 8, 6, 6)
-    x_before = x.clone()
-    a_in = x.clone().requires_grad_()
-    out = unit(a_in)
-    assert torch.equal(a_in.detach(), x_before)
-    out.square().sum().backward()
-    reference = ResidualUnit(8, 8, spec=UnitSpec(placement=placement), preact_mode=preact_mode).train()
-    reference.load_state_dict(unit.state_dict())
-    _relus_out_of_place(reference)
-    b_in = x_before.clone().requires_grad_()
-    ref_out = reference(b_in)
-    ref_out.square().sum().backward()
-    assert torch.equal(out, ref_out) and torch.equal(a_in.grad, b_in.grad)
+    x_in = x.clone().requires_grad_()
+    unit(x_in).square().sum().backward()
+    assert torch.equal(x_in.detach(), x)

@@ -43,7 +43,7 @@ def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential
     if placement != "full_preact":
         layers.append(nn.BatchNorm2d(channels))
     if placement in ("original", "bn_after_add", "relu_before_add"):
-        layers.append(nn.ReLU(inplace=True))
+        layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 

@@ -30,7 +30,7 @@ def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(channels),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
 

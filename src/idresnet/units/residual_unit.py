@@ -31,12 +31,11 @@ PREACT_MODES = ("residual", "shared", "none")
 
 
 def _bn_relu(channels: int, bn: bool = True, relu: bool = True) -> list[nn.Module]:
-    """BN then ReLU. A ReLU that follows a BN or an addition works in place (the tensor is
-    its own and nothing else reads it: one allocation fewer, results identical; timing in
-    benchmarks/inplace_relu.py); the ReLU that (d) applies to x itself must not, since x
-    is also the shortcut's input."""
+    """BN then ReLU. ReLUs are out of place: in place after BN gave no speed-up on the CPU
+    (docs/performance.md, "What was tried"), and (d)'s ReLU on x must never be in place,
+    since x is also the shortcut's input."""
     layers = [nn.BatchNorm2d(channels)] if bn else []
-    return layers + ([nn.ReLU(inplace=bn)] if relu else [])
+    return layers + ([nn.ReLU()] if relu else [])
 
 
 def pre_activation(placement: str, channels: int) -> list[nn.Module]:
@@ -52,7 +51,7 @@ def _after_last_conv(placement: str, channels: int) -> list[nn.Module]:
 
 def _after_add(placement: str, channels: int) -> nn.Module:
     if placement == "original":
-        return nn.ReLU(inplace=True)  # on the sum, a tensor of its own
+        return nn.ReLU()
     if placement == "bn_after_add":
         return nn.Sequential(*_bn_relu(channels))
     return nn.Identity()

@@ -1,5 +1,7 @@
 import csv
 
+import pytest
+
 from matplotlib.colors import to_rgba
 
 from idresnet.analysis.curves import curves_figure, read_metrics
@@ -46,3 +48,15 @@ def test_eleven_runs_get_eleven_colours(tmp_path):
     runs = {f"r{i}": read_metrics(fake_run(tmp_path / f"r{i}", [50.0])) for i in range(11)}
     fig = curves_figure(runs)
     assert len({to_rgba(line.get_color()) for line in fig.axes[1].lines}) == 11
+
+
+def test_early_loss_spikes_do_not_set_the_loss_axis():
+    from idresnet.analysis.curves import loss_axis_top
+
+    calm = {"train_loss": [(i, 2.3 - i / 1000) for i in range(10, 1001, 10)], "test_error": [(1000, 50.0)]}
+    spiky = {"train_loss": [(10, 25.0), (20, 9.0)] + [(i, 2.0) for i in range(100, 1001, 10)], "test_error": [(1000, 50.0)]}
+    assert loss_axis_top({"calm": calm}) is None  # nothing to clip
+    assert loss_axis_top({"calm": calm, "spiky": spiky}) == pytest.approx(1.25 * 2.04)
+    fig = curves_figure({"calm": calm, "spiky": spiky})
+    loss_ax = fig.axes[0]
+    assert loss_ax.get_ylim() == pytest.approx((0, 1.25 * 2.04)) and "clipped at 2.55" in loss_ax.get_ylabel()

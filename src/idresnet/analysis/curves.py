@@ -28,6 +28,23 @@ def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return series
 
 
+def loss_axis_top(runs: dict[str, dict], early: float = 0.25) -> float | None:
+    """An upper limit for the loss axis that early spikes (in the first ``early`` of a run,
+    e.g. a deep original net in its warm-up) do not set: 1.25 x the largest loss after
+    them, or None when no loss exceeds 1.5 x that largest loss (nothing worth clipping)."""
+    late, peak = [], 0.0
+    for series in runs.values():
+        points = series["train_loss"]
+        if not points:
+            continue
+        last = points[-1][0]
+        late += [y for x, y in points if x > early * last]
+        peak = max(peak, max(y for _, y in points))
+    if not late:
+        return None
+    return 1.25 * max(late) if peak > 1.5 * max(late) else None
+
+
 def curves_figure(runs: dict[str, dict], title: str = ""):
     """``runs[label] = read_metrics(...)``: one figure, two y axes."""
     fig, loss_ax = plt.subplots(figsize=(8, 4.8))
@@ -43,8 +60,11 @@ def curves_figure(runs: dict[str, dict], title: str = ""):
         if series["test_error"]:
             x, y = zip(*series["test_error"])
             error_ax.plot(x, y, linestyle="-", color=colour, linewidth=1.8, label=label)
+    top = loss_axis_top(runs)
     loss_ax.set_xlabel("iterations")
-    loss_ax.set_ylabel("training loss (dashed)")
+    loss_ax.set_ylabel("training loss (dashed)" + (f", clipped at {top:.2f}" if top else ""))
+    if top:
+        loss_ax.set_ylim(0, top)
     error_ax.set_ylabel("test error % (solid)")
     loss_ax.grid(True, alpha=0.3)
     error_ax.legend(fontsize=8, loc="upper right")

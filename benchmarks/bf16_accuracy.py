@@ -25,6 +25,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="CIFAR-10 source (archive, folder or the JPEG copy)")
     p.add_argument("--model", default="preact_resnet20")
+    p.add_argument("--width", type=float, default=1.0, help="width multiplier of the network")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--iterations", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=128)
@@ -32,7 +33,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/bf16-accuracy")
     args = p.parse_args()
     its = args.iterations
-    recipe = dict(model=args.model, dataset="cifar10", data=args.data, batch_size=args.batch_size,
+    recipe = dict(model=args.model, model_kwargs={"width": args.width}, dataset="cifar10", data=args.data, batch_size=args.batch_size,
                   iterations=its, lr_milestones=[its // 2, its * 3 // 4], warmup_iters=0,
                   test_size=args.test_size, eval_interval=its // 2, log_interval=max(1, its // 8),
                   threads=1, progress=False, resume=True)
@@ -41,7 +42,7 @@ def main() -> None:
         for amp in ("off", "bf16"):
             out = Path(args.out) / f"{amp}-seed{seed}"
             results[amp, seed] = train(TrainConfig(**recipe, seed=seed, amp=amp, out=str(out)))
-    print(f"{args.model}, batch {args.batch_size}, {its} iterations (lr 0.1, /10 at {its // 2} and "
+    print(f"{args.model} (width {args.width}), batch {args.batch_size}, {its} iterations (lr 0.1, /10 at {its // 2} and "
           f"{its * 3 // 4}), CIFAR-10 source {args.data}; {device_name(torch.device('cpu'))}")
     print("| seed | fp32 test error % | bf16 test error % | bf16 - fp32 | fp32 wall s | bf16 wall s |")
     print("|---|---|---|---|---|---|")

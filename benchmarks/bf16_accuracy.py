@@ -42,6 +42,8 @@ def main() -> None:
         for amp in ("off", "bf16"):
             out = Path(args.out) / f"{amp}-seed{seed}"
             results[amp, seed] = train(TrainConfig(**recipe, seed=seed, amp=amp, out=str(out)))
+            if results[amp, seed].status == "interrupted":  # Ctrl-C: stop; the same command resumes
+                raise SystemExit(f"interrupted: run the same command again to resume {out}")
     print(f"{args.model} (width {args.width}), batch {args.batch_size}, {its} iterations (lr 0.1, /10 at {its // 2} and "
           f"{its * 3 // 4}), CIFAR-10 source {args.data}; {device_name(torch.device('cpu'))}")
     print("| seed | fp32 test error % | bf16 test error % | bf16 - fp32 | fp32 wall s | bf16 wall s |")

@@ -57,6 +57,16 @@ def weights(run):
     return load_weights(run / "weights.safetensors")[0]
 
 
+def moved_and_apart(config: dict, num_classes: int, one, two) -> tuple[float, float]:
+    """How far run ``one``'s weights moved from the shared initialisation of ``config``,
+    and the largest difference between the weights of runs ``one`` and ``two``."""
+    torch.manual_seed(config["seed"])  # the engine's initialisation
+    init = batch_independent(config["model"], num_classes=num_classes, **config["model_kwargs"]).state_dict()
+    a, b = weights(one), weights(two)
+    return (max((a[k] - init[k]).abs().max().item() for k in a),
+            max((a[k] - b[k]).abs().max().item() for k in a))
+
+
 def test_two_processes_match_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     script = str(HERE / "ddp_script.py")
@@ -65,11 +75,7 @@ def test_two_processes_match_one(tmp_path):
     assert single.returncode == 0, single.stderr
     ddp = torchrun(script, str(two), "20")
     assert ddp.returncode == 0, ddp.stderr
-    torch.manual_seed(CONFIG["seed"])  # the engine's initialisation
-    init = batch_independent(CONFIG["model"], num_classes=10, **CONFIG["model_kwargs"]).state_dict()
-    a, b = weights(one), weights(two)
-    moved = max((a[k] - init[k]).abs().max().item() for k in a)
-    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    moved, diff = moved_and_apart(CONFIG, 10, one, two)
     assert moved > 1e-2 and diff <= 1e-5, (moved, diff)
     rows_a, rows_b = read_metrics(one / "metrics.csv"), read_metrics(two / "metrics.csv")
     assert len(rows_a) == len(rows_b) == 20

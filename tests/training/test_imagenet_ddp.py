@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from idresnet.training.metrics import read_metrics
 
-from ddp_script import IMAGENET_CONFIG, batch_independent
-from test_ddp import HERE, torchrun, weights
+from ddp_script import IMAGENET_CONFIG
+from test_ddp import HERE, moved_and_apart, torchrun
 from trainhelpers import IMAGENET_TINY, as_flags, imagenet_folder, quiet_env, run_cli
 
 pytestmark = pytest.mark.slow
@@ -26,12 +25,7 @@ def test_two_processes_match_one_on_the_streamed_path(tmp_path):
     assert single.returncode == 0, single.stderr
     ddp = torchrun(script, str(two), "8", str(data))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    torch.manual_seed(IMAGENET_CONFIG["seed"])
-    init = batch_independent(IMAGENET_CONFIG["model"], num_classes=3,
-                             **IMAGENET_CONFIG["model_kwargs"]).state_dict()
-    a, b = weights(one), weights(two)
-    moved = max((a[k] - init[k]).abs().max().item() for k in a)
-    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    moved, diff = moved_and_apart(IMAGENET_CONFIG, 3, one, two)
     assert moved > 1e-3 and diff <= 1e-5, (moved, diff)
     rows_a, rows_b = read_metrics(one / "metrics.csv"), read_metrics(two / "metrics.csv")
     assert len(rows_a) == len(rows_b) == 8

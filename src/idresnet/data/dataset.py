@@ -79,15 +79,25 @@ def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int,
     return np.sort(np.argsort(key, kind="stable")[:size])
 
 
+def subset_indices(train_labels, test_labels, train_size: int | None, test_size: int | None,
+                   num_classes: int, seed: int):
+    """Indices of the balanced train and test subsets (None: the split is kept whole). The
+    one seeding rule of every dataset, so that evaluation picks the training run's subset."""
+    train = None if train_size is None else balanced_subset(train_labels, train_size, num_classes, seed)
+    test = None if test_size is None else balanced_subset(test_labels, test_size, num_classes, seed + 1,
+                                                          "test_size")
+    return train, test
+
+
 def subset(ds: ImageDataset, train_size: int | None, test_size: int | None,
            seed: int) -> ImageDataset:
     """``ds`` reduced to balanced subsets (None keeps a split whole)."""
-    if train_size is not None:
-        keep = balanced_subset(ds.train_labels, train_size, ds.num_classes, seed)
-        ds.train_images, ds.train_labels = ds.train_images[keep], ds.train_labels[keep]
-    if test_size is not None:
-        keep = balanced_subset(ds.test_labels, test_size, ds.num_classes, seed + 1, "test_size")
-        ds.test_images, ds.test_labels = ds.test_images[keep], ds.test_labels[keep]
+    train_keep, test_keep = subset_indices(ds.train_labels, ds.test_labels, train_size, test_size,
+                                           ds.num_classes, seed)
+    if train_keep is not None:
+        ds.train_images, ds.train_labels = ds.train_images[train_keep], ds.train_labels[train_keep]
+    if test_keep is not None:
+        ds.test_images, ds.test_labels = ds.test_images[test_keep], ds.test_labels[test_keep]
     if train_size is not None or test_size is not None:
         ds.description += (f" [subset: {len(ds.train_labels)} train, "
                            f"{len(ds.test_labels)} test, seed {seed}]")

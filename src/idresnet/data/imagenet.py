@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from idresnet.data.cache import one_line
-from idresnet.data.dataset import balanced_subset
+from idresnet.data.dataset import subset_indices
 from idresnet.data.folder import IMAGE_SUFFIXES, index_tree
 from idresnet.data.transforms import sample_rng, to_array
 from idresnet.errors import DatasetError
@@ -90,12 +90,12 @@ def load_imagenet(data, *, train_size: int | None = None, test_size: int | None 
                            "and val/<class>/ images (ImageNet is not downloaded)")
     folder = scan(data)
     sub = ""
-    if train_size is not None:
-        keep = balanced_subset(folder.train_labels, train_size, folder.num_classes, seed)
-        folder.train_files, folder.train_labels = folder.train_files[keep], folder.train_labels[keep]
-    if test_size is not None:
-        keep = balanced_subset(folder.val_labels, test_size, folder.num_classes, seed + 1, "test_size")
-        folder.val_files, folder.val_labels = folder.val_files[keep], folder.val_labels[keep]
+    train_keep, val_keep = subset_indices(folder.train_labels, folder.val_labels, train_size, test_size,
+                                          folder.num_classes, seed)
+    if train_keep is not None:
+        folder.train_files, folder.train_labels = folder.train_files[train_keep], folder.train_labels[train_keep]
+    if val_keep is not None:
+        folder.val_files, folder.val_labels = folder.val_files[val_keep], folder.val_labels[val_keep]
     if train_size is not None or test_size is not None:
         sub = f" [subset: {len(folder.train_labels)} train, {len(folder.val_labels)} val, seed {seed}]"
     folder.description = (f"image folder {folder.root} ({folder.num_classes} classes, "

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from idresnet.experiments.scales import resolve_scale, row_override
-from idresnet.errors import UsageError
 from idresnet.experiments.tables import Row, Table
 from idresnet.networks import model_info
 from idresnet.networks.cifar import depth_for_units
@@ -61,9 +60,6 @@ def reproduce(table: Table, rows: list[Row], *, runs: int, scale_name: str, out:
               device: str = "auto", progress="auto", log=print) -> tuple[list[RowOutcome], float]:
     """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""
     scale = resolve_scale(scale_name, table.scales)
-    unknown = set(scale["rows"]) - {r.id for r in table.rows}
-    if unknown:
-        raise UsageError(f"{table.name}: scale {scale_name!r} shrinks unknown row(s) {', '.join(sorted(unknown))}")
     start, outcomes = time.time(), []
     total = len(rows) * runs
     for i, row in enumerate(rows):

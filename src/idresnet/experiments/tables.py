@@ -21,6 +21,7 @@ import yaml
 from idresnet.errors import UsageError, choices_error
 
 TABLES_PACKAGE = "idresnet.experiments"
+PAPER_RUNS = "median of 5"  # what a table's paper numbers are, unless it says otherwise
 ROW_KEYS = {"id", "model", "model_kwargs", "dataset", "recipe", "paper", "paper_mean", "paper_top5",
             "eval_crop", "run"}
 
@@ -54,7 +55,7 @@ class Table:
     rows: list[Row]
     scales: dict = field(default_factory=dict)
     path: Path | None = None
-    paper_runs: str = "median of 5"  # what the paper's numbers are
+    paper_runs: str = PAPER_RUNS  # what the paper's numbers are
 
     def select(self, ids: list[str] | None) -> list[Row]:
         if not ids:
@@ -125,8 +126,9 @@ def parse_table(doc, path: Path | None = None) -> Table:
             paper_top5=top5, eval_crop=crop, run=None if raw.get("run") is None else str(raw["run"]),
         ))
     _check_shared_runs(rows, where)
+    _check_scale_rows(doc.get("scales") or {}, {r.id for r in rows}, where)
     return Table(doc["name"], doc["title"], doc.get("figure"), doc["dataset"], dict(columns), rows,
-                 dict(doc.get("scales") or {}), path, str(doc.get("paper_runs", "median of 5")))
+                 dict(doc.get("scales") or {}), path, str(doc.get("paper_runs", PAPER_RUNS)))
 
 
 def _check_shared_runs(rows: list[Row], where) -> None:
@@ -138,3 +140,11 @@ def _check_shared_runs(rows: list[Row], where) -> None:
         if other[1] != train:
             raise UsageError(f"{where}: rows {other[0]!r} and {row.id!r} share run {row.run_name!r} "
                              "but train differently (model, model_kwargs, dataset or recipe)")
+
+
+def _check_scale_rows(scales: dict, ids: set, where) -> None:
+    """A scale may shrink only rows the table has."""
+    for name, scale in scales.items():
+        unknown = set((scale or {}).get("rows") or {}) - ids
+        if unknown:
+            raise UsageError(f"{where}: scale {name!r} shrinks unknown row(s) {', '.join(sorted(unknown))}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from idresnet.errors import ConfigError
 from idresnet.training import distributed, runtime
 from idresnet.training.recipe import STREAMING
 
@@ -100,8 +99,6 @@ def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loa
     from idresnet.data.stream import StreamLoader
     from idresnet.data.transforms import CenterCrop
 
-    if len(resizes) != len(crops):
-        raise ConfigError(f"eval_resize {list(resizes)} needs one size per eval crop {list(crops)}")
     tests = {}
     for crop, resize in zip(crops, resizes):
         data = FileDataset(folder.val_files, folder.val_labels, CenterCrop(crop, resize), seed=seed, random=False)

@@ -81,7 +81,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(res))
     else:
-        top5 = "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
+        top5 = _top5_text(res)
         print(f"{res['model']} on {ds.description}: top-1 error {res['error']:.2f}%{top5} "
               f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
     return 0
@@ -117,7 +117,12 @@ def _run_streamed(args, net, meta, file, rec, dataset, data, test_size, seed) ->
                           "crops": {str(c): r for c, r in results.items()}}))
         return 0
     for (crop, res), resize in zip(results.items(), resizes):
-        top5 = "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
+        top5 = _top5_text(res)
         print(f"{model} on {folder.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
               f"{top5} ({res['images']} images, loss {res['loss']:.4f}; weights {file})")
     return 0
+
+
+def _top5_text(res: dict) -> str:
+    """", top-5 error X%" where top-5 is defined (more than 5 classes), else nothing."""
+    return "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"

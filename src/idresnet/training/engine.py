@@ -198,6 +198,7 @@ class _Trainer:
                         disable=not (self.main and self._bar_wanted()), desc=self.run_dir.name)
         outcome = None
         self.model.train()
+        self.stop.arm()  # from here a signal stops the run after a checkpoint
         try:
             while self.it < total and outcome is None:
                 epoch, start = divmod(self.it, per_epoch)

@@ -8,6 +8,7 @@ oneDNN) and float32.
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import signal
 import threading
@@ -127,16 +128,28 @@ def load_data(cfg, info: distributed.DistInfo):
 
 
 class StopSignals:
-    """SIGINT and SIGTERM ask the loop to stop: it checkpoints at the end of the current
-    iteration and returns 'interrupted'. A second Ctrl-C raises KeyboardInterrupt at once.
-    Handlers are installed only in the main thread and restored on exit."""
+    """SIGINT and SIGTERM end a run cleanly.
+
+    Before :meth:`arm` (data loading, model building: nothing to save yet) a signal
+    raises KeyboardInterrupt at once, so the process ends promptly. Once armed (the
+    training loop), the first signal only asks the loop to stop: it checkpoints at the
+    end of the current iteration and returns 'interrupted'; a second Ctrl-C raises
+    KeyboardInterrupt at once. Handlers are installed only in the main thread and
+    restored on exit. Processes forked meanwhile (decode pools, DataLoader workers)
+    get default SIGTERM and ignored SIGINT, so their parent can always stop them.
+    """
 
     def __init__(self):
         self.requested = False
+        self.armed = False
         self._previous = {}
 
+    def arm(self) -> None:
+        """From now on a first signal is a request to stop after the current iteration."""
+        self.armed = True
+
     def _handle(self, signum, frame):
-        if self.requested and signum == signal.SIGINT:
+        if not self.armed or (self.requested and signum == signal.SIGINT):
             raise KeyboardInterrupt
         self.requested = True
 
@@ -144,9 +157,34 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            _ACTIVE.append(self)
         return self
 
     def __exit__(self, *exc):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self in _ACTIVE:
+            _ACTIVE.remove(self)
         return False
+
+
+_ACTIVE: list = []  # StopSignals in force in this process
+
+
+def worker_signals() -> None:
+    """Signal handling for a worker process: SIGTERM ends it, SIGINT is left to the parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _after_fork_in_child() -> None:
+    if _ACTIVE:  # a worker forked by a run: never inherit the run's deferred handlers
+        _ACTIVE.clear()
+        try:
+            worker_signals()
+        except ValueError:  # not the main thread of the child: nothing to reset
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

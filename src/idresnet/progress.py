@@ -35,22 +35,23 @@ def is_terminal(stream=None) -> bool:
 
 
 def progress(total: int | None = None, desc: str = "", unit: str = "it", *, initial: int = 0,
-             enabled: bool = True, bar: bool | None = None, stream=None):
+             enabled: bool = True, bar: bool | None = None, announce: bool = True, stream=None):
     """A progress reporter for ``total`` units of work.
 
     ``enabled=False`` reports nothing; ``bar`` forces (True) or refuses (False) a tqdm
-    bar, None picks one when ``stream`` (stderr) is a terminal.
+    bar, None picks one when ``stream`` (stderr) is a terminal. ``announce=False``: plain
+    lines only once the work has taken ``interval`` seconds (short work stays silent).
     """
     stream = sys.stderr if stream is None else stream
     if not enabled:
-        return LineProgress(total, desc, unit, initial=initial, stream=None)
+        return LineProgress(total, desc, unit, initial=initial, stream=None, announce=False)
     if bar is None:
         bar = is_terminal(stream)
     if bar:
         from tqdm import tqdm
 
         return tqdm(total=total, desc=desc, unit=unit, initial=initial, dynamic_ncols=True, file=stream)
-    return LineProgress(total, desc, unit, initial=initial, stream=stream)
+    return LineProgress(total, desc, unit, initial=initial, stream=stream, announce=announce)
 
 
 def _duration(seconds: float) -> str:
@@ -63,7 +64,8 @@ def _duration(seconds: float) -> str:
 class LineProgress:
     """Plain progress lines: ``desc: n/total unit (rate unit/s, elapsed, eta) postfix``."""
 
-    def __init__(self, total, desc, unit, *, initial=0, stream=None, interval: float | None = None):
+    def __init__(self, total, desc, unit, *, initial=0, stream=None, interval: float | None = None,
+                 announce: bool = True):
         self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
         self.n = self.start_n = initial
         self.interval = line_interval() if interval is None else interval
@@ -71,7 +73,9 @@ class LineProgress:
         self.t0 = self.last = time.monotonic()
         self.disable = stream is None
         self.closed = False
-        self._line()
+        self.lines, self.printed_n = 0, None
+        if announce:
+            self._line()
 
     def update(self, n: int = 1) -> None:
         self.n += n
@@ -85,7 +89,7 @@ class LineProgress:
         self.desc = desc
 
     def close(self) -> None:
-        if not self.closed and self.n != self.start_n:
+        if not self.closed and self.lines and self.n != self.printed_n:
             self._line()
         self.closed = True
 
@@ -101,6 +105,8 @@ class LineProgress:
             return
         now = time.monotonic()
         self.last = now
+        self.lines += 1
+        self.printed_n = self.n
         elapsed = now - self.t0
         done = self.n - self.start_n
         parts = [f"{self.n}/{self.total}" if self.total else f"{self.n}", self.unit]

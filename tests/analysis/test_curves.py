@@ -44,6 +44,16 @@ def test_plot_command(tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
+def test_plot_writes_beside_the_runs_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = fake_run(tmp_path / "runs" / "a", [50.0])
+    b = fake_run(tmp_path / "runs" / "b", [60.0])
+    assert main(["plot", str(a)]) == 0
+    assert (a / "curves.png").is_file() and not (tmp_path / "curves.png").exists()
+    assert main(["plot", str(a), str(b)]) == 0
+    assert (tmp_path / "runs" / "curves.svg").is_file()
+
+
 def test_eleven_runs_get_eleven_colours(tmp_path):
     runs = {f"r{i}": read_metrics(fake_run(tmp_path / f"r{i}", [50.0])) for i in range(11)}
     fig = curves_figure(runs)

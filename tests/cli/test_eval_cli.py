@@ -54,3 +54,32 @@ def test_eval_of_a_damaged_file(tmp_path, capsys):
     bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
     assert exit_code(["eval", "--weights", str(bad)]) == 2
     assert "not a valid safetensors file" in one_error_line(capsys, "idresnet eval: error: ")
+
+
+@pytest.mark.parametrize("key, value, text", [
+    ("num_classes", '"abc"', "recorded num_classes"), ("num_classes", "-1", "recorded num_classes"),
+    ("num_classes", "1000000000000", "recorded num_classes"), ("num_classes", "2.5", "recorded num_classes"),
+    ("model_kwargs", '"x"', "recorded model_kwargs"), ("model_kwargs", "[1, 2]", "recorded model_kwargs"),
+    ("model_kwargs", '{"depth": "x"}', "model option depth must be a number"),
+    ("model", "5", "recorded model"), ("model", '"foo"', "unknown model 'foo'"),
+    ("normalization", '"x"', "recorded normalization"),
+    ("normalization", '{"kind": "channel", "mean": [1, 2], "std": [1, 1]}', "mean: three finite numbers"),
+    ("normalization", '{"kind": "channel", "mean": [0, 0, 0], "std": [0, 0, 0]}', "std: three finite numbers > 0"),
+    ("normalization", '{"kind": "channel", "mean": [NaN, 0, 0], "std": [1, 1, 1]}', "mean: three finite"),
+    ("image_shape", '"x"', "recorded image_shape"), ("dataset_args", '"x"', "recorded dataset_args"),
+    ("classes", "5", "recorded classes"),
+])
+@pytest.mark.parametrize("command", ["eval", "export"])
+def test_crafted_weight_metadata_is_one_line(run, tmp_path, capsys, key, value, text, command):
+    """Weights files are data from anywhere: a crafted record never reaches a traceback."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(run / "weights.safetensors"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    crafted = tmp_path / "crafted.safetensors"
+    save_file(tensors, str(crafted), metadata={**meta, key: value})
+    capsys.readouterr()
+    argv = ["--out", str(tmp_path / "o.safetensors")] if command == "export" else []
+    assert exit_code([command, "--weights", str(crafted), *argv]) == 2
+    assert text in one_error_line(capsys, f"idresnet {command}: error: ")

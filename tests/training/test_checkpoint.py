@@ -1,5 +1,7 @@
 """Checkpoints: atomic, tensors and plain types only (weights_only=True), damage is one line."""
 
+import hashlib
+import io
 import random
 
 import numpy as np
@@ -7,8 +9,9 @@ import pytest
 import torch
 
 from idresnet.errors import UsageError
-from idresnet.training.checkpoint import (atomic_write_bytes, load_checkpoint, load_weights,
-                                          rng_state, save_checkpoint, save_weights, set_rng_state)
+from idresnet.training.checkpoint import (MAGIC, atomic_write_bytes, load_checkpoint, load_latest,
+                                          load_weights, rng_state, save_checkpoint, save_weights,
+                                          set_rng_state)
 
 
 def sample_state():
@@ -25,7 +28,9 @@ def test_round_trip_loads_with_weights_only(tmp_path):
     path = tmp_path / "last.ckpt"
     state = sample_state()
     save_checkpoint(path, state)
-    raw = torch.load(path, weights_only=True)  # no pickled code needed
+    data = path.read_bytes()  # MAGIC, the SHA-256 of the payload, the payload
+    assert data[:8] == MAGIC and hashlib.sha256(data[40:]).digest() == data[8:40]
+    raw = torch.load(io.BytesIO(data[40:]), weights_only=True)  # no pickled code needed
     assert raw["iteration"] == 7 and raw["config"]["model_kwargs"] == {"width": 0.5}
     loaded = load_checkpoint(path)
     for k, v in state["model"].items():
@@ -57,6 +62,62 @@ def test_damaged_checkpoint_is_a_one_line_error(tmp_path, damage):
     with pytest.raises(UsageError, match="damaged or not an idresnet checkpoint") as exc:
         load_checkpoint(path)
     assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("offset", [100, -100, 45])
+def test_flipped_bits_are_caught_by_the_checksum(tmp_path, offset):
+    path = tmp_path / "last.ckpt"
+    save_checkpoint(path, sample_state())
+    data = bytearray(path.read_bytes())
+    for i in range(3):
+        data[offset + i] ^= 0x10
+    path.write_bytes(bytes(data))
+    with pytest.raises(UsageError, match="checksum mismatch"):
+        load_checkpoint(path)
+
+
+def test_version_1_checkpoints_still_load(tmp_path):
+    path = tmp_path / "old.ckpt"
+    torch.save({"format": "idresnet-checkpoint", "version": 1, "iteration": 5}, path)
+    assert load_checkpoint(path)["iteration"] == 5
+
+
+def test_rotation_keeps_the_previous_checkpoint(tmp_path):
+    last, prev = tmp_path / "last.ckpt", tmp_path / "previous.ckpt"
+    for it in (1, 2, 3):
+        save_checkpoint(last, {"iteration": it}, previous=prev)
+    assert load_checkpoint(last)["iteration"] == 3 and load_checkpoint(prev)["iteration"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "previous.ckpt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "missing"])
+def test_load_latest_falls_back_to_the_previous_checkpoint(tmp_path, damage):
+    last, prev = tmp_path / "last.ckpt", tmp_path / "previous.ckpt"
+    save_checkpoint(last, {"iteration": 1}, previous=prev)
+    save_checkpoint(last, {"iteration": 2}, previous=prev)
+    data = bytearray(last.read_bytes())
+    if damage == "truncate":
+        last.write_bytes(bytes(data[: len(data) // 2]))
+    elif damage == "flip":
+        data[-10] ^= 1
+        last.write_bytes(bytes(data))
+    else:
+        last.unlink()
+    warnings = []
+    state, path = load_latest([last, prev], warn=warnings.append)
+    assert state["iteration"] == 1 and path == prev
+    assert len(warnings) == 1 and "resuming from previous.ckpt (iteration 1)" in warnings[0]
+
+
+def test_load_latest_without_a_whole_checkpoint_is_one_line(tmp_path):
+    last, prev = tmp_path / "last.ckpt", tmp_path / "previous.ckpt"
+    last.write_bytes(MAGIC + b"x" * 50)
+    with pytest.raises(UsageError, match="checksum mismatch.*no older whole checkpoint") as exc:
+        load_latest([last, prev])
+    assert "\n" not in str(exc.value)
+    last.unlink()
+    with pytest.raises(FileNotFoundError):
+        load_latest([last, prev])
 
 
 class Evil:

@@ -6,13 +6,15 @@ import yaml
 from idresnet.errors import ConfigError
 from idresnet.training import TrainConfig, load_config
 from idresnet.training.config import FIELDS, INFO_KEY, parse_model_kwargs
+from idresnet.training.recipe import fail_threshold
 
 
 def test_defaults_are_the_paper_recipe():
     c = TrainConfig(model="preact_resnet164")
     assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.nesterov) == (128, 0.1, 0.9, 1e-4, False)
     assert (c.iterations, c.lr_milestones, c.lr_gamma) == (64000, [32000, 48000], 0.1)
-    assert (c.warmup_iters, c.warmup_lr, c.fail_threshold, c.budget) == (400, 0.01, 20.0, 1.0)
+    assert (c.warmup_iters, c.warmup_lr, c.fail_threshold, c.budget) == (400, 0.01, None, 1.0)
+    assert fail_threshold(c) == 20.0  # the paper's "fail" judges a full-schedule run
     assert c.dataset == "cifar10" and c.schedule_unit == "iter"
 
 
@@ -153,3 +155,22 @@ def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
     finally:
         torch.set_num_threads(before)
     assert "threads" in RESUME_MUTABLE
+
+
+@pytest.mark.parametrize("values, threshold", [
+    ({}, 20.0),                                  # the full schedule: the paper's "fail" applies
+    ({"budget": 0.01}, None),                    # a reduced schedule is not judged ...
+    ({"iterations": 640, "lr_milestones": [320, 480]}, None),
+    ({"budget": 0.01, "fail_threshold": 50}, 50.0),  # ... unless a threshold is given
+    ({"dataset": "imagenet", "data": "x", "epochs": 90}, 20.0),
+    ({"dataset": "imagenet", "data": "x", "epochs": 10}, None),
+])
+def test_fail_threshold_applies_to_full_schedules_or_when_given(values, threshold):
+    assert fail_threshold(TrainConfig(model="preact_resnet20", **values)) == threshold
+
+
+@pytest.mark.parametrize("key", ["lr", "momentum", "weight_decay", "budget", "warmup_lr", "fail_threshold"])
+def test_non_finite_numbers_are_refused(key):
+    for value in (float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match=f"invalid {key} .*finite"):
+            TrainConfig(model="preact_resnet20", **{key: value})

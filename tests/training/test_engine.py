@@ -99,6 +99,28 @@ def test_fail_threshold(tiny, threshold, status):
     assert (result.run_dir / "weights.safetensors").is_file()
 
 
+def test_a_reduced_schedule_is_not_judged_by_the_full_schedules_threshold(tiny):
+    result = train(tiny(iterations=4, lr_milestones=[2], eval_interval=4))  # 4 of the recipe's 64k
+    status = status_of(result.run_dir)
+    assert result.final_test_error > 20.0  # the paper's "fail" threshold, for 64k iterations
+    assert result.status == status["status"] == "finished"
+    assert "not judged" in status["message"] and "reduced schedule" in status["message"]
+
+
+@pytest.mark.parametrize("iterations, batch, test_images, interval", [
+    (64000, 128, 10000, 3200),   # the full recipe: 20 evaluations
+    (640, 128, 10000, 320),      # the README's 1%: 2 evaluations, ~10% of the training time
+    (500, 64, 10000, 500),       # one evaluation, at the end
+    (24, 32, 64, 8),             # 3 evaluations of 64 images are 10% of 768 training images
+    (20000, 8, 1000, 1000),      # at most 20 evaluations
+    (10, 32, 64, 10),
+])
+def test_default_eval_interval_keeps_evaluation_cheap(iterations, batch, test_images, interval):
+    from idresnet.training.engine import default_eval_interval
+
+    assert default_eval_interval(iterations, batch, test_images) == interval
+
+
 TABLE1_FAILS = [  # the paper's "fail" rows of Table 1 (on a tiny net): a status, never a crash
     {"shortcut": "scaling", "shortcut_scale": 0.0, "residual_scale": 1.0},
     {"shortcut": "scaling", "shortcut_scale": 0.5, "residual_scale": 1.0},

@@ -79,7 +79,7 @@ def test_ctrl_c_leaves_a_resumable_checkpoint(reference, tmp_path):
     assert "Traceback" not in stderr and "--resume --out" in stderr
     status = json.loads((out / "status.json").read_text())
     assert status["status"] == "interrupted"
-    ckpt = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)
+    ckpt = load_checkpoint(out / "checkpoints" / "last.ckpt")
     assert ckpt["iteration"] == status["iteration"] < 120
     resumed = run_cli("train", "--resume", "--out", str(out))
     assert resumed.returncode in (0, 1), resumed.stderr

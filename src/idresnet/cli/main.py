@@ -1,8 +1,9 @@
 """Entry point of the ``idresnet`` command: one sub-command per module.
 
 Each sub-command module defines ``add_parser(subparsers)`` and ``run(args) -> int``.
-Errors the user can cause (:class:`idresnet.errors.UsageError`, a missing file) are
-printed as one line, with exit status 2 and no traceback.
+Errors the user can cause (:class:`idresnet.errors.UsageError`, a missing file) and
+refusals of the file system (permission, full disk) are printed as one line, with exit
+status 2 and no traceback; Ctrl-C is 130.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"idresnet {args.command}: error: no such file: {exc.filename or exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system said no: permission, full disk, not a folder
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"idresnet {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"idresnet {args.command}: interrupted", file=sys.stderr)

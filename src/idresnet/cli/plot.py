@@ -3,6 +3,7 @@ iterations, one colour per run, in the style of the paper's figures; PNG and SVG
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -11,7 +12,8 @@ def add_parser(sub, name):
     p.add_argument("runs", nargs="+", help="run folders (each with metrics.csv)")
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per run (default: folder names)")
     p.add_argument("--title", default="", help="figure title")
-    p.add_argument("--out", default="curves", help="output path without suffix (default: curves)")
+    p.add_argument("--out", default=None, help="output path without suffix (default: RUN/curves for one "
+                   "run, the runs' common folder/curves for several)")
     p.set_defaults(func=run)
 
 
@@ -24,6 +26,15 @@ def run(args) -> int:
     if len(labels) != len(args.runs):
         raise UsageError(f"--labels gives {len(labels)} labels for {len(args.runs)} runs")
     runs = {label: read_metrics(Path(r)) for label, r in zip(labels, args.runs)}
-    written = save(curves_figure(runs, args.title), Path(args.out))
+    out = Path(args.out) if args.out else default_out([Path(r) for r in args.runs])
+    written = save(curves_figure(runs, args.title), out)
     print("wrote " + ", ".join(map(str, written)))
     return 0
+
+
+def default_out(runs: list[Path]) -> Path:
+    """``RUN/curves`` for one run; ``<common folder of the runs>/curves`` for several."""
+    if len(runs) == 1:
+        return runs[0] / "curves"
+    resolved = [str(r.resolve()) for r in runs]
+    return Path(os.path.commonpath(resolved)) / "curves"

@@ -17,6 +17,7 @@ from idresnet.experiments.tables import Row, Table
 from idresnet.networks import model_info
 from idresnet.networks.cifar import depth_for_units
 from idresnet.training import RunResult, TrainConfig, train
+from idresnet.training.rundir import holds_run
 
 
 @dataclass
@@ -37,7 +38,7 @@ def row_config(row: Row, scale: dict, run: int, out: Path, data: dict, device: s
     values = {
         "model": row.model, "model_kwargs": model_kwargs, "dataset": row.dataset,
         "data": data.get(row.dataset), "out": str(run_dir(out, row, run)), "seed": run,
-        "device": device, "progress": progress, "resume": True,
+        "device": device, "progress": progress, "resume": holds_run(run_dir(out, row, run)),
         **scale["recipe"], **row.recipe, **override["recipe"],
     }
     return TrainConfig(**values)

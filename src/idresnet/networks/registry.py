@@ -101,9 +101,24 @@ def create_model(name: str, num_classes: int | None = None, **overrides) -> nn.M
     dropout_rescale, projection_bn). Bad names or values raise a one-line UsageError."""
     entry, net, spec = resolve_spec(name, **overrides)
     depth = net.pop("depth", entry.depth)
+    _check_size(entry, depth, spec.block, net.get("width", 1.0))
     if entry.family == "cifar":
         return cifar_resnet(depth, spec, num_classes or 10, **net)
     return imagenet_resnet(depth, spec, num_classes or 1000, **net)
+
+
+def _check_size(entry: ModelEntry, depth: int, block: str, width: float) -> None:
+    """Refuse, in one line, a network whose weights alone exceed this machine's memory."""
+    from idresnet.networks.size import footprint, human_bytes, physical_memory
+
+    if entry.family == "cifar":
+        units_per_stage(depth, block)  # a malformed depth: its own one-line error first
+    params = footprint(entry.family, depth, block, width)["params"]
+    total = physical_memory()
+    if total and 4 * params > total:
+        raise UsageError(f"{entry.name} with depth {depth} and width {width:g} has about {params:,} "
+                         f"parameters ({human_bytes(4 * params)} of weights); this machine has "
+                         f"{human_bytes(total)}: use a smaller depth or width")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,14 +1,21 @@
-"""Checkpoints and weight files: atomic writes, tensors and plain types only.
+"""Checkpoints and weight files: atomic writes, checksums, tensors and plain types only.
 
-A checkpoint is written to a temporary file in the same folder, flushed and fsynced,
-then renamed over the old one (``os.replace`` is atomic), and the folder is fsynced:
-a kill at any moment leaves either the old or the new checkpoint, never a torn one.
-Its contents are tensors, numbers, strings, lists and dicts, so it loads with
-``torch.load(weights_only=True)`` (no pickled code runs on load).
+A checkpoint file is ``MAGIC`` + the SHA-256 of the payload + the payload, a
+``torch.save`` archive of tensors, numbers, strings, lists and dicts: it loads with
+``torch.load(weights_only=True)`` (no pickled code runs on load) after the checksum
+matched, so flipped bits or a truncated file are detected, never trained on.
+
+A run keeps its last two checkpoints (:func:`save_rotating`): the new one is written
+to a temporary file in the same folder, flushed and fsynced; then the current
+``last.ckpt`` becomes ``previous.ckpt`` and the new file becomes ``last.ckpt`` (two
+atomic renames) and the folder is fsynced. A kill at any moment leaves at least one
+whole checkpoint; :func:`load_latest` falls back to ``previous.ckpt``, with a warning,
+when ``last.ckpt`` is missing, truncated or damaged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -24,25 +31,43 @@ from safetensors.torch import save as st_save
 from idresnet.errors import UsageError
 
 FORMAT = "idresnet-checkpoint"
-VERSION = 1
+VERSION = 2
+LEGACY_VERSIONS = (1,)  # a plain torch.save archive without the checksum header
+MAGIC = b"IDRCKPT2"
+_DIGEST = 32
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old or the new file, whole."""
+def atomic_write_bytes(path: str | Path, data: bytes, keep_previous: str | Path | None = None) -> None:
+    """Write ``data`` to ``path`` so that a crash leaves the old or the new file, whole.
+
+    ``keep_previous``: first move the current ``path`` (if any) to this name, so the
+    old file survives the new one.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            _write_all(f, data)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous is not None and path.exists():
+            os.replace(path, keep_previous)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
+    fsync_folder(path.parent)
+
+
+def _write_all(f, data: bytes) -> None:
+    f.write(data)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make renames in ``folder`` durable (where the file system allows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
@@ -57,10 +82,21 @@ def remove_stale_temporaries(folder: str | Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def save_checkpoint(path: str | Path, state: dict) -> None:
+def checkpoint_bytes(state: dict) -> bytes:
+    """The bytes of a checkpoint file holding ``state``."""
     buffer = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **state}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    payload = buffer.getvalue()
+    return MAGIC + hashlib.sha256(payload).digest() + payload
+
+
+def save_checkpoint(path: str | Path, state: dict, previous: str | Path | None = None) -> None:
+    """Write a checkpoint atomically; ``previous``: keep the one it replaces under that name."""
+    atomic_write_bytes(path, checkpoint_bytes(state), keep_previous=previous)
+
+
+def _damaged(path: Path, reason: str) -> UsageError:
+    return UsageError(f"checkpoint {path} is damaged or not an idresnet checkpoint ({reason})")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -68,18 +104,52 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(2, "no such checkpoint", str(path))
+    data = path.read_bytes()
+    legacy = not data.startswith(MAGIC)
+    if legacy:
+        payload = data  # version 1: a plain archive, no checksum
+    else:
+        digest, payload = data[len(MAGIC):len(MAGIC) + _DIGEST], data[len(MAGIC) + _DIGEST:]
+        if hashlib.sha256(payload).digest() != digest:
+            raise _damaged(path, f"checksum mismatch: {len(data)} bytes, truncated or altered")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage, or a pickle that needs code
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"checkpoint {path} is damaged or not an idresnet checkpoint ({reason}); "
-                         "delete it to start the run over") from None
+        raise _damaged(path, reason) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UsageError(f"{path} is not an idresnet checkpoint (no '{FORMAT}' marker)")
-    if state.get("version") != VERSION:
-        raise UsageError(f"checkpoint {path} has version {state.get('version')}; "
-                         f"this idresnet reads version {VERSION}")
+    version = state.get("version")
+    if version != VERSION and not (legacy and version in LEGACY_VERSIONS):
+        raise UsageError(f"checkpoint {path} has version {version}; "
+                         f"this idresnet reads versions {', '.join(map(str, (*LEGACY_VERSIONS, VERSION)))}")
     return state
+
+
+def load_latest(paths: list[Path], warn=None) -> tuple[dict, Path]:
+    """The first of ``paths`` (newest first) that loads whole, and its path.
+
+    A missing or damaged newer file is skipped with a one-line ``warn(message)``; when
+    none loads, the first file's problem is raised (a one-line UsageError).
+    """
+    problems = []
+    for path in paths:
+        try:
+            state = load_checkpoint(path)
+        except FileNotFoundError:
+            problems.append(f"{path} is missing")
+            continue
+        except UsageError as exc:
+            problems.append(str(exc))
+            continue
+        if problems and warn is not None:
+            warn(f"{problems[-1]}; resuming from {path.name} (iteration {state.get('iteration')})")
+        return state, path
+    missing = all(p.endswith("is missing") for p in problems)
+    if missing:
+        raise FileNotFoundError(2, "no checkpoint", str(paths[0]))
+    raise UsageError(next(p for p in problems if not p.endswith("is missing"))
+                     + "; no older whole checkpoint: delete the checkpoints folder to start over")
 
 
 # ---------------------------------------------------------------- RNG states

@@ -10,6 +10,7 @@ are parsed by the field's kind.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import re
 from dataclasses import dataclass, field
@@ -84,8 +85,10 @@ class TrainConfig:
     budget: float = _f(1.0, "float", "scale the schedule (iterations, milestones, warm-up) by this")
     eval_interval: int | None = _f(None, "opt_int", "evaluate every N iterations (default: ~20 per run)")
     log_interval: int = _f(100, "int", "write a metrics row every N iterations")
-    checkpoint_interval: int | None = _f(None, "opt_int", "checkpoint every N iterations (default: eval_interval)")
-    fail_threshold: float = _f(20.0, "float", "final test error (%) above which the run is 'failed'")
+    checkpoint_interval: int | None = _f(None, "opt_int", "checkpoint every N iterations (default: eval_interval, at most 500)")
+    fail_threshold: float | None = _f(None, "opt_float", "final test error (%) above which the run is "
+                                      "'failed' (default: 20 for a full-schedule run; a reduced run, "
+                                      "budget < 1 or fewer iterations, is not judged unless a value is given)")
     seed: int = _f(0, "int", "random seed (initialisation, data order, augmentation)")
     device: str = _f(AUTO, "device", "auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
     channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
@@ -200,6 +203,8 @@ def _to_float(name, v):
             raise _bad(name, v, "a number") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise _bad(name, v, "a number")
+    if not math.isfinite(v):
+        raise _bad(name, v, "a finite number")
     return float(v)
 
 
@@ -260,10 +265,10 @@ def _parse(f, v):
         return _to_bool(name, v)
     if kind == "auto_bool":
         return AUTO if isinstance(v, str) and v.strip().lower() == AUTO else _to_bool(name, v)
-    if kind in ("opt_int", "opt_int_list"):
+    if kind in ("opt_int", "opt_int_list", "opt_float"):
         if v is None or (isinstance(v, str) and v.strip().lower() in ("none", "null", "")):
             return None
-        return _to_int(name, v) if kind == "opt_int" else _to_int_list(name, v)
+        return {"opt_int": _to_int, "opt_int_list": _to_int_list, "opt_float": _to_float}[kind](name, v)
     if kind == "int_list":
         return _to_int_list(name, v)
     if kind == "dict":
@@ -316,7 +321,8 @@ def _check(c: TrainConfig):
     _need(c.lr_gamma > 0, "lr_gamma", c.lr_gamma, "> 0")
     _need(c.warmup_iters >= 0, "warmup_iters", c.warmup_iters, ">= 0")
     _need(c.budget > 0, "budget", c.budget, "> 0")
-    _need(0 <= c.fail_threshold <= 100, "fail_threshold", c.fail_threshold, "a test error in [0, 100]")
+    _need(c.fail_threshold is None or 0 <= c.fail_threshold <= 100, "fail_threshold", c.fail_threshold,
+          "a test error in [0, 100] (or none: the paper's 20 at full schedule)")
     for name in ("lr_milestones", "epoch_milestones"):
         ms = getattr(c, name)
         _need(ms is None or (all(m >= 1 for m in ms) and list(ms) == sorted(set(ms))),

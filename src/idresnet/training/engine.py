@@ -25,14 +25,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 import idresnet
 from idresnet.errors import ConfigError, UsageError
+from idresnet.progress import LineProgress, progress
 from idresnet.training import distributed, rundir, runtime
-from idresnet.training.checkpoint import (load_checkpoint, remove_stale_temporaries, rng_state,
+from idresnet.training.checkpoint import (load_latest, remove_stale_temporaries, rng_state,
                                           save_checkpoint, save_weights, set_rng_state)
 from idresnet.training.config import TrainConfig, plain
+from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
 from idresnet.training.data import build_data
 from idresnet.training.evaluate import evaluate
 from idresnet.training.metrics import (COLUMNS, Meter, MetricsLog, RunResult, finite_or_none,
@@ -40,6 +41,22 @@ from idresnet.training.metrics import (COLUMNS, Meter, MetricsLog, RunResult, fi
 from idresnet.training.schedule import build_schedule
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
+MAX_EVALUATIONS = 20  # default: about 20 evaluations per run ...
+EVAL_SHARE = 0.1  # ... but evaluation costs at most ~10% of training
+MAX_CHECKPOINT_INTERVAL = 500  # default: a checkpoint at every evaluation, and at least every 500 iterations
+
+
+def default_eval_interval(iterations: int, batch_size: int, test_images: int) -> int:
+    """Evaluate about 20 times per run, fewer when that would cost more than ~10% of the
+    training time (a test image costs about a third of a training image: forward only).
+    So a short run (the README's 1% of the schedule) evaluates twice, a full one 20 times."""
+    affordable = EVAL_SHARE * iterations * batch_size / (max(test_images, 1) / 3)
+    evaluations = max(1, min(MAX_EVALUATIONS, int(affordable)))
+    return max(1, round(iterations / evaluations))
+
+
+def _warn(message: str) -> None:
+    print(f"idresnet: warning: {message}", file=sys.stderr, flush=True)
 
 
 def train(cfg: TrainConfig) -> RunResult:
@@ -62,16 +79,32 @@ class _Trainer:
 
     def run(self) -> RunResult:
         self.run_dir = Path(distributed.broadcast(self.cfg.out or rundir.default_out(self.cfg), self.info))
-        plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
-        if plan.action == "done":
-            return RunResult.from_status(self.run_dir, plan.status)
-        self._setup()
-        if plan.action == "resume":
-            self._restore()
-        elif self.info.rank:
-            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
-        self._start_files(resumed=plan.action == "resume")
-        return self._finish(self._loop())
+        self.lock = None
+        try:
+            self._on_main(self._take_lock)  # first: a bad --out fails before any expensive work
+            plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
+            if plan.action == "done":
+                return RunResult.from_status(self.run_dir, plan.status)
+            runtime.check_fits(self.cfg, self.info)
+            self._setup()
+            if plan.action == "resume":
+                self._restore()
+            elif self.info.rank:
+                torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
+            self._start_files(resumed=plan.action == "resume")
+            try:
+                return self._finish(self._loop())
+            except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
+                where = exc.filename or self.run_dir
+                raise UsageError(f"{exc.strerror or exc} writing {where}; the last checkpoint is intact: "
+                                 f"make room and continue with idresnet train --resume --out "
+                                 f"{self.run_dir}") from None
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _take_lock(self) -> None:
+        self.lock = rundir.RunLock.take(self.run_dir)
 
     def _on_main(self, fn):
         """``fn()`` on rank 0, its result (or its UsageError) on every rank."""
@@ -92,6 +125,8 @@ class _Trainer:
         cfg, info = self.cfg, self.info
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
+            cfg.data = str(Path(cfg.data).expanduser().resolve())
         self.device = dev = runtime.resolve_device(cfg.device, info)
         self.amp = runtime.resolve_amp(cfg.amp, dev)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
@@ -106,9 +141,9 @@ class _Trainer:
         self.norm, self.train_loader, self.test_loaders = ds.norm, ds.train_loader, ds.test_loaders
         per_process = cfg.batch_size // info.world_size
         self.schedule = build_schedule(cfg, len(self.train_loader))
-        total = self.schedule.iterations
-        self.eval_every = cfg.eval_interval or max(1, round(total / 20))
-        self.ckpt_every = cfg.checkpoint_interval or self.eval_every
+        self.eval_every = cfg.eval_interval or default_eval_interval(
+            self.schedule.iterations, cfg.batch_size, ds.test_count)
+        self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
         runtime.seed_everything(cfg.seed)
         raw = idresnet.create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_kwargs)
@@ -159,7 +194,8 @@ class _Trainer:
         }
 
     def _restore(self) -> None:
-        ckpt = self._on_main(lambda: load_checkpoint(self.run_dir / rundir.CHECKPOINT))
+        paths = [self.run_dir / name for name in rundir.CHECKPOINTS]
+        ckpt = self._on_main(lambda: load_latest(paths, warn=_warn)[0])
         self.raw.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.it = int(ckpt["iteration"])
@@ -194,8 +230,9 @@ class _Trainer:
     def _loop(self) -> str | None:
         """Train to the end; 'diverged' or 'interrupted' when stopped early."""
         total, per_epoch = self.schedule.iterations, self.schedule.iters_per_epoch
-        self.bar = tqdm(total=total, initial=self.it, unit="it", dynamic_ncols=True,
-                        disable=not (self.main and self._bar_wanted()), desc=self.run_dir.name)
+        self.bar = progress(total, desc=self.run_dir.name, unit="it", initial=self.it,
+                            enabled=self.main and self.cfg.progress is not False,
+                            bar=True if self.cfg.progress is True else None)
         outcome = None
         self.model.train()
         self.stop.arm()  # from here a signal stops the run after a checkpoint
@@ -276,8 +313,9 @@ class _Trainer:
         if self.info.active:  # every rank evaluates rank 0's BN statistics
             for buf in self.raw.buffers():
                 torch.distributed.broadcast(buf, 0)
+        lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
         results = {crop: evaluate(self.eval_model, loader, device=self.device, amp_dtype=self.amp,
-                                  info=self.info) for crop, loader in self.test_loaders.items()}
+                                  info=self.info, report=lines) for crop, loader in self.test_loaders.items()}
         crops = list(results)
         res = results[crops[0]]
         self.last_eval = {"iteration": self.it, **res}
@@ -306,18 +344,14 @@ class _Trainer:
         return self.skipped0 + int(local.item())
 
     def _report(self, row) -> None:
-        if not self.main:
+        if not self.main or self.cfg.progress is False:
             return
-        if not self.bar.disable:
-            self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}",
-                                 img_s=f"{row['images_per_s']:.0f}", refresh=False)
-        elif "test_error" in row and self.cfg.progress is not False:
+        self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}",
+                             img_s=f"{row['images_per_s']:.0f}", refresh=False)
+        if "test_error" in row and isinstance(self.bar, LineProgress):
             print(f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
                   f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
                   f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)", flush=True)
-
-    def _bar_wanted(self) -> bool:
-        return self.cfg.progress is True or (self.cfg.progress == "auto" and sys.stderr.isatty())
 
     def _checkpoint(self) -> None:
         """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
@@ -326,14 +360,16 @@ class _Trainer:
         if not self.main:
             return
         per_epoch = self.schedule.iters_per_epoch
-        save_checkpoint(self.run_dir / rundir.CHECKPOINT, {
+        state = {
             "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
             "iteration": self.it, "epoch": self.it // per_epoch, "batch_in_epoch": self.it % per_epoch,
             "rng": states, "meter": self.meter.state(), "best_test_error": self.best,
             "best_iteration": self.best_it, "last_eval": self.last_eval,
             "wall_time_s": self._wall(), "world_size": self.info.world_size,
             "config": self.cfg.to_dict(), "meta": plain(self.meta), **extra,
-        })
+        }
+        save_checkpoint(self.run_dir / rundir.CHECKPOINT, state,
+                        previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
         self._status("running")
 
     def _wall(self) -> float:
@@ -349,9 +385,13 @@ class _Trainer:
             status, message = "interrupted", f"stopped at iteration {self.it}; resume with --resume"
         else:
             final = self.last_eval["error"]
-            status = "failed" if final > self.cfg.fail_threshold else "finished"
+            threshold = fail_threshold(self.cfg)
+            status = "failed" if threshold is not None and final > threshold else "finished"
             if status == "failed":
-                message = f"final test error {final:.2f}% > fail_threshold {self.cfg.fail_threshold:g}%"
+                message = f"final test error {final:.2f}% > fail_threshold {threshold:g}%"
+            elif threshold is None:
+                message = (f"not judged against the paper's {FULL_SCHEDULE_FAIL_THRESHOLD:g}% 'fail' "
+                           f"threshold: a reduced schedule (budget {self.cfg.budget:g})")
             if self.main:
                 save_weights(self.run_dir / rundir.WEIGHTS, self.raw.state_dict(),
                              {**self.meta, "iteration": self.it, "test_error": final})

@@ -7,6 +7,7 @@ reduced, so every test image counts exactly once.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idresnet.errors import UsageError
+from idresnet.progress import progress
 from idresnet.training import distributed, rundir
 from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.runtime import autocast
@@ -21,13 +23,18 @@ from idresnet.training.runtime import autocast
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
-             info: distributed.DistInfo | None = None) -> dict:
-    """``{loss, error, top5_error, images}`` of ``model`` on ``loader`` (eval mode)."""
+             info: distributed.DistInfo | None = None, report: bool = False) -> dict:
+    """``{loss, error, top5_error, images}`` of ``model`` on ``loader`` (eval mode).
+
+    ``report``: plain progress lines while it runs (for logs: a long evaluation is not silence).
+    """
     was_training = model.training
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, wrong@1, wrong@5, n
     classes = torch.zeros(1, dtype=torch.float64, device=device)  # known here only after a batch
+    bar = progress(len(loader), desc="evaluating", unit="batch", enabled=report, bar=False, announce=False)
     for x, y in loader.epoch(0):
+        bar.update()
         with autocast(device, amp_dtype):
             logits = model(x)
         logits = logits.float()
@@ -38,6 +45,7 @@ def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
         sums[1] += (~hit[:, 0]).sum()
         sums[2] += (~hit.any(1)).sum()
         sums[3] += y.numel()
+    bar.close()
     model.train(was_training)
     if info is not None:  # a rank may have had no batch (a tiny shard, damaged files only)
         distributed.all_reduce_(sums, info)
@@ -74,7 +82,59 @@ def read_trained(path: str | Path) -> tuple[dict, dict, Path]:
         meta.setdefault("iteration", ckpt.get("iteration"))
     else:
         raise UsageError(f"--weights {file}: expected a run folder, a .safetensors or a .ckpt file")
+    check_meta(meta, file)
     return state, meta, file
+
+
+MAX_CLASSES = 1_000_000
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _norm_problem(norm) -> str | None:
+    if not isinstance(norm, dict):
+        return "a mapping with kind, mean and std"
+    if norm.get("kind", "channel") not in ("channel", "pixel"):
+        return "kind channel or pixel"
+    for key, low in (("mean", -math.inf), ("std", 0.0)):
+        v = norm.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(_is_number(x) and x > low for x in v)):
+            return f"{key}: three finite numbers" + (" > 0" if key == "std" else "")
+    pixel = norm.get("pixel_mean")
+    if pixel is not None and not isinstance(pixel, list):
+        return "pixel_mean: none or a nested list of numbers"
+    return None
+
+
+def check_meta(meta: dict, file: Path) -> None:
+    """A one-line UsageError when a weight file's record is malformed (it may be crafted):
+    every value that builds a network or feeds the data is checked before use."""
+    def bad(key, what):
+        return UsageError(f"{file}: recorded {key} {str(meta.get(key))[:60]!r} is not valid; expected {what}")
+
+    if meta.get("model") is not None and not isinstance(meta["model"], str):
+        raise bad("model", "a model name")
+    if meta.get("model_kwargs") is not None and not (
+            isinstance(meta["model_kwargs"], dict) and all(isinstance(k, str) for k in meta["model_kwargs"])):
+        raise bad("model_kwargs", "a mapping of model options")
+    n = meta.get("num_classes")
+    if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_CLASSES):
+        raise bad("num_classes", f"an integer in [1, {MAX_CLASSES}]")
+    classes = meta.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise bad("classes", "a list of class names")
+    if meta.get("normalization") is not None:
+        problem = _norm_problem(meta["normalization"])
+        if problem:
+            raise bad("normalization", problem)
+    shape = meta.get("image_shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                  and all(isinstance(v, int) and 1 <= v <= 100_000 for v in shape)):
+        raise bad("image_shape", "[height, width, channels], positive integers")
+    if meta.get("dataset_args") is not None and not isinstance(meta["dataset_args"], dict):
+        raise bad("dataset_args", "a mapping")
 
 
 def _guess_num_classes(state: dict) -> int:

@@ -67,3 +67,25 @@ def recipe_default(name: str) -> str | None:
     """The default of a recipe field as text, for help messages."""
     values = [f"{recipe} {RECIPES[recipe][name]}" for recipe in RECIPES if name in RECIPES[recipe]]
     return ", ".join(values) if values else None
+
+
+FULL_SCHEDULE_FAIL_THRESHOLD = 20.0  # test error (%) above which a full-schedule run 'failed'
+
+
+def is_full_schedule(c) -> bool:
+    """Whether ``c`` trains at least the recipe's whole schedule (the paper's setting)."""
+    if c.budget < 1:
+        return False
+    recipe = RECIPES[recipe_name(c.dataset)]
+    if c.schedule_unit == "epoch":
+        return c.epochs is not None and c.epochs >= recipe.get("epochs", 0)
+    return c.iterations is not None and c.iterations >= recipe.get("iterations", 0)
+
+
+def fail_threshold(c) -> float | None:
+    """The test error above which the run is 'failed', or None when it is not judged:
+    a value given is always applied; by default the paper's 20% applies to full-schedule
+    runs only (a reduced run is not expected to reach it)."""
+    if c.fail_threshold is not None:
+        return c.fail_threshold
+    return FULL_SCHEDULE_FAIL_THRESHOLD if is_full_schedule(c) else None

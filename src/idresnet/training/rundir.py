@@ -5,23 +5,34 @@ Layout::
     config.yaml             the resolved config (the fields) and ``run_info`` (schedule in
                             absolute iterations, model, dataset, device, versions, ...)
     metrics.csv             rows per log_interval and per evaluation
-    checkpoints/last.ckpt   the latest checkpoint (written atomically)
+    checkpoints/last.ckpt   the latest checkpoint (written atomically, with a checksum)
+    checkpoints/previous.ckpt  the one before it (the fallback when last.ckpt is damaged)
     weights.safetensors     the final weights (with model and normalisation metadata)
     status.json             running | finished | failed | diverged | interrupted
+    .lock                   held (fcntl.flock) by the one process writing the run
 
 A folder that already holds a run is never overwritten: without ``resume`` it is an
 error; with ``resume`` an unfinished run continues from its checkpoint and a finished
-one returns its recorded result. Either way the config must match the recorded one
-(apart from :data:`~idresnet.training.config.RESUME_MUTABLE` fields).
+one returns its recorded result; ``resume`` on a folder without a run is an error.
+Either way the config must match the recorded one (apart from
+:data:`~idresnet.training.config.RESUME_MUTABLE` fields). One process writes a run
+folder at a time: :class:`RunLock`.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from idresnet.errors import ConfigError
 from idresnet.training.config import (INFO_KEY, RESUME_MUTABLE, TrainConfig, config_differences,
@@ -30,8 +41,71 @@ from idresnet.training.metrics import DONE, read_status
 
 CONFIG = "config.yaml"
 CHECKPOINT = "checkpoints/last.ckpt"
+PREVIOUS_CHECKPOINT = "checkpoints/previous.ckpt"
+CHECKPOINTS = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # newest first
 WEIGHTS = "weights.safetensors"
-OWN_FILES = (CONFIG, "metrics.csv", "status.json", CHECKPOINT, WEIGHTS)
+LOCK = ".lock"
+OWN_FILES = (CONFIG, "metrics.csv", "status.json", *CHECKPOINTS, WEIGHTS)
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds (part of) a run."""
+    return any((Path(run_dir) / name).exists() for name in OWN_FILES)
+
+
+def has_checkpoint(run_dir: Path) -> bool:
+    return any((Path(run_dir) / name).is_file() for name in CHECKPOINTS)
+
+
+class RunLock:
+    """The exclusive right to write a run folder: ``fcntl.flock`` on ``RUN/.lock``.
+
+    :meth:`take` creates the folder (so an unwritable or invalid ``--out`` is a one-line
+    error before any expensive work) and takes the lock, or raises a one-line
+    ConfigError naming the process that holds it. The kernel releases a flock when its
+    process dies, so a lock left by a killed run never blocks a resume. Where fcntl is
+    missing (Windows) the lock is not enforced.
+    """
+
+    def __init__(self, run_dir: Path, fd: int | None, created: bool):
+        self.run_dir, self.fd, self.created = Path(run_dir), fd, created
+
+    @classmethod
+    def take(cls, run_dir: Path) -> "RunLock":
+        run_dir = Path(run_dir)
+        created = not run_dir.exists()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot write the run folder {run_dir} ({exc.strerror or exc}); "
+                              "choose a writable --out") from None
+        if fcntl is None:
+            return cls(run_dir, fd, created)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise ConfigError(f"{run_dir} is in use by another idresnet process ({holder}); "
+                              "wait for it to end or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                      f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
+        return cls(run_dir, fd, created)
+
+    def release(self) -> None:
+        """Unlock; a folder this lock created and nothing else wrote is removed again."""
+        if self.fd is None:
+            return
+        os.close(self.fd)  # closing releases the flock
+        self.fd = None
+        if self.created and not holds_run(self.run_dir):
+            try:
+                (self.run_dir / LOCK).unlink(missing_ok=True)
+                self.run_dir.rmdir()
+            except OSError:  # something else was put there meanwhile: leave it
+                pass
 
 
 def default_out(cfg: TrainConfig) -> str:
@@ -47,8 +121,10 @@ class Plan:
 def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
     """What to do with ``run_dir`` for ``cfg``; a one-line ConfigError if it must be left alone."""
     status = read_status(run_dir)
-    holds_run = any((run_dir / name).exists() for name in OWN_FILES)
-    if not holds_run:
+    if not holds_run(run_dir):
+        if cfg.resume:
+            raise ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to "
+                              "start one there")
         return Plan("fresh")
     state = status["status"] if status else "unfinished"
     if not cfg.resume:
@@ -65,7 +141,7 @@ def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
                               f"may change: {', '.join(RESUME_MUTABLE)}")
     if status and state in DONE:
         return Plan("done", status)
-    return Plan("resume" if (run_dir / CHECKPOINT).is_file() else "fresh")
+    return Plan("resume" if has_checkpoint(run_dir) else "fresh")
 
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:

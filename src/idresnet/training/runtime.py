@@ -64,6 +64,39 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+def check_fits(cfg, info: distributed.DistInfo) -> None:
+    """A one-line ConfigError, before any data is loaded or module built, when a training
+    step of ``cfg``'s network at its batch size cannot fit this machine's (or GPU's)
+    memory by the estimate of :mod:`idresnet.networks.size`."""
+    from idresnet.networks import model_info
+    from idresnet.networks.size import footprint, human_bytes, physical_memory
+
+    kind = device_type(cfg.device)
+    if kind == "cuda":
+        index = info.local_rank if info.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
+        total, where, share = torch.cuda.get_device_properties(index).total_memory, "the GPU has", 1
+    elif kind == "cpu":
+        total, where = physical_memory(), "this machine has"
+        share = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)  # processes sharing it
+    else:
+        return
+    if not total:
+        return
+    m = model_info(cfg.model, **cfg.model_kwargs)
+    image = cfg.train_crop if cfg.dataset == "imagenet" else (None if cfg.dataset == "folder" else 32)
+    need = footprint(m["family"], m["depth"], m["block"], cfg.model_kwargs.get("width", 1.0),
+                     max(1, cfg.batch_size // info.world_size), image,
+                     checkpointing=cfg.activation_checkpointing != "none",
+                     shortcut=cfg.model_kwargs.get("shortcut", "identity"))
+    if need["bytes"] * share > total:
+        per = f" per process ({share} here)" if share > 1 else ""
+        raise ConfigError(
+            f"{cfg.model} {cfg.model_kwargs or ''} needs about {human_bytes(need['bytes'])}{per} for a "
+            f"training step at batch {max(1, cfg.batch_size // info.world_size)} ({need['params']:,} "
+            f"parameters); {where} {human_bytes(total)}: use a smaller depth, width or batch_size, "
+            "or activation_checkpointing".replace("  ", " "))
+
+
 def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for float32."""
     if setting == "off" or (setting == AUTO and device.type != "cuda"):

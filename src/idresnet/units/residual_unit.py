@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from idresnet.units.conv import conv2d
 from idresnet.units.shortcut import Shortcut
 from idresnet.units.spec import BLOCKS, UnitSpec
 
@@ -96,7 +97,7 @@ class ResidualUnit(nn.Module):
             if i > 0:
                 layers += _bn_relu(widths[i])
             s = stride if i == min(stride_index, len(kernels) - 1) else 1
-            layers.append(nn.Conv2d(widths[i], widths[i + 1], k, stride=s, padding=k // 2, bias=False))
+            layers.append(conv2d(widths[i], widths[i + 1], k, stride=s, padding=k // 2))
         layers += _after_last_conv(spec.placement, out_channels)
         self.residual = nn.Sequential(*layers)
         self.shortcut = Shortcut(in_channels, out_channels, stride, spec)

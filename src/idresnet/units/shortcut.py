@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from idresnet.units.conv import conv2d
 from idresnet.units.spec import GATES, UnitSpec
 
 
@@ -34,7 +35,7 @@ class ZeroPadIdentity(nn.Module):
 
 def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bn: bool = False, bias: bool = False):
     """A 1x1 convolution, followed by BN when ``bn`` (the paper: BN follows weight layers)."""
-    conv = nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)
+    conv = conv2d(in_channels, out_channels, 1, stride=stride, bias=bias)
     return nn.Sequential(conv, nn.BatchNorm2d(out_channels)) if bn else conv
 
 

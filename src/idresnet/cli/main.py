@@ -20,6 +20,8 @@ COMMANDS = {
     "plot": "plot",
     "analyze": "analyze",
     "bench": "bench",
+    "convert": "convert",
+    "predict": "predict",
 }
 
 

@@ -73,3 +73,25 @@ def test_export_errors_are_one_line(run, capsys, argv, text):
     capsys.readouterr()
     assert exit_code(["export", "--weights", str(run), *argv]) == 2
     assert text in one_error_line(capsys, "idresnet export: error: ")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+                    reason="needs the onnx extra (onnxruntime)")
+def test_onnx_runtime_matches_pytorch(run, tmp_path):
+    """The exported graph under onnxruntime, at two batch sizes, against PyTorch."""
+    import numpy as np
+    import onnxruntime
+
+    from idresnet.training.evaluate import build_trained, read_trained
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--weights", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    opts = onnxruntime.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
+    net = build_trained(*read_trained(run)[:2])
+    for batch in (1, 5):
+        x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+        got = session.run(["logits"], {"images": x})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)

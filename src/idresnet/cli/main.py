@@ -21,6 +21,8 @@ COMMANDS = {
     "plot": "plot",
     "analyze": "analyze",
     "bench": "bench",
+    "convert": "convert",
+    "predict": "predict",
 }
 
 

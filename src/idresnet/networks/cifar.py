@@ -47,7 +47,8 @@ def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
-def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> ResNet:
+def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
+                 first_preact: str = "shared", stage_preact: str = "shared", stride_index: int = 0) -> ResNet:
     n = units_per_stage(depth, spec.block)
     widths = scaled_widths(CIFAR_WIDTHS[spec.block], width, 4 if spec.block == "bottleneck" else 1)
     (stem_channels,) = scaled_widths([16], width)
@@ -58,4 +59,7 @@ def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float
         units_per_stage=[n, n, n],
         spec=spec,
         num_classes=num_classes,
+        first_preact_mode=first_preact,
+        stage_preact_mode=stage_preact,
+        stride_index=stride_index,
     )

@@ -43,7 +43,8 @@ def imagenet_block(depth: int) -> str:
     return IMAGENET_STAGES[depth][0]
 
 
-def imagenet_resnet(depth: int, spec: UnitSpec, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3) -> ResNet:
+def imagenet_resnet(depth: int, spec: UnitSpec, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
+                    first_preact: str = "none", stage_preact: str = "shared", stride_index: int | None = None) -> ResNet:
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")
@@ -56,6 +57,7 @@ def imagenet_resnet(depth: int, spec: UnitSpec, num_classes: int = 1000, width: 
         units_per_stage=list(IMAGENET_STAGES[depth][1]),
         spec=spec,
         num_classes=num_classes,
-        first_preact_mode="none",
-        stride_index=1 if block == "bottleneck" else 0,
+        first_preact_mode=first_preact,
+        stage_preact_mode=stage_preact,
+        stride_index=(1 if block == "bottleneck" else 0) if stride_index is None else stride_index,
     )

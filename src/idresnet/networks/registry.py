@@ -9,6 +9,7 @@ an override: ``create_model("resnet110", shortcut="exclusive_gate", gate_bias=-6
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, fields
 
 import torch
@@ -19,7 +20,12 @@ from idresnet.networks.cifar import PAPER_DEPTHS, cifar_resnet, units_per_stage
 from idresnet.networks.imagenet import IMAGENET_STAGES, imagenet_block, imagenet_resnet
 from idresnet.units import UNIT_OPTIONS, UnitSpec
 
-NETWORK_OPTIONS = ("depth", "width", "in_channels")
+NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index")
+# Layout options of pre-activation nets where public implementations differ (docs/pretrained.md):
+# what the first unit's and each later stage's first unit's pre-activation feeds, and which
+# bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3).
+LAYOUT_CHOICES = {"first_preact": ("shared", "residual", "none"), "stage_preact": ("shared", "residual"),
+                  "stride_index": (0, 1)}
 
 
 @dataclass(frozen=True)
@@ -62,11 +68,15 @@ def _imagenet_entries():
 MODELS: dict[str, ModelEntry] = {e.name: e for e in (*_cifar_entries(), *_imagenet_entries())}
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Registered model names, optionally of one family ("cifar" or "imagenet")."""
+def list_models(filter: str | None = None, family: str | None = None) -> list[str]:
+    """Registered model names matching ``filter`` (shell wildcards: ``"*preact*"``),
+    optionally of one family ("cifar" or "imagenet"; also accepted as ``filter``)."""
+    if filter in ("cifar", "imagenet") and family is None:
+        filter, family = None, filter
     if family not in (None, "cifar", "imagenet"):
         raise choices_error("model family", family, ("cifar", "imagenet"))
-    return [n for n, e in MODELS.items() if family is None or e.family == family]
+    return [n for n, e in MODELS.items() if (family is None or e.family == family)
+            and (not filter or fnmatch.fnmatchcase(n, filter))]
 
 
 def _entry(name: str) -> ModelEntry:
@@ -86,6 +96,9 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     for key, kind in (("depth", int), ("width", (int, float)), ("in_channels", int)):
         if key in net and (isinstance(net[key], bool) or not isinstance(net[key], kind)):
             raise UsageError(f"model option {key} must be a number, got {net[key]!r}")
+    for key, valid in LAYOUT_CHOICES.items():
+        if key in net and (isinstance(net[key], bool) or net[key] not in valid):
+            raise choices_error(f"model option {key}", net[key], valid)
     unit = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":
@@ -94,17 +107,53 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     return entry, net, UnitSpec(**unit)
 
 
-def create_model(name: str, num_classes: int | None = None, **overrides) -> nn.Module:
+def create_model(name: str, num_classes: int | None = None, pretrained=False, checkpoint_path=None,
+                 in_chans: int | None = None, **overrides) -> nn.Module:
     """Build a registered network; ``overrides`` are network options (depth, width,
-    in_channels) or unit options (placement, shortcut, block, downsample,
-    shortcut_scale, residual_scale, gate_bias, gate_bn, dropout_ratio,
-    dropout_rescale, projection_bn). Bad names or values raise a one-line UsageError."""
+    in_channels, first_preact, stage_preact, stride_index) or unit options (placement,
+    shortcut, block, downsample, shortcut_scale, residual_scale, gate_bias, gate_bn,
+    dropout_ratio, dropout_rescale, projection_bn). Bad names or values raise a one-line
+    UsageError.
+
+    ``pretrained`` (or timm's ``checkpoint_path``) is the path of weights with an idresnet
+    record (``idresnet convert``, a run folder or its files): the network is built with the
+    recorded options and the weights loaded; a record that does not fit is a one-line
+    error. ``in_chans`` is timm's name for ``in_channels``."""
+    if in_chans is not None:
+        overrides["in_channels"] = in_chans
+    if pretrained is not False and pretrained is not None:
+        from idresnet.pretrained.loading import load_pretrained
+
+        if checkpoint_path is not None:
+            raise UsageError("give pretrained=PATH or checkpoint_path=PATH, not both")
+        return load_pretrained(name, pretrained, num_classes, overrides)
+    if checkpoint_path is not None:
+        from idresnet.pretrained.loading import load_pretrained
+
+        return load_pretrained(name, checkpoint_path, num_classes, overrides)
     entry, net, spec = resolve_spec(name, **overrides)
     depth = net.pop("depth", entry.depth)
     _check_size(entry, depth, spec.block, net.get("width", 1.0))
     if entry.family == "cifar":
-        return cifar_resnet(depth, spec, num_classes or 10, **net)
-    return imagenet_resnet(depth, spec, num_classes or 1000, **net)
+        model = cifar_resnet(depth, spec, num_classes or 10, **net)
+    else:
+        model = imagenet_resnet(depth, spec, num_classes or 1000, **net)
+    model.pretrained_cfg = default_cfg(entry, model.num_classes, net.get("in_channels", 3))
+    return model
+
+
+def default_cfg(entry: ModelEntry, num_classes: int, in_channels: int = 3) -> dict:
+    """timm's ``pretrained_cfg`` for a fresh network: input size, crop and normalisation as
+    idresnet trains and evaluates it. CIFAR's mean and std are computed from the training
+    set when a run starts (recorded with its weights), so a fresh CIFAR net has none."""
+    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    if entry.family == "cifar":
+        return {"architecture": entry.name, "input_size": (in_channels, 32, 32), "crop_pct": 1.0,
+                "mean": None, "std": None, "num_classes": num_classes, "classes": None}
+    return {"architecture": entry.name, "input_size": (in_channels, 224, 224), "crop_pct": 0.875,
+            "test_input_size": (in_channels, 320, 320), "interpolation": "bilinear",
+            "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "num_classes": num_classes, "classes": None}
 
 
 def _check_size(entry: ModelEntry, depth: int, block: str, width: float) -> None:

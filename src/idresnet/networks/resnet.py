@@ -42,6 +42,7 @@ class ResNet(nn.Module):
         first_stride: int = 1,
         first_preact_mode: str = "shared",
         stride_index: int = 0,
+        stage_preact_mode: str = "shared",
         checkpoint: str = "none",
     ):
         super().__init__()
@@ -52,7 +53,7 @@ class ResNet(nn.Module):
             units = []
             for i in range(count):
                 stride = (first_stride if s == 0 else 2) if i == 0 else 1
-                mode = ("residual" if i else ("shared" if s else first_preact_mode))
+                mode = ("residual" if i else (stage_preact_mode if s else first_preact_mode))
                 units.append(ResidualUnit(channels, width, stride, self.spec, mode, stride_index))
                 channels = width
             stages.append(nn.Sequential(*units))
@@ -62,6 +63,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.num_features = channels
+        self.pretrained_cfg: dict = {}  # input size, crop, normalisation, classes (set by create_model)
         init_weights(self)
         self.set_checkpointing(checkpoint)
 
@@ -74,6 +76,24 @@ class ResNet(nn.Module):
         per step and the dropout shortcut's mask reproduced. Returns the model."""
         self.checkpoint_mode = canonical_mode(mode)
         return self
+
+    @property
+    def num_classes(self) -> int:
+        return self.fc.out_features if isinstance(self.fc, nn.Linear) else 0
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new, freshly initialised classifier for ``num_classes`` (0: none, the model
+        returns pooled features)."""
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise UsageError(f"num_classes must be an integer >= 0, got {num_classes!r}")
+        device = next(self.parameters()).device
+        self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
+        if num_classes:
+            nn.init.zeros_(self.fc.bias)
+        self.pretrained_cfg = {**self.pretrained_cfg, "num_classes": num_classes, "classes": None}
 
     def units(self) -> list[ResidualUnit]:
         """All residual units, in order (for signal-propagation analysis)."""

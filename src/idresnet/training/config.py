@@ -101,6 +101,8 @@ class TrainConfig:
     sync_bn: bool = _f(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
     resume: bool = _f(False, "bool", "continue the run in --out from its last checkpoint")
     progress: bool | str = _f(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
+    logger: str = _f("none", "choice", "also send metrics rows to an experiment tracker (optional "
+                     "extra: pip install idresnet[tensorboard])", ("none", "tensorboard"))
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -121,7 +123,7 @@ RESUME_MUTABLE = ("data", "cache_dir", "download", "workers", "threads", "device
                   "compile",
                   "activation_checkpointing",
                   "resume", "progress", "log_interval", "eval_interval", "checkpoint_interval",
-                  "fail_threshold")
+                  "fail_threshold", "logger")
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:

@@ -36,6 +36,7 @@ from idresnet.training.config import TrainConfig, plain
 from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
 from idresnet.training.data import build_data
 from idresnet.training.evaluate import evaluate
+from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import (COLUMNS, Meter, MetricsLog, RunResult, finite_or_none,
                                        stream_columns, write_status)
 from idresnet.training.schedule import build_schedule
@@ -166,7 +167,8 @@ class _Trainer:
         self.it, self.best, self.best_it, self.last_eval, self.wall0 = 0, None, None, None, 0.0
         self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
         columns = stream_columns(cfg.eval_crops) if ds.streaming else COLUMNS
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=columns)
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=columns,
+                                  loggers=make_loggers(cfg.logger, self.run_dir) if self.main else ())
         self.meta = {
             "format": "idresnet-weights", "model": cfg.model, "model_kwargs": cfg.model_kwargs,
             "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,

@@ -90,10 +90,12 @@ def finite_or_none(x: float | None) -> float | None:
 
 
 class MetricsLog:
-    """Appends rows to ``metrics.csv`` (only where ``enabled``: rank 0)."""
+    """Appends rows to ``metrics.csv`` (only where ``enabled``: rank 0), and hands each row
+    to the experiment trackers in ``loggers`` (:mod:`idresnet.training.loggers`)."""
 
-    def __init__(self, path: Path, enabled: bool = True, columns=COLUMNS):
+    def __init__(self, path: Path, enabled: bool = True, columns=COLUMNS, loggers=()):
         self.path, self.enabled, self.columns = Path(path), enabled, tuple(columns)
+        self.loggers = list(loggers) if enabled else []
 
     def start(self, resume_from: int | None) -> None:
         """A fresh file, or (resuming) the file cut back to rows up to ``resume_from``:
@@ -114,6 +116,8 @@ class MetricsLog:
         cells = {k: _cell(row.get(k)) for k in self.columns}
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, lineterminator="\n").writerow(cells)
+        for logger in self.loggers:
+            logger.log({k: row[k] for k in self.columns if row.get(k) is not None})
 
 
 def _cell(v):

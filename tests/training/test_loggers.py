@@ -1,0 +1,46 @@
+"""Experiment trackers: TensorBoard receives the rows of metrics.csv (read back from the
+event file); a missing tracker package is a one-line error before training."""
+
+import math
+
+import pytest
+
+from idresnet.errors import UsageError
+from idresnet.training import train
+from idresnet.training.config import load_config
+from idresnet.training.loggers import make_loggers, tag
+from idresnet.training.metrics import read_metrics
+
+from trainhelpers import TINY
+
+
+def test_tags():
+    assert tag("train_loss") == "train/loss" and tag("test_error_320") == "test/error_320"
+    assert tag("lr") == "lr" and tag("images_per_s") == "images_per_s"
+
+
+def test_unknown_logger_is_one_line():
+    with pytest.raises(UsageError, match="unknown logger 'wandb'; valid: none, tensorboard"):
+        make_loggers("wandb", ".")
+    with pytest.raises(UsageError, match="unknown logger 'comet'; valid: none, tensorboard"):
+        load_config(overrides={**TINY, "logger": "comet"})
+
+
+def test_tensorboard_gets_the_metrics_rows(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    result = train(load_config(overrides={**TINY, "out": str(run), "logger": "tensorboard",
+                                          "fail_threshold": 100}))
+    assert result.status == "finished"
+    rows = read_metrics(run / "metrics.csv")
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/error", "test/loss", "test/error", "lr", "images_per_s"} <= set(
+        events.Tags()["scalars"])
+    for column, name in (("train_loss", "train/loss"), ("lr", "lr"), ("test_error", "test/error")):
+        want = [(int(r["iteration"]), float(r[column])) for r in rows if r[column] != ""]
+        got = [(e.step, e.value) for e in events.Scalars(name)]
+        assert [s for s, _ in got] == [s for s, _ in want] and len(want) >= 3
+        assert all(math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-7) for (_, g), (_, w) in zip(got, want))

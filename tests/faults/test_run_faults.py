@@ -84,6 +84,7 @@ SLOW_STEPS = """
 """
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_writers_lock_does_not_block(reference, tmp_path):
     out = tmp_path / "run"
     first = start(out, script=SLOW_STEPS)  # 30 s or more: time for two more processes
@@ -145,6 +146,7 @@ KILL_MID_WRITE = """
 """
 
 
+@pytest.mark.slow
 def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(reference, tmp_path):
     out = tmp_path / "run"
     proc = start(out, script=KILL_MID_WRITE)
@@ -168,6 +170,7 @@ def interrupted_run(out):
     return load_checkpoint(out / PREVIOUS)["iteration"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
 def test_a_damaged_last_checkpoint_falls_back_to_the_previous(reference, tmp_path, damage):
     out = tmp_path / "run"
@@ -184,6 +187,7 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_previous(reference, tmp_pat
     assert same_weights(reference, out)
 
 
+@pytest.mark.slow
 def test_no_whole_checkpoint_is_one_line_and_deletes_nothing(tmp_path):
     out = tmp_path / "run"
     interrupted_run(out)
@@ -212,6 +216,7 @@ FULL_DISK = """
 """
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resumes(reference, tmp_path):
     out = tmp_path / "run"
     proc = start(out, script=FULL_DISK)

@@ -127,7 +127,10 @@ def scaled_widths(widths, width: float, multiple: int = 1) -> list[int]:
 def init_weights(model: nn.Module) -> None:
     """He initialisation as the authors' code: conv weight N(0, sqrt(2 / (k*k*C_out))), no
     conv bias; BN weight 1, bias 0; FC bias 0 (FC weight keeps PyTorch's default, the
-    same uniform(+-1/sqrt(fan_in)) as Torch7's); gate biases set to ``gate_bias``."""
+    same uniform(+-1/sqrt(fan_in)) as Torch7's); gate biases set to ``gate_bias``.
+    A network built on the meta device (to count parameters) has no values to set."""
+    if any(p.is_meta for p in model.parameters()):
+        return
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             n = m.kernel_size[0] * m.kernel_size[1] * m.out_channels

@@ -60,9 +60,10 @@ def _leftovers(cache):
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
 
-def test_download_then_cache(serve, served_archive, cache):
+def test_download_then_cache(serve, served_archive, cache, capsys):
     serve(served_archive.parent)
     ds = load_dataset("cifar10")
+    assert capsys.readouterr().err.startswith("downloading cifar-10-python.tar.gz: 0 MB (")  # a line
     assert ds.train_images.shape == (40, 32, 32, 3)
     assert (cache / "cifar-10-python.tar.gz").read_bytes() == served_archive.read_bytes()
     assert _leftovers(cache) == ["arrays", "cifar-10-python.tar.gz"]

@@ -53,6 +53,18 @@ def test_large_tarball_is_extracted_safely(tmp_path, monkeypatch, cache):
     assert len(list((cache / "extracted").iterdir())) == 1
 
 
+def test_progress_lines_without_a_terminal(tmp_path, monkeypatch, capsys):
+    from idresnet.data import load as load_module
+    monkeypatch.setattr(load_module, "TAR_IN_MEMORY", 0)
+    monkeypatch.setenv("IDRESNET_PROGRESS_INTERVAL", "0")
+    root = image_folder(tmp_path / "imgs")
+    load_dataset("folder", tar_dir(root, tmp_path / "imgs.tgz"))
+    err = capsys.readouterr().err.splitlines()
+    assert "extracting imgs.tgz: 0 file (0:00)" in err and "decoding test: 0/6 img (0:00)" in err
+    assert any(line.startswith("extracting imgs.tgz: 15 file (") for line in err)
+    assert any(line.startswith("decoding train: 9/9 img (") for line in err)
+
+
 @pytest.mark.parametrize("as_tar", [False, True])
 @pytest.mark.parametrize("damage,pattern", [
     ("missing class", r"class 'cat' is in train/ but missing from test/"),

@@ -3,15 +3,18 @@
 ``load_dataset`` returns an :class:`ImageDataset` of uint8 arrays (CIFAR-10/100 from
 the official archives or an image folder, a generic image folder, or a synthetic
 set); :class:`DeviceLoader` turns one split into augmented, normalised batches on
-the training device. See docs/data.md.
+the training device; :func:`fingerprint` and :func:`locate` serve resuming. See
+docs/data.md.
 """
 
 from idresnet.data.cache import default_cache_dir
 from idresnet.data.dataset import ImageDataset
+from idresnet.data.identity import fingerprint, locate
 from idresnet.data.imagenet import FileDataset, load_imagenet
 from idresnet.data.load import DATASETS, load_dataset
 from idresnet.data.loader import DeviceLoader
 from idresnet.data.stream import CorruptImageWarning, StreamLoader
 
 __all__ = ["DATASETS", "CorruptImageWarning", "DeviceLoader", "FileDataset", "ImageDataset",
-           "StreamLoader", "default_cache_dir", "load_dataset", "load_imagenet"]
+           "StreamLoader", "default_cache_dir", "fingerprint", "load_dataset", "load_imagenet",
+           "locate"]

@@ -1,4 +1,4 @@
-"""Downloading a file with a progress bar, an md5 check and a clean retry.
+"""Downloading a file with progress reports, an md5 check and a clean retry.
 
 Bytes go to a temporary ``.part`` file beside the target, hashed on the fly; only a
 complete file with the right md5 is renamed into place. Every failed attempt deletes
@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
-
 from idresnet.data.cache import one_line, temp_name
 from idresnet.errors import DatasetError
+from idresnet.progress import progress
 
 TIMEOUT_S = 5.0
 ATTEMPTS = 2
+MB = 10**6
 
 
 class ChecksumError(DatasetError):
@@ -44,15 +43,13 @@ def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
         with open(tmp, "xb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                       disable=not sys.stderr.isatty(), leave=False)
-            got = 0
-            with bar:
+            got, size_mb = 0, None if total is None else total // MB
+            with progress(size_mb, f"downloading {dest.name}", "MB") as bar:
                 while block := resp.read(1 << 20):
                     out.write(block)
                     h.update(block)
+                    bar.update((got + len(block)) // MB - got // MB)  # whole MB only
                     got += len(block)
-                    bar.update(len(block))
             if total is not None and got != total:
                 raise OSError(f"connection closed after {got} of {total} bytes")
         if md5 is not None and h.hexdigest() != md5:

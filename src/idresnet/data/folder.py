@@ -10,23 +10,26 @@ arrays that :mod:`idresnet.data.load` caches on disk. :func:`scan_tar` indexes a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing as mp
 import os
-import sys
+import signal
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from idresnet.data.cache import one_line
 from idresnet.errors import DatasetError
+from idresnet.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 TEST_SPLITS = ("test", "val")  # the first present is the test split
 POOL_MIN_FILES = 4000          # below this, decode in-process (no pool start-up)
-CHUNK = 1000
+CHUNK = 1000                   # images per task of a decoding worker
+CHUNK_TIMEOUT_S = 300.0        # no chunk finished for this long: the workers are stuck
 
 
 @dataclass
@@ -145,8 +148,7 @@ def _decode_one(item, size):
     return arr, None
 
 
-def _decode_chunk(args):
-    paths, size = args
+def _decode_chunk(paths, size):
     out = np.empty((len(paths), size[0], size[1], 3), dtype=np.uint8)
     for i, p in enumerate(paths):
         arr, err = _decode_one(p, size)
@@ -174,29 +176,137 @@ def _pool_context():
 
 
 def decode_files(files: list, size, desc: str = "decoding", workers: int | None = None):
-    """Decode ``files`` (all of one ``size``) into a uint8 (N, H, W, 3) array."""
+    """Decode ``files`` (all of one ``size``) into a uint8 (N, H, W, 3) array.
+
+    From :data:`POOL_MIN_FILES` files on, worker processes decode chunks of
+    :data:`CHUNK` (:class:`DecodePool`). An unreadable image is a DatasetError naming it.
+    """
     out = np.empty((len(files), size[0], size[1], 3), dtype=np.uint8)
-    chunks = [(files[i:i + CHUNK], size) for i in range(0, len(files), CHUNK)]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not sys.stderr.isatty())
-    with bar:
-        if workers > 1 and len(files) >= POOL_MIN_FILES:
-            with _pool_context().Pool(workers) as pool:
-                results = pool.imap(_decode_chunk, chunks)
-                _collect(results, out, bar)
-        else:
-            _collect(map(_decode_chunk, chunks), out, bar)
+    chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
+    workers = min(workers or min(os.cpu_count() or 1, 8), len(chunks))
+    pooled = workers > 1 and len(files) >= POOL_MIN_FILES
+    with progress(len(files), desc, "img") as bar, contextlib.ExitStack() as stack:
+        done = stack.enter_context(DecodePool(workers)).map(chunks, size) if pooled else _map(chunks, size)
+        for i, arr in done:
+            out[i * CHUNK:i * CHUNK + len(arr)] = arr
+            bar.update(len(arr))
     return out
 
 
-def _collect(results, out, bar):
-    pos = 0
-    for arr, err in results:
+def _map(chunks, size):
+    for i, chunk in enumerate(chunks):
+        arr, err = _decode_chunk(chunk, size)
         if err:
             raise DatasetError(err)
-        out[pos:pos + len(arr)] = arr
-        pos += len(arr)
-        bar.update(len(arr))
+        yield i, arr
+
+
+def _name(item) -> str:
+    return item[0] if isinstance(item, tuple) else str(item)
+
+
+class DecodePool:
+    """Forked processes that decode chunks of images, one chunk at a time each, over a
+    pipe of their own. Leaving the context, normally, by an error or by
+    KeyboardInterrupt, terminates and joins every worker at once. Workers end on
+    SIGTERM and ignore SIGINT (which a terminal sends to the whole process group), and
+    end by themselves when the parent dies. A worker that dies (say, killed for
+    memory) is a DatasetError as soon as its pipe closes; no chunk finished for
+    :data:`CHUNK_TIMEOUT_S` seconds is one too. (``multiprocessing.Pool`` replaces a
+    dead worker and waits forever for its task, and ``terminate()`` can block on a
+    queue lock that the dead worker held.)
+    """
+
+    def __init__(self, workers: int):
+        ctx = _pool_context()
+        self.procs, self.conns = [], []
+        try:
+            for _ in range(workers):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_serve, args=(child, self.conns + [parent]),
+                                   name="idresnet-decode", daemon=True)
+                proc.start()
+                child.close()
+                self.procs.append(proc)
+                self.conns.append(parent)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def close(self) -> None:
+        """Terminate (SIGTERM, then SIGKILL after 5 s) and join every worker."""
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.join(5)
+            if proc.exitcode is None:
+                proc.kill()
+                proc.join()
+        for conn in self.conns:
+            conn.close()
+        self.procs, self.conns = [], []
+
+    def map(self, chunks: list, size):
+        """Yield ``(chunk index, uint8 array)`` as chunks finish, in any order."""
+        todo = list(range(len(chunks)))[::-1]
+        busy = {}  # connection -> index of the chunk its worker decodes
+
+        def give(conn):
+            if todo:
+                index = busy[conn] = todo.pop()
+                try:
+                    conn.send((chunks[index], size))
+                except OSError:  # the worker is gone
+                    raise DatasetError(self._died(conn, chunks[index])) from None
+
+        for conn in self.conns:
+            give(conn)
+        while busy:
+            ready = wait(list(busy), timeout=CHUNK_TIMEOUT_S)
+            if not ready:
+                first = _name(chunks[min(busy.values())][0])
+                raise DatasetError(f"decoding stalled: no chunk of up to {CHUNK} images finished in "
+                                   f"{CHUNK_TIMEOUT_S:.0f} s (one starts at {first})")
+            for conn in ready:
+                index = busy.pop(conn)
+                try:
+                    arr, err = conn.recv()
+                except (EOFError, OSError):
+                    raise DatasetError(self._died(conn, chunks[index])) from None
+                if err:
+                    raise DatasetError(err)
+                yield index, arr
+                give(conn)
+
+    def _died(self, conn, chunk) -> str:
+        proc = self.procs[self.conns.index(conn)]
+        proc.join(1)
+        code = proc.exitcode
+        how = ("its pipe closed" if code is None else
+               f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
+        return (f"a decoding worker process died ({how}; out of memory?) while decoding "
+                f"{len(chunk)} images from {_name(chunk[0])}")
+
+
+def _serve(conn, inherited) -> None:
+    """A decoding worker: answer each ``(files, size)`` with :func:`_decode_chunk`'s result."""
+    from idresnet.training.runtime import worker_signals
+
+    worker_signals()
+    for other in inherited:  # the parent's ends: closed here, so its death reaches recv()
+        other.close()
+    try:
+        while True:
+            conn.send(_decode_chunk(*conn.recv()))
+    except (EOFError, OSError):  # the parent closed the pipe or died
+        pass
 
 
 # libjpeg's standard luminance table (ITU T.81 Annex K.1), natural order.

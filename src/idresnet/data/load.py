@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from idresnet.data import cifar, folder
 from idresnet.data.cache import entry_path, load_arrays, resolve_cache_dir, save_arrays
@@ -16,6 +14,7 @@ from idresnet.data.dataset import ImageDataset, subset, synthetic
 from idresnet.data.download import download as fetch, md5_of
 from idresnet.data.safetar import is_tar, peek_names, safe_extract
 from idresnet.errors import DatasetError, UsageError, choices_error
+from idresnet.progress import progress
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 MAX_DECODED_BYTES = 8 << 30  # larger image folders must stream from disk (ImageNet)
@@ -155,8 +154,7 @@ def _extracted(archive: Path, cache: Path) -> Path:
     """The tarball extracted once into the cache (keyed like the arrays)."""
     dest = entry_path(cache, "extracted", archive, {}, "")
     if not dest.is_dir():
-        bar = tqdm(desc=f"extracting {archive.name}", unit="file", disable=not sys.stderr.isatty())
-        with bar:
+        with progress(None, f"extracting {archive.name}", "file") as bar:
             safe_extract(archive, dest, bar)
         prune_dirs(dest)
     return dest

@@ -4,10 +4,19 @@ Members with absolute paths, ``..`` components, links, devices or fifos are refu
 (a hostile tarball could otherwise write outside the target folder). Extraction goes
 to a temporary folder that is renamed into place only when complete, so an
 interrupted or refused extraction leaves nothing behind.
+
+Damage is never silent: every read, of a header or of a member's bytes, turns a
+decompression or tar error into a one-line DatasetError naming the archive, and a
+complete pass also checks the end: the archive must close with its zero end-of-archive
+blocks (tarfile alone stops without a word at a truncated or garbled header) and a
+compressed stream must pass its own check (gzip's CRC and length, bz2's and xz's).
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import shutil
 import tarfile
@@ -19,7 +28,10 @@ from idresnet.data.cache import one_line
 from idresnet.errors import DatasetError
 
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
-_DAMAGE = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
+_DAMAGE = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
+# compressed streams by their magic bytes; each reader verifies its checksums at the end
+_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open))
+_TAIL = 1 << 16  # bytes kept of the decompressed stream: more than tarfile buffers
 
 
 def is_tar(path: Path) -> bool:
@@ -51,24 +63,79 @@ def check_member(archive: Path, member: tarfile.TarInfo) -> PurePosixPath:
     return PurePosixPath(*[p for p in rel.parts if p not in ("", ".")])
 
 
+def damaged(archive: Path, exc: BaseException | str, where: str = "") -> DatasetError:
+    """The one-line error for a truncated or damaged ``archive``."""
+    reason = exc if isinstance(exc, str) else f"{type(exc).__name__}: {one_line(exc)}"
+    return DatasetError(f"{archive}: truncated or damaged archive ({where}{reason})")
+
+
+class _Reader:
+    """The decompressed bytes of an archive for tarfile, keeping the last ones read."""
+
+    def __init__(self, raw):
+        magic = raw.read(6)
+        raw.seek(0)
+        opener = next((o for m, o in _COMPRESSED if magic.startswith(m)), None)
+        self.stream = opener(raw, "rb") if opener else raw
+        self.pos, self.tail = 0, bytearray()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.pos += len(data)
+        self.tail += data
+        if len(self.tail) > 2 * _TAIL:
+            del self.tail[:-_TAIL]
+        return data
+
+    def check_end(self, archive: Path, offset: int) -> None:
+        """From ``offset``, the block where tarfile stopped, to the end of the stream:
+        one zero block or more and nothing else (reading on checks a compressed stream)."""
+        kept_from = self.pos - len(self.tail)  # tarfile buffers less than _TAIL bytes
+        size, block = 0, bytes(self.tail[max(offset - kept_from, 0):])
+        while block:
+            if block.strip(b"\0"):
+                raise damaged(archive, f"unreadable member header at byte {offset} of the tar "
+                                       "stream, before its end-of-archive marker")
+            size += len(block)
+            block = self.stream.read(1 << 20)
+        if size < tarfile.BLOCKSIZE:
+            raise damaged(archive, f"the tar stream ends at byte {offset + size}, inside a member "
+                                   "header or before its end-of-archive marker")
+
+
+class _MemberFile:
+    """A member's file object whose read errors are DatasetErrors naming the archive."""
+
+    def __init__(self, archive: Path, rel: PurePosixPath, fileobj):
+        self.archive, self.rel, self.fileobj = archive, rel, fileobj
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.fileobj.read(size)
+        except _DAMAGE as exc:
+            raise damaged(self.archive, exc, f"member {self.rel}: ") from None
+
+
 def iter_members(archive: Path):
     """Yield ``(safe_relpath, TarInfo, fileobj-or-None)`` in one streaming pass.
 
-    Every member is checked; a damaged or truncated archive raises DatasetError.
-    The file object is only valid until the next member is requested.
+    Every member is checked; a damaged or truncated archive raises DatasetError, also
+    from ``fileobj.read()``, which is only valid until the next member is requested.
     """
     archive = Path(archive)
     try:
-        with tarfile.open(archive, mode="r|*") as tar:
-            for member in tar:
-                rel = check_member(archive, member)
-                yield rel, member, (tar.extractfile(member) if member.isfile() else None)
+        with open(archive, "rb") as raw:
+            reader = _Reader(raw)
+            with tarfile.open(fileobj=reader, mode="r|") as tar:
+                for member in tar:
+                    rel = check_member(archive, member)
+                    fileobj = tar.extractfile(member) if member.isfile() else None
+                    yield rel, member, None if fileobj is None else _MemberFile(archive, rel, fileobj)
+                reader.check_end(archive, tar.offset)
     except DatasetError:
         raise
     except _DAMAGE as exc:
-        raise DatasetError(
-            f"{archive}: truncated or damaged archive ({type(exc).__name__}: {one_line(exc)})"
-        ) from None
+        raise damaged(archive, exc) from None
 
 
 def peek_names(archive: Path, limit: int = 64) -> list[str]:

@@ -14,9 +14,12 @@ images and int64 labels on the device), for datasets too large to hold in memory
   depend on ``workers`` and ``epoch(e, start_batch=b)`` equals ``epoch(e)`` without its
   first ``b`` batches: resuming mid-epoch is exact.
 - Workers: ``workers`` DataLoader processes decode with Pillow (0: in this process).
-  They ignore SIGINT and SIGTERM, so that Ctrl-C reaches the training loop alone, which
-  stops at the end of the step; they use their own seed generator, so creating an
-  epoch's iterator draws nothing from torch's global generator.
+  They ignore SIGINT, so that Ctrl-C (sent to the whole process group) reaches the
+  training loop alone, which stops at the end of the step, and end on SIGTERM, so that
+  the DataLoader's shutdown can always stop them; they use their own seed generator, so
+  creating an epoch's iterator draws nothing from torch's global generator. No batch
+  for :data:`WORKER_TIMEOUT_S` seconds, or a worker that dies (killed for memory, say),
+  is a one-line DatasetError.
 - Batches cross to the device as uint8 (pinned on CUDA, 4x less than float) and are
   normalised there: ``(x/255 - mean) / std`` per channel.
 - Damaged files: the item is dropped from its batch (which is then smaller), a
@@ -27,12 +30,12 @@ images and int64 labels on the device), for datasets too large to hold in memory
 
 from __future__ import annotations
 
-import signal
 import warnings
 
 import torch
 from torch.utils.data import DataLoader
 
+from idresnet.data.cache import one_line
 from idresnet.data.imagenet import collate
 from idresnet.data.loader import ShardedBatches, channel_affine, epoch_generator
 from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -43,9 +46,51 @@ class CorruptImageWarning(UserWarning):
     """An image file that could not be decoded was skipped."""
 
 
+WORKER_TIMEOUT_S = 300  # no batch from the workers for this long: they are stuck
+
+
 def _worker_init(_worker_id: int) -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    from idresnet.training.runtime import worker_signals
+
+    worker_signals()
+
+
+STOPPED = ("Terminated", "Interrupt", "Hangup")  # a worker killed by these was stopped, not broken
+
+
+def worker_failure(exc: BaseException, workers: int) -> BaseException | None:
+    """The one-line error for a DataLoader failure caused by a stuck or dead worker (a
+    KeyboardInterrupt when a job stop signalled every process), else None. Also for the
+    training loop: torch's SIGCHLD handler raises a dead worker's RuntimeError anywhere."""
+    text = str(exc)
+    hint = "out of memory? fewer workers may help"
+    if text.startswith("DataLoader timed out"):
+        return DatasetError(f"no batch from the {workers} DataLoader worker processes in "
+                            f"{WORKER_TIMEOUT_S} s (a file that hangs on read?)")
+    if text.startswith("DataLoader worker (pid"):  # torch: exited unexpectedly, killed by signal
+        first = one_line(text.splitlines()[0])
+        if any(f"killed by signal: {name}" in first for name in STOPPED):
+            return KeyboardInterrupt(first)
+        return DatasetError(f"{first} ({hint})")
+    if workers and isinstance(exc, (OSError, EOFError)) and not text.startswith("Caught "):
+        # a worker that dies while it hands over a batch breaks the connection (not an
+        # error of the worker's own, which torch re-raises as "Caught ... in DataLoader worker")
+        return DatasetError(f"lost a DataLoader worker process ({type(exc).__name__}: {one_line(text)}; "
+                            f"{hint})")
+    return None
+
+
+def _shut_down(batches) -> None:
+    """Stop a DataLoader iterator's workers now, not when it is collected: an error's
+    traceback can keep it alive, and meanwhile torch's SIGCHLD handler would report a
+    dead worker of it at any later moment, from any code."""
+    shutdown = getattr(batches, "_shutdown_workers", None)  # torch's, for workers > 0
+    try:
+        if shutdown is not None:
+            shutdown()
+    except RuntimeError as exc:  # that handler, meanwhile: the workers are stopped all the same
+        if not str(exc).startswith("DataLoader worker (pid"):
+            raise
 
 
 class _Batches:
@@ -92,21 +137,37 @@ class StreamLoader(ShardedBatches):
         return self._batches(_Batches(self, epoch, start_batch))
 
     def _data_loader(self, sampler: _Batches) -> DataLoader:
-        extra = {"prefetch_factor": self.prefetch, "worker_init_fn": _worker_init} if self.workers else {}
+        extra = {"prefetch_factor": self.prefetch, "worker_init_fn": _worker_init,
+                 "timeout": WORKER_TIMEOUT_S} if self.workers else {}
         return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.workers,
                           collate_fn=collate, pin_memory=self.device.type == "cuda",
                           generator=torch.Generator().manual_seed(self.seed), **extra)
 
     def _batches(self, sampler: _Batches):
-        for x, y, skipped in self._data_loader(sampler):
-            for reason in skipped:
-                warnings.warn(f"skipped unreadable image {reason}", CorruptImageWarning, stacklevel=2)
-            self.skipped += len(skipped)
-            if x is None:
-                if self.train:
-                    raise DatasetError(f"every image of a training batch is unreadable (first: {skipped[0]})")
-                continue
-            yield self._to_device(x), y.to(self.device, non_blocking=True)
+        batches = iter(self._data_loader(sampler))
+        try:
+            while (batch := self._next(batches)) is not None:
+                x, y, skipped = batch
+                for reason in skipped:
+                    warnings.warn(f"skipped unreadable image {reason}", CorruptImageWarning, stacklevel=2)
+                self.skipped += len(skipped)
+                if x is None:
+                    if self.train:
+                        raise DatasetError(f"every image of a training batch is unreadable (first: {skipped[0]})")
+                    continue
+                yield self._to_device(x), y.to(self.device, non_blocking=True)
+        finally:
+            _shut_down(batches)
+
+    def _next(self, batches):
+        """The next batch, None at the end; a stuck or dead worker is a one-line DatasetError."""
+        try:
+            return next(batches, None)
+        except (RuntimeError, OSError, EOFError) as exc:
+            error = worker_failure(exc, self.workers)
+            if error is None:
+                raise
+        raise error
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, H, W, 3) -> normalised (B, 3, H, W) of ``dtype`` on the device."""

@@ -293,7 +293,7 @@ class Probe(torch.utils.data.Dataset):
         if self.behaviour:
             self.behaviour(index)
         term, intr = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
-        value = 1 if (term, intr) == (signal.SIG_DFL, signal.SIG_IGN) else 0
+        value = 1 if (term, intr) == (signal.SIG_IGN, signal.SIG_IGN) else 0
         return torch.full((4, 4, 3), value, dtype=torch.uint8), 0, None
 
 
@@ -302,7 +302,7 @@ def probe_loader(behaviour=None, workers: int = 1):
                         std=(1 / 255, 1 / 255, 1 / 255))
 
 
-def test_dataloader_workers_end_on_sigterm_and_ignore_sigint():
+def test_dataloader_workers_leave_sigterm_and_sigint_to_the_training_loop():
     batches = list(probe_loader().epoch(0))
     assert len(batches) == 4 and all(bool((x == 1).all()) for x, _ in batches)
 
@@ -336,7 +336,7 @@ def test_a_stuck_dataloader_worker(monkeypatch):
         list(probe_loader(stuck).epoch(0))
     assert time.monotonic() - start < 30
     del exc
-    assert no_children_soon(within=15)  # SIGTERM ends the sleeping worker at the loader's shutdown
+    assert no_children_soon(within=15)  # SIGKILL ends the sleeping worker at the loader's shutdown
 
 
 def test_worker_failures_as_torch_reports_them():

@@ -227,3 +227,45 @@ def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resumes(reference
     assert not list((out / "checkpoints").glob(".*.tmp*"))
     resume(out)
     assert same_weights(reference, out)
+
+
+# ---------------------------------------------------------------- the data of a resumed run
+
+def image_folder(root, seed):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", 32), ("test", 8)):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
+                    root / split / cls / f"{i}.png")
+    return root
+
+
+def test_resume_refuses_other_data_and_finds_a_moved_copy(tmp_path, monkeypatch):
+    """The data's fingerprint is recorded: --resume on other data is one line; a moved copy
+    of the run's data is found by name (and checked the same way)."""
+    from idresnet.errors import ConfigError
+    from idresnet.training import TrainConfig, train
+    from trainhelpers import interrupt_at
+
+    data, other = image_folder(tmp_path / "a" / "pics", 0), image_folder(tmp_path / "b" / "pics", 1)
+    values = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="folder", batch_size=16,
+                  iterations=8, lr_milestones=[4], checkpoint_interval=2, eval_interval=8, progress=False,
+                  cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"))
+    with monkeypatch.context() as m:
+        interrupt_at(m, 3)
+        assert train(TrainConfig(**values, data=str(data))).status == "interrupted"
+    with pytest.raises(ConfigError, match="is not the data .* was trained on .*sha256"):
+        train(TrainConfig(**values, data=str(other), resume=True))
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    data.rename(moved / "pics")
+    monkeypatch.chdir(moved)
+    result = train(TrainConfig(**values, data=str(data), resume=True))  # the recorded path is gone
+    assert result.status == "finished" and result.iterations == 8
+    recorded = (tmp_path / "run" / "config.yaml").read_text()
+    assert str(moved / "pics") in recorded

@@ -132,9 +132,11 @@ def test_help_shows_both_recipes(capsys):
 
 
 @pytest.mark.slow
-def test_ctrl_c_with_worker_processes_stops_cleanly_and_resumes(tmp_path, imagenet_data):
-    """SIGINT to the whole process group (as a terminal's Ctrl-C): workers ignore it, the
-    loop checkpoints at the end of its step, exit 130 without a traceback; resume ends."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "job-stop"])
+def test_ctrl_c_with_worker_processes_stops_cleanly_and_resumes(tmp_path, imagenet_data, sig):
+    """SIGINT (a terminal's Ctrl-C) or SIGTERM (Slurm, systemd) to the whole process group:
+    workers ignore it, the loop checkpoints at the end of its step, exit 130 without a
+    traceback; resume ends."""
     args = as_flags({**IMAGENET_TINY, "data": str(imagenet_data), "epochs": 40, "workers": 2,
                      "eval_interval": 80, "log_interval": 10})
     out = tmp_path / "run"
@@ -146,7 +148,7 @@ def test_ctrl_c_with_worker_processes_stops_cleanly_and_resumes(tmp_path, imagen
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGINT)
+    os.killpg(proc.pid, sig)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "--resume --out" in stderr

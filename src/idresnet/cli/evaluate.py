@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from idresnet.cli.parsing import add_weights_arguments
-
-
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
@@ -58,7 +58,7 @@ def run(args) -> int:
     if dataset is None:
         raise UsageError("the weights do not record their dataset; pass --dataset")
     same = dataset == rec.get("dataset")
-    data = args.data or (rec.get("data") if same else None)
+    data = args.data or (_recorded_data(rec.get("data"), file) if same else None)
     seed = args.seed if args.seed is not None else rec.get("seed", 0)
     test_size = args.test_size if args.test_size is not None else (rec.get("test_size") if same else None)
     if dataset in STREAMING:
@@ -126,3 +126,16 @@ def _run_streamed(args, net, meta, file, rec, dataset, data, test_size, seed) ->
 def _top5_text(res: dict) -> str:
     """", top-5 error X%" where top-5 is defined (more than 5 classes), else nothing."""
     return "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
+
+
+def _recorded_data(recorded: str | None, weights: Path) -> str | None:
+    """The run's recorded data path, or a copy of the same name found near the weights or
+    in the current folder when it was moved (None: the dataset's cache, as recorded)."""
+    from idresnet.data import locate
+
+    if recorded is None:
+        return None
+    found = locate(recorded, near=[Path(weights).parent])
+    if found is not None and str(found) != recorded:
+        print(f"idresnet eval: the recorded data {recorded} is gone; using {found}", file=sys.stderr)
+    return str(found) if found is not None else recorded

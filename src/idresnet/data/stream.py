@@ -14,9 +14,10 @@ images and int64 labels on the device), for datasets too large to hold in memory
   depend on ``workers`` and ``epoch(e, start_batch=b)`` equals ``epoch(e)`` without its
   first ``b`` batches: resuming mid-epoch is exact.
 - Workers: ``workers`` DataLoader processes decode with Pillow (0: in this process).
-  They ignore SIGINT, so that Ctrl-C (sent to the whole process group) reaches the
-  training loop alone, which stops at the end of the step, and end on SIGTERM, so that
-  the DataLoader's shutdown can always stop them; they use their own seed generator, so
+  They ignore SIGINT and SIGTERM, so that Ctrl-C or a job stop sent to the whole process
+  group (Slurm, systemd) reaches the training loop alone, which checkpoints at the end of
+  the step; the DataLoader's shutdown ends them (a worker still alive after it, a stuck
+  one, is killed with SIGKILL); they use their own seed generator, so
   creating an epoch's iterator draws nothing from torch's global generator. No batch
   for :data:`WORKER_TIMEOUT_S` seconds, or a worker that dies (killed for memory, say),
   is a one-line DatasetError.
@@ -30,6 +31,8 @@ images and int64 labels on the device), for datasets too large to hold in memory
 
 from __future__ import annotations
 
+import os
+import signal
 import warnings
 
 import torch
@@ -50,9 +53,8 @@ WORKER_TIMEOUT_S = 300  # no batch from the workers for this long: they are stuc
 
 
 def _worker_init(_worker_id: int) -> None:
-    from idresnet.training.runtime import worker_signals
-
-    worker_signals()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # the parent stops the workers (see above)
+        signal.signal(sig, signal.SIG_IGN)
 
 
 STOPPED = ("Terminated", "Interrupt", "Hangup")  # a worker killed by these was stopped, not broken
@@ -91,6 +93,11 @@ def _shut_down(batches) -> None:
     except RuntimeError as exc:  # that handler, meanwhile: the workers are stopped all the same
         if not str(exc).startswith("DataLoader worker (pid"):
             raise
+    finally:
+        for worker in getattr(batches, "_workers", ()):  # stuck: they ignore torch's SIGTERM
+            if worker.is_alive():
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.join(5)
 
 
 class _Batches:

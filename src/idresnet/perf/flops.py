@@ -60,11 +60,30 @@ def macs_by_layer_type(model: nn.Module, input_shape, device="meta") -> dict[str
     return counter
 
 
+def _affordable_size(n: int, device, dtype, min_time: float, probe: int = 256) -> int:
+    if device.type == "cuda" or n <= probe:
+        return n
+    a = torch.randn(probe, probe).to(dtype)
+    torch.mm(a, a)
+    start = time.perf_counter()
+    torch.mm(a, a)
+    rate = 2.0 * probe ** 3 / max(time.perf_counter() - start, 1e-9)
+    while n > probe and 2.0 * n ** 3 / rate > min_time:
+        n //= 2
+    return n
+
+
 def matmul_rate(n: int = 2048, device="cpu", dtype=torch.float32, min_time: float = 1.0,
                 repeats: int = 3) -> float:
     """FLOP/s of an ``n x n`` by ``n x n`` matrix product (2 n^3 FLOP), the best of
-    ``repeats`` timings of at least ``min_time`` seconds each."""
+    ``repeats`` timings of at least ``min_time`` seconds each.
+
+    ``n`` is halved (down to 256) while one product would take longer than ``min_time``:
+    an emulated dtype (bf16 on a CPU without native bf16, about 0.3 GFLOP/s on AVX2)
+    would otherwise spend minutes on 2048^3.
+    """
     device = torch.device(device)
+    n = _affordable_size(n, device, dtype, min_time)
     a = torch.randn(n, n, device=device).to(dtype)
     b = torch.randn(n, n, device=device).to(dtype)
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from idresnet.data import fingerprint
 from idresnet.training import distributed, runtime
 from idresnet.training.recipe import STREAMING
 
@@ -31,6 +32,7 @@ class RunData:
     test_loaders: dict  # eval crop (None for in-memory data) -> loader; the first is the headline
     streaming: bool = False
     loading: dict = field(default_factory=dict)  # how a streamed dataset is read, for run_info
+    fingerprint: dict = field(default_factory=dict)  # idresnet.data.fingerprint: what a resume must find
 
     @property
     def num_classes(self) -> int:
@@ -54,7 +56,8 @@ def build_data(cfg, info: distributed.DistInfo, device, channels_last: bool) -> 
     test = runtime.make_loader(ds.test_images, ds.test_labels, norm,
                                batch_size=max(per_process, 256), train=False, **loader)
     return RunData(ds.name, ds.description, list(ds.classes), len(ds.train_labels),
-                   len(ds.test_labels), list(ds.image_shape), norm, train, {None: test})
+                   len(ds.test_labels), list(ds.image_shape), norm, train, {None: test},
+                   fingerprint=fingerprint(ds))
 
 
 def auto_workers(setting: int | None) -> int:
@@ -90,7 +93,7 @@ def _streamed(cfg, info, device, channels_last, per_process) -> RunData:
                "eval": [{"crop": c, "resize": r} for c, r in zip(cfg.eval_crops, resizes)]}
     return RunData(cfg.dataset, folder.description, list(folder.classes), len(folder.train_labels),
                    len(folder.val_labels), [cfg.train_crop, cfg.train_crop, 3], norm, train, tests,
-                   streaming=True, loading=loading)
+                   streaming=True, loading=loading, fingerprint=fingerprint(folder))
 
 
 def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loader) -> dict:

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import idresnet
+from idresnet.data import locate
+from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.progress import LineProgress, progress
 from idresnet.training import distributed, rundir, runtime
@@ -87,6 +89,7 @@ class _Trainer:
             if plan.action == "done":
                 return RunResult.from_status(self.run_dir, plan.status)
             runtime.check_fits(self.cfg, self.info)
+            self.resuming = plan.action == "resume"
             self._setup()
             if plan.action == "resume":
                 self._restore()
@@ -127,7 +130,7 @@ class _Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
-            cfg.data = str(Path(cfg.data).expanduser().resolve())
+            cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
         self.device = dev = runtime.resolve_device(cfg.device, info)
         self.amp = runtime.resolve_amp(cfg.amp, dev)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
@@ -174,6 +177,7 @@ class _Trainer:
             "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,
             "dataset_description": ds.description, "image_shape": list(ds.image_shape),
             "normalization": self.norm, "idresnet_version": idresnet.__version__,
+            "dataset_fingerprint": ds.fingerprint,
             "dataset_args": {k: getattr(cfg, k) for k in ("dataset", "data", "train_size", "test_size", "seed")
                              + (("train_crop", "eval_crops", "eval_resize") if ds.streaming else ())},
         }
@@ -190,7 +194,7 @@ class _Trainer:
                       "params": sum(p.numel() for p in raw.parameters())},
             "dataset": {"name": ds.name, "description": ds.description, "num_classes": ds.num_classes,
                         "train_images": ds.train_count, "test_images": ds.test_count,
-                        "image_shape": list(ds.image_shape),
+                        "image_shape": list(ds.image_shape), "fingerprint": ds.fingerprint,
                         **({"loading": ds.loading} if ds.streaming else {})},
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
         }
@@ -198,6 +202,7 @@ class _Trainer:
     def _restore(self) -> None:
         paths = [self.run_dir / name for name in rundir.CHECKPOINTS]
         ckpt = self._on_main(lambda: load_latest(paths, warn=_warn)[0])
+        self._check_same_data((ckpt.get("meta") or {}).get("dataset_fingerprint"))
         self.raw.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.it = int(ckpt["iteration"])
@@ -212,6 +217,27 @@ class _Trainer:
             set_rng_state(states[0])
         else:  # resumed with another number of processes: fresh per-rank draws
             torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank, self.it))
+
+    def _data_path(self, data: Path) -> Path:
+        """The data of a resumed run that was moved since: found by name near the run."""
+        if self.resuming and not data.exists():
+            found = locate(data, near=[self.run_dir])
+            if found is not None:
+                if self.main:
+                    _warn(f"the run's data {data} is gone; using {found} (same name, its content "
+                          "is checked against the run's)")
+                return found
+        return data
+
+    def _check_same_data(self, recorded: dict | None) -> None:
+        """Resuming on other data would silently train on it: a one-line error instead."""
+        current = self.data.fingerprint
+        if not recorded or recorded == current:  # runs of idresnet 0.1 recorded none
+            return
+        keys = [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
+        shown = ", ".join(f"{k} {recorded.get(k)!r:.40} -> {current.get(k)!r:.40}" for k in keys[:3])
+        raise ConfigError(f"--resume: the data at {self.cfg.data} is not the data {self.run_dir} was "
+                          f"trained on ({shown}); pass --data with the run's dataset")
 
     def _start_files(self, resumed: bool) -> None:
         self.t_start = self.t_row = time.perf_counter()  # wall time: self.wall0 + since then
@@ -255,6 +281,11 @@ class _Trainer:
                             break
                 finally:
                     batches.close()  # stops a streamed epoch's worker processes now
+        except RuntimeError as exc:  # torch reports a dead DataLoader worker from anywhere in a step
+            error = worker_failure(exc, self.cfg.workers or 0) if self.data.streaming else None
+            if error is None:
+                raise
+            raise error from None
         finally:
             self.bar.close()
         return outcome

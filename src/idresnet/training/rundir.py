@@ -57,6 +57,25 @@ def has_checkpoint(run_dir: Path) -> bool:
     return any((Path(run_dir) / name).is_file() for name in CHECKPOINTS)
 
 
+_HELD: set[int] = set()  # lock descriptors of this process
+
+
+def _close_held_in_child() -> None:
+    """A forked worker (decode pool, DataLoader) must not keep its parent's run locked
+    after the parent is killed: its copies of the lock descriptors are closed (the
+    parent's lock stands as long as the parent holds its own)."""
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunLock:
     """The exclusive right to write a run folder: ``fcntl.flock`` on ``RUN/.lock``.
 
@@ -92,12 +111,14 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
                       f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
+        _HELD.add(fd)
         return cls(run_dir, fd, created)
 
     def release(self) -> None:
         """Unlock; a folder this lock created and nothing else wrote is removed again."""
         if self.fd is None:
             return
+        _HELD.discard(self.fd)
         os.close(self.fd)  # closing releases the flock
         self.fd = None
         if self.created and not holds_run(self.run_dir):

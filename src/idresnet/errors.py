@@ -23,3 +23,14 @@ def choices_error(what: str, value, valid) -> UsageError:
     """A UsageError saying that ``value`` is not a valid ``what``, listing ``valid``."""
     listed = ", ".join(str(v) for v in valid)
     return UsageError(f"unknown {what} {value!r}; valid: {listed}")
+
+
+def one_line(text) -> str:
+    """``text`` squeezed onto one line (error messages must be one line)."""
+    return " ".join(str(text).split())
+
+
+def exception_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: first line of the message`` of an exception, at most ``limit`` characters."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:limit]

@@ -134,15 +134,15 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
 
 KILL_MID_WRITE = """
     import os, signal
-    from idresnet.training import checkpoint
+    from idresnet import files
     calls = {"n": 0}
     def torn(f, data):
-        calls["n"] += ".last.ckpt.tmp" in f.name
-        if calls["n"] == 4 and ".last.ckpt.tmp" in f.name:  # the 4th checkpoint, half written
+        calls["n"] += ".last.ckpt." in f.name
+        if calls["n"] == 4 and ".last.ckpt." in f.name:  # the 4th checkpoint, half written
             f.write(data[: len(data) // 2]); f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
         f.write(data)
-    checkpoint._write_all = torn
+    files._write_all = torn
 """
 
 
@@ -152,12 +152,12 @@ def test_sigkill_inside_a_checkpoint_write_then_resume_is_bit_identical(referenc
     proc = start(out, script=KILL_MID_WRITE)
     proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL
-    torn = list((out / "checkpoints").glob(".last.ckpt.tmp*"))
+    torn = list((out / "checkpoints").glob(".last.ckpt.*.tmp"))
     assert len(torn) == 1  # the half-written file; last.ckpt itself is whole
     assert load_checkpoint(out / LAST)["iteration"] > 0
     resume(out)
     assert same_weights(reference, out)
-    assert not list((out / "checkpoints").glob(".*.tmp*"))
+    assert not list((out / "checkpoints").glob(".*.tmp"))
 
 
 def interrupted_run(out):
@@ -205,14 +205,14 @@ def test_no_whole_checkpoint_is_one_line_and_deletes_nothing(tmp_path):
 
 FULL_DISK = """
     import errno, os
-    from idresnet.training import checkpoint
+    from idresnet import files
     calls = {"n": 0}
     def full(f, data):
-        calls["n"] += ".last.ckpt.tmp" in f.name
-        if calls["n"] == 5 and ".last.ckpt.tmp" in f.name:  # the 5th checkpoint finds the disk full
+        calls["n"] += ".last.ckpt." in f.name
+        if calls["n"] == 5 and ".last.ckpt." in f.name:  # the 5th checkpoint finds the disk full
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f.name)
         f.write(data)
-    checkpoint._write_all = full
+    files._write_all = full
 """
 
 
@@ -224,7 +224,7 @@ def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resumes(reference
     assert proc.returncode == 2 and "Traceback" not in stderr, stderr
     assert os.strerror(errno.ENOSPC) in stderr and "--resume --out" in stderr
     assert load_checkpoint(out / LAST)["iteration"] > 0
-    assert not list((out / "checkpoints").glob(".*.tmp*"))
+    assert not list((out / "checkpoints").glob(".*.tmp"))
     resume(out)
     assert same_weights(reference, out)
 

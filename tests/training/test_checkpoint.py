@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from idresnet.errors import UsageError
-from idresnet.training.checkpoint import (MAGIC, atomic_write_bytes, load_checkpoint, load_latest,
+from idresnet.files import atomic_write_bytes
+from idresnet.training.checkpoint import (MAGIC, load_checkpoint, load_latest,
                                           load_weights, rng_state, save_checkpoint, save_weights,
                                           set_rng_state)
 

@@ -16,20 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from idresnet.errors import DatasetError
+from idresnet.errors import DatasetError, one_line
+from idresnet.files import atomic_write
 
 CACHE_FORMAT = 1
 ENV_CACHE = "IDRESNET_CACHE"
-
-
-def one_line(text) -> str:
-    """``text`` squeezed onto one line (error messages must be one line)."""
-    return " ".join(str(text).split())
 
 
 def default_cache_dir() -> Path:
@@ -94,23 +89,9 @@ def prune_siblings(entry: Path) -> None:
                 pass
 
 
-def temp_name(path: Path) -> Path:
-    """A unique hidden temporary name beside ``path``."""
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
-
-
 def save_arrays(path: Path, **arrays) -> None:
-    """Write ``arrays`` to ``path`` (.npz) atomically: a temp file, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    try:
-        with open(tmp, "xb") as f:  # (unlike mkstemp) honours the umask
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``arrays`` to ``path`` (.npz) atomically, then prune stale siblings."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     prune_siblings(path)
 
 

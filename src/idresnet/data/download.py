@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from idresnet.data.cache import one_line, temp_name
-from idresnet.errors import DatasetError
+from idresnet.files import temp_name
+from idresnet.errors import DatasetError, one_line
 from idresnet.progress import progress
 
 TIMEOUT_S = 5.0

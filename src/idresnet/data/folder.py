@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from idresnet.data.cache import one_line
-from idresnet.errors import DatasetError
+from idresnet.errors import DatasetError, one_line
 from idresnet.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")

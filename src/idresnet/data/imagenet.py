@@ -22,11 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from idresnet.data.cache import one_line
 from idresnet.data.dataset import subset_indices
 from idresnet.data.folder import IMAGE_SUFFIXES, index_tree
 from idresnet.data.transforms import sample_rng, to_array
-from idresnet.errors import DatasetError
+from idresnet.errors import DatasetError, one_line
 
 SPLITS = ("train", "val")
 

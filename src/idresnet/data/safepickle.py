@@ -16,8 +16,7 @@ import pickle
 
 import numpy as np
 
-from idresnet.data.cache import one_line
-from idresnet.errors import DatasetError
+from idresnet.errors import DatasetError, one_line
 
 _RECONSTRUCT = ("numpy.core.multiarray", "numpy._core.multiarray")
 _FROMBUFFER = ("numpy.core.numeric", "numpy._core.numeric")

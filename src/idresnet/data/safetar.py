@@ -24,8 +24,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from idresnet.data.cache import one_line
-from idresnet.errors import DatasetError
+from idresnet.errors import DatasetError, one_line
 
 TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
 _DAMAGE = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)

@@ -38,11 +38,10 @@ import warnings
 import torch
 from torch.utils.data import DataLoader
 
-from idresnet.data.cache import one_line
 from idresnet.data.imagenet import collate
 from idresnet.data.loader import ShardedBatches, channel_affine, epoch_generator
 from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from idresnet.errors import DatasetError, UsageError
+from idresnet.errors import DatasetError, UsageError, one_line
 
 
 class CorruptImageWarning(UserWarning):

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, exception_line
+from idresnet.files import atomic_write_bytes
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
 
@@ -207,7 +208,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                 runners.append(runner)
                 log(f"  {name} {mode.name}: ready ({row['setup_s']:.1f} s warm-up)")
             except Exception as exc:  # noqa: BLE001 (a mode that fails is reported, not fatal)
-                row.update(status="error", reason=_one_line(exc))
+                row.update(status="error", reason=exception_line(exc))
                 runners.append(None)
                 log(f"  {name} {mode.name}: {row['reason']}")
                 _free(device)
@@ -220,7 +221,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                 try:
                     wall, cpu = runners[i].timed(cfg.steps)
                 except Exception as exc:  # noqa: BLE001
-                    rows[i].update(status="error", reason=_one_line(exc))
+                    rows[i].update(status="error", reason=exception_line(exc))
                     runners[i] = None
                     live.remove(i)
                     _free(device)
@@ -248,7 +249,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                     row["peak_bytes"], row["after_forward_bytes"] = mem["peak_bytes"], mem["after_forward_bytes"]
                     report["settings"]["memory_method_" + device.type] = mem["method"]
                 except Exception as exc:  # noqa: BLE001
-                    row["memory_error"] = _one_line(exc)
+                    row["memory_error"] = exception_line(exc)
             if cfg.profile:
                 try:
                     prof = runner.profile()
@@ -258,7 +259,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
                     report["profiles"].append({"model": name, "mode": row["mode"], "batch_size": batch,
                                                "macs_by_type": macs_by_type, **prof})
                 except Exception as exc:  # noqa: BLE001
-                    row["profile_error"] = _one_line(exc)
+                    row["profile_error"] = exception_line(exc)
         _ratios(rows)
         for row in rows:
             log("  " + _summary(row))
@@ -285,11 +286,6 @@ def _ratios(rows: list[dict]) -> None:
             r["cpu_ratio"] = r["img_per_cpu_s"] / base["img_per_cpu_s"]
         if r.get("peak_bytes") and base.get("peak_bytes"):
             r["memory_ratio"] = r["peak_bytes"] / base["peak_bytes"]
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def _free(device: torch.device) -> None:
@@ -373,11 +369,7 @@ def write_outputs(report: dict, json_path=None, markdown_path=None) -> None:
     for path, text in ((json_path, lambda: json.dumps(report, indent=2, default=str)),
                        (markdown_path, lambda: format_markdown(report))):
         if path:
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text())
-            tmp.replace(path)
+            atomic_write_bytes(path, text().encode())
 
 
 def parse_models(text: str | None, device: torch.device, quick: bool = False) -> list[str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import random
 from pathlib import Path
 
@@ -28,58 +27,14 @@ from safetensors import SafetensorError
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, exception_line
+from idresnet.files import atomic_write_bytes
 
 FORMAT = "idresnet-checkpoint"
 VERSION = 2
 LEGACY_VERSIONS = (1,)  # a plain torch.save archive without the checksum header
 MAGIC = b"IDRCKPT2"
 _DIGEST = 32
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, keep_previous: str | Path | None = None) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old or the new file, whole.
-
-    ``keep_previous``: first move the current ``path`` (if any) to this name, so the
-    old file survives the new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            _write_all(f, data)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    fsync_folder(path.parent)
-
-
-def _write_all(f, data: bytes) -> None:
-    f.write(data)
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make renames in ``folder`` durable (where the file system allows)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:  # some file systems cannot fsync a folder
-        pass
-
-
-def remove_stale_temporaries(folder: str | Path) -> None:
-    """Delete temporary files left by a process killed while writing."""
-    for tmp in Path(folder).glob(".*.tmp*"):
-        tmp.unlink(missing_ok=True)
 
 
 def checkpoint_bytes(state: dict) -> bytes:
@@ -115,8 +70,7 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, garbage, or a pickle that needs code
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise _damaged(path, reason) from None
+        raise _damaged(path, exception_line(exc, 160)) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UsageError(f"{path} is not an idresnet checkpoint (no '{FORMAT}' marker)")
     version = state.get("version")
@@ -201,8 +155,7 @@ def load_weights(path: str | Path) -> tuple[dict, dict]:
             raw = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{path} is not a valid safetensors file ({reason})") from None
+        raise UsageError(f"{path} is not a valid safetensors file ({exception_line(exc, 160)})") from None
     meta = {}
     for k, v in raw.items():
         try:

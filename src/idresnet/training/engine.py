@@ -32,7 +32,8 @@ from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.progress import LineProgress, progress
 from idresnet.training import distributed, rundir, runtime
-from idresnet.training.checkpoint import (load_latest, remove_stale_temporaries, rng_state,
+from idresnet.files import remove_stale_temporaries
+from idresnet.training.checkpoint import (load_latest, rng_state,
                                           save_checkpoint, save_weights, set_rng_state)
 from idresnet.training.config import TrainConfig, plain
 from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold

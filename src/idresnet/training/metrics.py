@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from idresnet.errors import UsageError
-from idresnet.training.checkpoint import atomic_write_bytes
+from idresnet.files import atomic_write_bytes
 
 COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
            "images_per_s", "wall_time_s")

@@ -35,6 +35,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from idresnet.errors import ConfigError
+from idresnet.files import atomic_write_bytes
 from idresnet.training.config import (INFO_KEY, RESUME_MUTABLE, TrainConfig, config_differences,
                                       load_config, read_yaml_mapping)
 from idresnet.training.metrics import DONE, read_status
@@ -173,7 +174,5 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
 
 
 def write_run_config(run_dir: Path, cfg: TrainConfig, info: dict) -> None:
-    from idresnet.training.checkpoint import atomic_write_bytes
-
     text = yaml.safe_dump({**cfg.to_dict(), INFO_KEY: info}, sort_keys=False, width=100)
     atomic_write_bytes(Path(run_dir) / CONFIG, text.encode())

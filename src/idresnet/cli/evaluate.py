@@ -38,13 +38,12 @@ def add_parser(subparsers, name):
 def run(args) -> int:
     import torch
 
-    from idresnet.data import load_dataset
     from idresnet.errors import UsageError
     from idresnet.training.config import parse_model_kwargs
+    from idresnet.training.data import eval_loaders
     from idresnet.training.distributed import DistInfo
     from idresnet.training.evaluate import build_trained, evaluate, read_trained
-    from idresnet.training.recipe import STREAMING
-    from idresnet.training.runtime import make_loader, resolve_amp, resolve_device
+    from idresnet.training.runtime import resolve_amp, resolve_device
 
     if args.batch_size < 1:
         raise UsageError(f"invalid batch_size {args.batch_size}: must be >= 1")
@@ -58,68 +57,35 @@ def run(args) -> int:
     if dataset is None:
         raise UsageError("the weights do not record their dataset; pass --dataset")
     same = dataset == rec.get("dataset")
-    data = args.data or (_recorded_data(rec.get("data"), file) if same else None)
-    seed = args.seed if args.seed is not None else rec.get("seed", 0)
-    test_size = args.test_size if args.test_size is not None else (rec.get("test_size") if same else None)
-    if dataset in STREAMING:
-        return _run_streamed(args, net, meta, file, rec if same else {}, dataset, data, test_size, seed)
-    # the recorded train_size too: the synthetic test split depends on it
-    ds = load_dataset(dataset, data, cache_dir=args.cache_dir, train_size=rec.get("train_size") if same else None,
-                      test_size=test_size, seed=seed)
-    norm = meta.get("normalization")  # the network expects its training normalisation
-    if norm is None:
-        mean, std = ds.channel_stats()
-        norm = {"kind": "channel", "mean": list(mean), "std": list(std), "pixel_mean": None}
+    rec = rec if same else {}
     device = resolve_device(args.device, DistInfo())
-    loader = make_loader(ds.test_images, ds.test_labels, norm, batch_size=args.batch_size,
-                         train=False, device=device, seed=seed, info=DistInfo(),
-                         channels_last=False)
+    evalset = eval_loaders(
+        dataset, args.data or _recorded_data(rec.get("data"), file), norm=meta.get("normalization"),
+        batch_size=args.batch_size, device=device, seed=args.seed if args.seed is not None else rec.get("seed", 0),
+        cache_dir=args.cache_dir, train_size=rec.get("train_size"),
+        test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
+        crops=args.eval_crops or rec.get("eval_crops"), train_crop=rec.get("train_crop", 224),
+        resizes=rec.get("eval_resize") if not args.eval_crops else None, workers=args.workers)
     net = net.to(device)
     with torch.inference_mode():
-        res = evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
-    res.update(weights=str(file), model=args.model or meta.get("model"), dataset=ds.description)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        top5 = _top5_text(res)
-        print(f"{res['model']} on {ds.description}: top-1 error {res['error']:.2f}%{top5} "
-              f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
-    return 0
-
-
-def _run_streamed(args, net, meta, file, rec, dataset, data, test_size, seed) -> int:
-    """An ImageNet-layout folder, streamed: the error at every evaluation crop."""
-    import torch
-
-    from idresnet.data.imagenet import load_imagenet
-    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize
-    from idresnet.training.data import auto_workers, val_loaders
-    from idresnet.training.distributed import DistInfo
-    from idresnet.training.evaluate import evaluate
-    from idresnet.training.runtime import resolve_amp, resolve_device
-
-    folder = load_imagenet(data, test_size=test_size, seed=seed)
-    train_crop = rec.get("train_crop", 224)
-    crops = args.eval_crops or rec.get("eval_crops") or [train_crop]
-    recorded = rec.get("eval_resize") if not args.eval_crops else None
-    resizes = recorded or [eval_resize(c, train_crop) for c in crops]
-    device = resolve_device(args.device, DistInfo())
-    loaders = val_loaders(folder, crops, resizes, batch_size=args.batch_size, seed=seed, device=device,
-                          workers=auto_workers(args.workers), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    net = net.to(device)
-    results = {}
-    with torch.inference_mode():
-        for crop, loader in loaders.items():
-            results[crop] = evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
+        results = {crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
+                   for crop, loader in evalset.loaders.items()}
     model = args.model or meta.get("model")
+    if None in results:  # one test set, in memory
+        res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
+        if args.json:
+            print(json.dumps(res))
+        else:
+            print(f"{model} on {evalset.description}: top-1 error {res['error']:.2f}%{_top5_text(res)} "
+                  f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
+        return 0
     if args.json:
-        print(json.dumps({"weights": str(file), "model": model, "dataset": folder.description,
+        print(json.dumps({"weights": str(file), "model": model, "dataset": evalset.description,
                           "crops": {str(c): r for c, r in results.items()}}))
         return 0
-    for (crop, res), resize in zip(results.items(), resizes):
-        top5 = _top5_text(res)
-        print(f"{model} on {folder.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
-              f"{top5} ({res['images']} images, loss {res['loss']:.4f}; weights {file})")
+    for (crop, res), resize in zip(results.items(), evalset.resizes):
+        print(f"{model} on {evalset.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
+              f"{_top5_text(res)} ({res['images']} images, loss {res['loss']:.4f}; weights {file})")
     return 0
 
 

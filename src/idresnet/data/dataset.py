@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from idresnet.errors import UsageError
+from idresnet.seeding import SUBSET, SYNTHETIC, numpy_rng
 
 
 @dataclass
@@ -68,7 +69,7 @@ def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int,
     n = len(labels)
     if not 0 < size <= n:
         raise UsageError(f"{what} {size} must be between 1 and the {n} samples available")
-    rng = np.random.default_rng([seed, 0x5EB5E7])
+    rng = numpy_rng(seed, SUBSET)
     class_order = np.empty(num_classes, dtype=np.int64)
     class_order[rng.permutation(num_classes)] = np.arange(num_classes)
     rank = np.empty(n, dtype=np.int64)
@@ -114,7 +115,7 @@ def synthetic(train_size: int | None = None, test_size: int | None = None, seed:
     for what, n in (("train_size", train_size), ("test_size", test_size)):
         if n < 1:
             raise UsageError(f"{what} must be at least 1, got {n}")
-    rng = np.random.default_rng([seed, 0x5A17])
+    rng = numpy_rng(seed, SYNTHETIC)
     colours = rng.uniform(-1, 1, size=(num_classes, 3))
     freq = rng.integers(1, 5, size=num_classes)
     vertical = rng.integers(0, 2, size=num_classes).astype(bool)

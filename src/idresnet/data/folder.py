@@ -296,7 +296,7 @@ class DecodePool:
 
 def _serve(conn, inherited) -> None:
     """A decoding worker: answer each ``(files, size)`` with :func:`_decode_chunk`'s result."""
-    from idresnet.training.runtime import worker_signals
+    from idresnet.signals import worker_signals
 
     worker_signals()
     for other in inherited:  # the parent's ends: closed here, so its death reaches recv()

@@ -41,15 +41,12 @@ import torch
 import torch.nn.functional as F
 
 from idresnet.errors import UsageError
+from idresnet.seeding import EPOCH, torch_generator
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A CPU generator seeded from ``(seed, epoch)`` (well mixed, no collisions in practice)."""
-    entropy = [int(seed) % (1 << 64), int(epoch) % (1 << 64), 0x1DE5]
-    state = np.random.SeedSequence(entropy).generate_state(2)
-    g = torch.Generator(device="cpu")
-    g.manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return g
+    """The CPU generator of an epoch's order, crops and flips (:mod:`idresnet.seeding`)."""
+    return torch_generator(seed, EPOCH, epoch)
 
 
 @contextmanager

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from idresnet.errors import UsageError
+from idresnet.seeding import SAMPLE, numpy_rng
 
 # The ImageNet channel statistics (in [0, 1]) used by fb.resnet.torch and torchvision.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,8 +43,8 @@ RESAMPLE = Image.BILINEAR
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator of one sample's draws in one epoch (well mixed, no collisions in practice)."""
-    return np.random.default_rng([int(seed) % (1 << 64), int(epoch), int(index), 0x1A6E])
+    """The generator of one sample's draws in one epoch (:mod:`idresnet.seeding`)."""
+    return numpy_rng(seed, SAMPLE, epoch, index)
 
 
 def eval_resize(crop: int, train_crop: int) -> int:

@@ -31,6 +31,7 @@ from idresnet.data import locate
 from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.progress import LineProgress, progress
+from idresnet.seeding import seed_everything
 from idresnet.training import distributed, rundir, runtime
 from idresnet.files import remove_stale_temporaries
 from idresnet.training.checkpoint import (load_latest, rng_state,
@@ -38,10 +39,8 @@ from idresnet.training.checkpoint import (load_latest, rng_state,
 from idresnet.training.config import TrainConfig, plain
 from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
 from idresnet.training.data import build_data
-from idresnet.training.evaluate import evaluate
 from idresnet.training.loggers import make_loggers
-from idresnet.training.metrics import (COLUMNS, Meter, MetricsLog, RunResult, finite_or_none,
-                                       stream_columns, write_status)
+from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.schedule import build_schedule
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
@@ -143,14 +142,14 @@ class _Trainer:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.data = ds = build_data(cfg, info, dev, self.channels_last)
-        self.norm, self.train_loader, self.test_loaders = ds.norm, ds.train_loader, ds.test_loaders
+        self.norm, self.train_loader = ds.norm, ds.train_loader
         per_process = cfg.batch_size // info.world_size
         self.schedule = build_schedule(cfg, len(self.train_loader))
         self.eval_every = cfg.eval_interval or default_eval_interval(
             self.schedule.iterations, cfg.batch_size, ds.test_count)
         self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
-        runtime.seed_everything(cfg.seed)
+        seed_everything(cfg.seed)
         raw = idresnet.create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_kwargs)
         if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
             raw.set_checkpointing(cfg.activation_checkpointing)
@@ -170,8 +169,7 @@ class _Trainer:
         self.meter = Meter(dev)
         self.it, self.best, self.best_it, self.last_eval, self.wall0 = 0, None, None, None, 0.0
         self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
-        columns = stream_columns(cfg.eval_crops) if ds.streaming else COLUMNS
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=columns,
+        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=ds.columns,
                                   loggers=make_loggers(cfg.logger, self.run_dir) if self.main else ())
         self.meta = {
             "format": "idresnet-weights", "model": cfg.model, "model_kwargs": cfg.model_kwargs,
@@ -179,8 +177,7 @@ class _Trainer:
             "dataset_description": ds.description, "image_shape": list(ds.image_shape),
             "normalization": self.norm, "idresnet_version": idresnet.__version__,
             "dataset_fingerprint": ds.fingerprint,
-            "dataset_args": {k: getattr(cfg, k) for k in ("dataset", "data", "train_size", "test_size", "seed")
-                             + (("train_crop", "eval_crops", "eval_resize") if ds.streaming else ())},
+            "dataset_args": {k: getattr(cfg, k) for k in ds.dataset_keys},
         }
         self.info_record = {
             "idresnet_version": idresnet.__version__, "torch_version": torch.__version__,
@@ -193,10 +190,7 @@ class _Trainer:
                          "checkpoint_interval": self.ckpt_every, "log_interval": cfg.log_interval},
             "model": {**idresnet.model_info(cfg.model, **cfg.model_kwargs),
                       "params": sum(p.numel() for p in raw.parameters())},
-            "dataset": {"name": ds.name, "description": ds.description, "num_classes": ds.num_classes,
-                        "train_images": ds.train_count, "test_images": ds.test_count,
-                        "image_shape": list(ds.image_shape), "fingerprint": ds.fingerprint,
-                        **({"loading": ds.loading} if ds.streaming else {})},
+            "dataset": ds.record(),
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
         }
 
@@ -283,7 +277,7 @@ class _Trainer:
                 finally:
                     batches.close()  # stops a streamed epoch's worker processes now
         except RuntimeError as exc:  # torch reports a dead DataLoader worker from anywhere in a step
-            error = worker_failure(exc, self.cfg.workers or 0) if self.data.streaming else None
+            error = worker_failure(exc, self.cfg.workers or 0)
             if error is None:
                 raise
             raise error from None
@@ -332,12 +326,10 @@ class _Trainer:
                "lr": self.schedule.lr(self.it - 1), "train_loss": loss, "train_error": err,
                "images_per_s": n / max(now - self.t_row, 1e-9),
                "wall_time_s": self._wall()}
-        if self.data.streaming:
-            row.update(self._data_times(now))
+        data_time, step_time = self._data_times(now)
         if evaluate_now:
             self._evaluate(row)
-        if self.data.streaming:
-            row["skipped_images"] = self._skipped_total()
+        row.update(self.data.row_columns(data_time, step_time, self._skipped_total()))
         self.metrics.write(**row)
         self._report(row)
         self.t_row, self.row_it, self.data_wait = time.perf_counter(), self.it, 0.0
@@ -348,28 +340,19 @@ class _Trainer:
             for buf in self.raw.buffers():
                 torch.distributed.broadcast(buf, 0)
         lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
-        results = {crop: evaluate(self.eval_model, loader, device=self.device, amp_dtype=self.amp,
-                                  info=self.info, report=lines) for crop, loader in self.test_loaders.items()}
-        crops = list(results)
-        res = results[crops[0]]
-        self.last_eval = {"iteration": self.it, **res}
-        row.update(test_loss=res["loss"], test_error=res["error"])
-        if self.data.streaming:
-            self.last_eval["crops"] = {str(c): r for c, r in results.items()}
-            row["test_top5_error"] = res["top5_error"]
-            for c in crops[1:]:
-                r = results[c]
-                row.update({f"test_loss_{c}": r["loss"], f"test_error_{c}": r["error"],
-                            f"test_top5_error_{c}": r["top5_error"]})
+        res, columns, record = self.data.evaluate(self.eval_model, device=self.device, amp_dtype=self.amp,
+                                                  info=self.info, report=lines)
+        self.last_eval = {"iteration": self.it, **res, **record}
+        row.update(columns)
         if self.best is None or res["error"] < self.best:
             self.best, self.best_it = res["error"], self.it
 
-    def _data_times(self, now: float) -> dict:
+    def _data_times(self, now: float) -> tuple[float, float]:
         """Seconds per step waiting for the loader (the slowest rank) and per whole step."""
         steps = max(self.it - self.row_it, 1)
         wait = torch.tensor([self.data_wait], dtype=torch.float64, device=self.device)
         distributed.all_reduce_(wait, self.info, op=torch.distributed.ReduceOp.MAX)
-        return {"data_time_s": wait.item() / steps, "step_time_s": (now - self.t_row) / steps}
+        return wait.item() / steps, (now - self.t_row) / steps
 
     def _skipped_total(self) -> int:
         """Unreadable images skipped in the whole run, over all ranks (a collective)."""
@@ -390,7 +373,7 @@ class _Trainer:
     def _checkpoint(self) -> None:
         """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
         states = distributed.gather(rng_state(), self.info)
-        extra = {"skipped_images": self._skipped_total()} if self.data.streaming else {}
+        extra = self.data.checkpoint_extra(self._skipped_total())
         if not self.main:
             return
         per_epoch = self.schedule.iters_per_epoch
@@ -433,21 +416,11 @@ class _Trainer:
         if self.main:
             self._status(status, final=final, message=message, wall=wall)
         return RunResult(self.run_dir, status, finite_or_none(final), finite_or_none(self.best),
-                         self.it, wall, self._crop_errors() if final is not None else None)
-
-    def _crop_errors(self) -> dict | None:
-        """{crop: {"top1", "top5"}} of the last evaluation of a streamed run."""
-        crops = (self.last_eval or {}).get("crops")
-        if not crops:
-            return None
-        return {c: {"top1": finite_or_none(r["error"]), "top5": finite_or_none(r["top5_error"])}
-                for c, r in crops.items()}
+                         self.it, wall, self.data.final_errors(self.last_eval) if final is not None else None)
 
     def _status(self, status: str, final=None, message=None, wall=None) -> None:
         last = self.last_eval or {}
-        extra = {}
-        if self.data.streaming:
-            extra["final_test_errors"] = self._crop_errors() if final is not None else None
+        extra = self.data.status_extra(self.last_eval, final is not None)
         write_status(self.run_dir, **extra, status=status, iteration=self.it,
                      iterations=self.schedule.iterations,
                      epoch=round(self.schedule.epoch(self.it), 3),

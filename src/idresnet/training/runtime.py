@@ -1,4 +1,4 @@
-"""The pieces a run is built from: device, precision, memory format, seeds, data, signals.
+"""The pieces a run is built from: device, precision, memory format, seeds, signals.
 
 Defaults (measured, see docs/training.md): on CUDA, bf16 autocast, channels_last and
 ``cudnn.benchmark``; on the CPU, channels_last too (faster for these networks with
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import signal
 import threading
 
-import numpy as np
 import torch
 
 from idresnet.errors import ConfigError
+from idresnet.seeding import RANK, int_seed
+from idresnet.signals import worker_signals
 from idresnet.training import distributed
 from idresnet.training.config import AUTO
 
@@ -116,48 +116,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 def rank_seed(seed: int, rank: int, iteration: int = 0) -> int:
     """A seed for rank ``rank``'s own random draws (dropout), distinct per rank."""
-    return int(np.random.SeedSequence([seed, rank, iteration, 0xD2A]).generate_state(1)[0])
-
-
-def normalization(ds, kind: str) -> dict:
-    """The input normalisation, as plain numbers: channel mean/std, or the pixel mean."""
-    mean, std = ds.channel_stats()
-    record = {"kind": kind, "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-              "pixel_mean": None}
-    if kind == "pixel":
-        record["pixel_mean"] = ds.pixel_mean().tolist()
-    return record
-
-
-def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, info,
-                channels_last):
-    from idresnet.data import DeviceLoader
-
-    pixel = None if norm.get("pixel_mean") is None else np.asarray(norm["pixel_mean"], np.float32)
-    return DeviceLoader(images, labels, batch_size=batch_size, train=train, device=device,
-                        mean=norm["mean"], std=norm["std"], pixel_mean=pixel, seed=seed,
-                        rank=info.rank, world_size=info.world_size, channels_last=channels_last)
-
-
-def load_data(cfg, info: distributed.DistInfo):
-    """The dataset; rank 0 first (it may download or fill the cache), then the others."""
-    from idresnet.data import load_dataset
-
-    def load():
-        return load_dataset(cfg.dataset, cfg.data, cache_dir=cfg.cache_dir, download=cfg.download,
-                            train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
-
-    ds = load() if info.is_main else None
-    distributed.barrier(info)
-    return ds if info.is_main else load()
+    return int_seed(seed, RANK, rank, iteration)
 
 
 class StopSignals:
@@ -202,12 +163,6 @@ class StopSignals:
 
 
 _ACTIVE: list = []  # StopSignals in force in this process
-
-
-def worker_signals() -> None:
-    """Signal handling for a worker process: SIGTERM ends it, SIGINT is left to the parent."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _after_fork_in_child() -> None:

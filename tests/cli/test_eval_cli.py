@@ -6,7 +6,7 @@ import pytest
 
 from idresnet.cli.main import main
 
-from test_train_cli import TINY, exit_code, one_error_line, one_thread  # noqa: F401 (autouse)
+from test_train_cli import TINY, exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from idresnet.cli.main import main
 from idresnet.training.checkpoint import load_weights
 
-from test_train_cli import TINY, exit_code, one_error_line, one_thread  # noqa: F401 (autouse)
+from test_train_cli import TINY, exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")

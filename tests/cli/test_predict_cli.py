@@ -14,7 +14,7 @@ from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.pretrained.record import make_record
 from idresnet.training.checkpoint import save_weights
 
-from test_train_cli import exit_code, one_error_line, one_thread  # noqa: F401 (autouse)
+from test_train_cli import exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")

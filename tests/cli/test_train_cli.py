@@ -15,15 +15,6 @@ TINY = ["--model", "preact_resnet20", "--model-kwargs", "width=0.25", "--dataset
         "--eval-interval", "4", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on small shared machines spinning OpenMP threads make tiny runs crawl."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def exit_code(argv):
     try:
         return main(argv)

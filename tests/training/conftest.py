@@ -1,7 +1,6 @@
 """Fixtures of the training tests: a tiny, fast run on the synthetic dataset."""
 
 import pytest
-import torch
 
 from idresnet.training import TrainConfig
 from trainhelpers import TINY
@@ -13,16 +12,6 @@ def tiny(tmp_path):
     def make(name="run", **changes):
         return TrainConfig(**{**TINY, "out": str(tmp_path / name), **changes})
     return make
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: CI machines are small and shared, and OpenMP threads that
-    spin while other processes hold the cores make tiny runs many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

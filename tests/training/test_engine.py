@@ -131,9 +131,19 @@ TABLE1_FAILS = [  # the paper's "fail" rows of Table 1 (on a tiny net): a status
 
 @pytest.mark.parametrize("variant", TABLE1_FAILS, ids=lambda v: "-".join(map(str, v.values())))
 def test_table1_failing_variants_end_with_a_status(tiny, variant):
+    """A fail is an outcome with its records, whichever of the two it is."""
     result = train(tiny(model="resnet20", model_kwargs={"width": 0.25, **variant}, iterations=4,
                         lr_milestones=[2], eval_interval=4, fail_threshold=5.0))
-    assert result.status in ("failed", "diverged")
+    status = status_of(result.run_dir)
+    assert result.status == status["status"] and status["iteration"] == result.iterations
+    weights = result.run_dir / "weights.safetensors"
+    if result.status == "failed":  # a result: its error is recorded and its weights kept
+        assert result.final_test_error > 5.0 and "fail_threshold 5%" in status["message"]
+        _, meta = load_weights(weights)
+        assert meta["model_kwargs"] == {"width": 0.25, **variant} and meta["iteration"] == 4
+    else:
+        assert result.status == "diverged" and result.final_test_error is None
+        assert not weights.exists() and "non-finite" in status["message"]
 
 
 def test_channels_last_off_and_pixel_normalization(tiny):

@@ -148,6 +148,18 @@ def peek_names(archive: Path, limit: int = 64) -> list[str]:
     return names
 
 
+def _second_opinion(archive: Path, member: tarfile.TarInfo, root: Path) -> None:
+    """Python's own ``data`` extraction filter (3.11.4+, PEP 706) must agree that the
+    member is safe, on top of :func:`check_member`'s stricter rules."""
+    data_filter = getattr(tarfile, "data_filter", None)
+    if data_filter is None:
+        return
+    try:
+        data_filter(member, str(root))
+    except tarfile.FilterError as exc:
+        raise DatasetError(f"{archive}: member {member.name!r} refused ({type(exc).__name__})") from None
+
+
 def safe_extract(archive: Path, dest: Path, progress=None) -> Path:
     """Extract ``archive`` into ``dest`` (which must not exist yet) and return ``dest``.
 
@@ -163,6 +175,7 @@ def safe_extract(archive: Path, dest: Path, progress=None) -> Path:
             if target != root and root not in target.parents:
                 raise DatasetError(
                     f"{archive}: member {member.name!r} refused (outside the target)")
+            _second_opinion(archive, member, root)
             if fileobj is None:
                 target.mkdir(parents=True, exist_ok=True)
                 continue

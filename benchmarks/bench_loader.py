@@ -13,8 +13,6 @@ does it per batch with tensor operations.
 from __future__ import annotations
 
 import argparse
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from idresnet.data import DeviceLoader, load_dataset
+from idresnet.training.runtime import device_name
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / "../shared/datasets/cifar10-jpeg.tar.gz"
 
@@ -66,14 +65,6 @@ def _rate(iterator, batches: int, warmup: int, device) -> float:
     return batches / (time.perf_counter() - start)
 
 
-def _cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        return next(l.split(":", 1)[1].strip() for l in out.splitlines() if "Model name" in l)
-    except Exception:
-        return platform.processor() or "unknown CPU"
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(DEFAULT_DATA),
@@ -103,10 +94,8 @@ def main(argv=None):
                           device=args.device, mean=mean, std=std)
     n = min(n, len(loader) - 5)
     ours = _rate(loader.epoch(0), n, 5, args.device)
-    device_name = (torch.cuda.get_device_name() if torch.device(args.device).type == "cuda"
-                   else _cpu_name())
     print(f"data: {source}")
-    print(f"device: {args.device} ({device_name}); torch threads {torch.get_num_threads()}; "
+    print(f"device: {device_name(torch.device(args.device))}; torch threads {torch.get_num_threads()}; "
           f"batch {args.batch_size}; {n} timed batches")
     print("| loader | batches/s | DeviceLoader speed-up |")
     print("| --- | --- | --- |")

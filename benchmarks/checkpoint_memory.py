@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 import idresnet
-from idresnet.perf.bench import hardware_info, resolve_device
-from idresnet.perf.checkpointing import canonical_mode
+from idresnet.networks.checkpointing import canonical_mode
 from idresnet.perf.memory import step_memory
+from idresnet.perf.runner import hardware_info, resolve_device
 
 MiB = 2**20
 

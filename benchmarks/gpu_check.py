@@ -108,8 +108,8 @@ def phase_data(args) -> dict:
 def _hw(args) -> dict:
     import torch
 
-    from idresnet.perf.bench import hardware_info, resolve_device
     from idresnet.perf.flops import matmul_rate
+    from idresnet.perf.runner import hardware_info, resolve_device
 
     device = resolve_device(args.device)
     out = {"hardware": hardware_info(device), "matmul": {}}
@@ -359,7 +359,7 @@ def _merged_bench(report) -> dict | None:
 
 
 def markdown(report) -> str:
-    from idresnet.perf.bench import format_markdown
+    from idresnet.perf.report import format_markdown
 
     lines = ["# idresnet GPU check (issue #6)", ""]
     hw = (report.get("hw") or {}).get("hardware")

@@ -9,7 +9,7 @@ from torch.utils.checkpoint import checkpoint
 
 from idresnet import create_model
 from idresnet.errors import UsageError
-from idresnet.perf.checkpointing import parse_checkpoint_mode, segment_bounds
+from idresnet.networks.checkpointing import parse_checkpoint_mode, segment_bounds
 from idresnet.perf.memory import TensorMemoryTracker, step_memory
 
 MODES = ["unit", "segment:1", "segment:2"]

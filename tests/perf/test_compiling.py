@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from idresnet import create_model
 from idresnet.errors import UsageError
-from idresnet.perf.compiling import compile_units
+from idresnet.networks.compiling import compile_units
 from idresnet.perf.modes import parse_mode
 
 

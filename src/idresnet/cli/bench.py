@@ -22,7 +22,7 @@ MODE_HELP = ("comma-separated modes, each options joined by '+': eager (fp32 NCH
 
 
 def add_parser(sub, name):
-    from idresnet.perf.bench import DEFAULT_MODES
+    from idresnet.perf.runner import DEFAULT_MODES
 
     p = sub.add_parser(name, help="training throughput and memory per model and execution mode",
                        description="Training throughput (img/s), FLOP rate and peak memory per model and "
@@ -57,7 +57,7 @@ def _positive(name, value):
 
 
 def config_from_args(args):
-    from idresnet.perf.bench import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
+    from idresnet.perf.runner import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
     from idresnet.perf.modes import parse_modes
 
     for name in ("batch_size", "image_size", "steps", "repeats", "warmup", "threads"):
@@ -82,7 +82,8 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from idresnet.perf.bench import format_markdown, run_bench, write_outputs
+    from idresnet.perf.report import format_markdown, write_outputs
+    from idresnet.perf.runner import run_bench
 
     cfg = config_from_args(args)
     report = run_bench(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))

@@ -8,7 +8,7 @@ two paths (so a projection or zero-padding shortcut is fed the activated signal)
 
 Activation checkpointing (``checkpoint="unit"`` or ``"segment:K"``, or
 :meth:`ResNet.set_checkpointing`) trades a second forward pass through the units for
-memory: see :mod:`idresnet.perf.checkpointing` and docs/performance.md.
+memory: see :mod:`idresnet.networks.checkpointing` and docs/performance.md.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
-from idresnet.perf.checkpointing import canonical_mode, checkpoint_stages
 from idresnet.errors import UsageError
+from idresnet.networks.checkpointing import canonical_mode, checkpoint_stages
 from idresnet.units import ResidualUnit, UnitSpec, pre_activation
 
 

@@ -1,15 +1,7 @@
-"""Performance tools: activation checkpointing, FLOP counting, memory measurement, benchmarks."""
+"""Measuring tools: the training-throughput benchmark (runner and report), execution
+modes, FLOP counting, memory measurement, profiler grouping.
 
-from idresnet.perf.checkpointing import (CHECKPOINT_MODES, checkpoint_modules, checkpoint_stages,
-                                         frozen_bn_statistics, parse_checkpoint_mode, segment_bounds)
-from idresnet.perf.compiling import compile_units
-
-__all__ = [
-    "CHECKPOINT_MODES",
-    "checkpoint_modules",
-    "checkpoint_stages",
-    "compile_units",
-    "frozen_bn_statistics",
-    "parse_checkpoint_mode",
-    "segment_bounds",
-]
+The model features these tools measure, activation checkpointing and per-unit
+compilation, live beside the networks: :mod:`idresnet.networks.checkpointing`,
+:mod:`idresnet.networks.compiling`.
+"""

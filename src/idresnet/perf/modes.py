@@ -12,7 +12,7 @@ option                 meaning
 ``compile=MODE``       ``torch.compile(model, mode=MODE)``, e.g. ``max-autotune-no-cudagraphs``
 ``compile=units``      every residual unit compiled on its own (``unit.compile()``): units of
                        the same shape share one compiled graph, so a 1001-layer net compiles
-                       about 6 graphs instead of one huge one (see idresnet.perf.compiling)
+                       about 6 graphs instead of one huge one (see idresnet.networks.compiling)
 ``cudagraphs``         the whole step (forward, backward, SGD) captured as one CUDA graph
 ``ckpt=unit``          activation checkpointing per unit (also ``ckpt=segment:K``)
 =====================  ===================================================================
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from idresnet.errors import UsageError
-from idresnet.perf.checkpointing import canonical_mode
+from idresnet.networks.checkpointing import canonical_mode
 
 OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit",
            "ckpt=segment:K")
@@ -135,7 +135,7 @@ class TrainStep:
         self.y = y.to(device)
         self.net = self.model
         if mode.compile == "units":
-            from idresnet.perf.compiling import compile_units
+            from idresnet.networks.compiling import compile_units
 
             compile_units(self.model)
         elif mode.compile:

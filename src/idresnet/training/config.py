@@ -303,7 +303,7 @@ def _need(cond: bool, name: str, value, what: str):
 
 def _check(c: TrainConfig):
     from idresnet.networks import list_models, model_info
-    from idresnet.perf.checkpointing import canonical_mode
+    from idresnet.networks.checkpointing import canonical_mode
 
     if c.model is None:
         raise ConfigError("no model given: pass --model NAME (or `model:` in the config file); "

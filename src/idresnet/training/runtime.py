@@ -52,16 +52,21 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        import platform
-
-        model = platform.processor() or platform.machine()
-        try:
-            with open("/proc/cpuinfo") as f:
-                model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-        except (OSError, StopIteration):
-            pass
-        return f"cpu ({model}, {torch.get_num_threads()} threads)"
+        return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
     return device.type
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return model
 
 
 def check_fits(cfg, info: distributed.DistInfo) -> None:

@@ -110,7 +110,7 @@ def load_latest(paths: list[Path], warn=None) -> tuple[dict, Path]:
 
 def rng_state() -> dict:
     """The global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain types."""
-    np_state = np.random.get_state()
+    np_state: tuple = np.random.get_state()  # type: ignore[assignment]  # the legacy tuple form
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class RunData:
     test_count: int
     image_shape: list
     norm: dict
-    train_loader: object
+    train_loader: Any  # DeviceLoader or StreamLoader: len(), epoch(e, start_batch=b)
     test_loaders: dict  # eval crop (None for in-memory data) -> loader; the first is the headline
     fingerprint: dict = field(default_factory=dict)  # idresnet.data.fingerprint: what a resume must find
     columns: tuple = COLUMNS

@@ -82,7 +82,7 @@ class _Trainer:
 
     def run(self) -> RunResult:
         self.run_dir = Path(distributed.broadcast(self.cfg.out or rundir.default_out(self.cfg), self.info))
-        self.lock = None
+        self.lock: rundir.RunLock | None = None
         try:
             self._on_main(self._take_lock)  # first: a bad --out fails before any expensive work
             plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
@@ -150,7 +150,7 @@ class _Trainer:
         self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
         seed_everything(cfg.seed)
-        raw = idresnet.create_model(cfg.model, num_classes=ds.num_classes, **cfg.model_kwargs)
+        raw = idresnet.create_model(str(cfg.model), num_classes=ds.num_classes, **cfg.model_kwargs)
         if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
             raw.set_checkpointing(cfg.activation_checkpointing)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -167,7 +167,10 @@ class _Trainer:
         self.optimizer = torch.optim.SGD(raw.parameters(), lr=self.schedule.lr(0), momentum=cfg.momentum,
                                          weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
         self.meter = Meter(dev)
-        self.it, self.best, self.best_it, self.last_eval, self.wall0 = 0, None, None, None, 0.0
+        self.it, self.wall0 = 0, 0.0
+        self.best: float | None = None  # the best test error so far, and its iteration
+        self.best_it: int | None = None
+        self.last_eval: dict | None = None
         self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
         self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=ds.columns,
                                   loggers=make_loggers(cfg.logger, self.run_dir) if self.main else ())
@@ -188,7 +191,7 @@ class _Trainer:
             "activation_checkpointing": cfg.activation_checkpointing,
             "schedule": {**self.schedule.record(), "eval_interval": self.eval_every,
                          "checkpoint_interval": self.ckpt_every, "log_interval": cfg.log_interval},
-            "model": {**idresnet.model_info(cfg.model, **cfg.model_kwargs),
+            "model": {**idresnet.model_info(str(cfg.model), **cfg.model_kwargs),
                       "params": sum(p.numel() for p in raw.parameters())},
             "dataset": ds.record(),
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
@@ -401,7 +404,7 @@ class _Trainer:
         elif outcome == "interrupted":
             status, message = "interrupted", f"stopped at iteration {self.it}; resume with --resume"
         else:
-            final = self.last_eval["error"]
+            final = (self.last_eval or {})["error"]  # the last iteration always evaluates
             threshold = fail_threshold(self.cfg)
             status = "failed" if threshold is not None and final > threshold else "finished"
             if status == "failed":
@@ -419,7 +422,7 @@ class _Trainer:
                          self.it, wall, self.data.final_errors(self.last_eval) if final is not None else None)
 
     def _status(self, status: str, final=None, message=None, wall=None) -> None:
-        last = self.last_eval or {}
+        last: dict = self.last_eval or {}
         extra = self.data.status_extra(self.last_eval, final is not None)
         write_status(self.run_dir, **extra, status=status, iteration=self.it,
                      iterations=self.schedule.iterations,

@@ -32,7 +32,7 @@ import yaml
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 from idresnet.errors import ConfigError
 from idresnet.files import atomic_write_bytes

@@ -77,6 +77,7 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
     from idresnet.networks.size import footprint, human_bytes, physical_memory
 
     kind = device_type(cfg.device)
+    total: int | None
     if kind == "cuda":
         index = info.local_rank if info.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
         total, where, share = torch.cuda.get_device_properties(index).total_memory, "the GPU has", 1

@@ -12,7 +12,7 @@ from torch import nn
 
 from idresnet.errors import UsageError
 from idresnet.networks.resnet import ResNet, scaled_widths
-from idresnet.units import UnitSpec
+from idresnet.units import LAYOUTS, UnitSpec, activation
 
 CIFAR_WIDTHS = {"basic": (16, 32, 64), "single": (16, 32, 64), "bottleneck": (64, 128, 256)}
 LAYERS_PER_UNIT = {"basic": 2, "bottleneck": 3, "single": 1}
@@ -37,14 +37,11 @@ def depth_for_units(block: str, n: int) -> int:
 
 
 def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential:
-    """3x3 conv; then BN-ReLU for the post-activation placements (a-c), BN for (d)
-    (its units start with ReLU), nothing for (e) (the first unit's shared BN-ReLU)."""
-    layers = [nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)]
-    if placement != "full_preact":
-        layers.append(nn.BatchNorm2d(channels))
-    if placement in ("original", "bn_after_add", "relu_before_add"):
-        layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    """3x3 conv, then the placement's "CIFAR stem" cell of the layout table (Table 2):
+    BN-ReLU for (a)-(c), BN for (d) (its units start with ReLU), nothing for (e) (the
+    first unit's shared BN-ReLU)."""
+    conv = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+    return nn.Sequential(conv, *activation(LAYOUTS[placement].stem, channels))
 
 
 def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
@@ -53,7 +50,7 @@ def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float
     widths = scaled_widths(CIFAR_WIDTHS[spec.block], width, 4 if spec.block == "bottleneck" else 1)
     (stem_channels,) = scaled_widths([16], width)
     return ResNet(
-        stem=cifar_stem(in_channels, stem_channels, spec.resolved().placement),
+        stem=cifar_stem(in_channels, stem_channels, spec.placement),
         stem_channels=stem_channels,
         stage_widths=widths,
         units_per_stage=[n, n, n],

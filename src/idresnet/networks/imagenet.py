@@ -27,6 +27,8 @@ IMAGENET_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 
 
 
 def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
+    """conv-BN-ReLU and max pooling for every placement (fb.resnet.torch): the first unit
+    of a pre-activation net then takes no pre-activation (``first_preact="none"``)."""
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
         nn.BatchNorm2d(channels),

@@ -46,7 +46,7 @@ class ResNet(nn.Module):
         checkpoint: str = "none",
     ):
         super().__init__()
-        self.spec = spec.resolved()
+        self.spec = spec.resolved()  # once: the units and their shortcuts take it as it is
         self.stem = stem
         stages, channels = [], stem_channels
         for s, (width, count) in enumerate(zip(stage_widths, units_per_stage)):

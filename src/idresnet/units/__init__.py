@@ -1,15 +1,20 @@
 """Residual units: one implementation configured by the paper's two axes."""
 
-from idresnet.units.residual_unit import PREACT_MODES, ResidualUnit, pre_activation
+from idresnet.units.residual_unit import PREACT_MODES, ResidualUnit, activation, pre_activation
 from idresnet.units.shortcut import Shortcut, ZeroPadIdentity
 from idresnet.units.spec import (
     BLOCKS,
     DOWNSAMPLES,
     GATES,
+    LAYOUTS,
     PLACEMENTS,
     PREACT_PLACEMENTS,
+    SHORTCUT_KINDS,
+    SHORTCUT_OPTIONS,
     SHORTCUTS,
     UNIT_OPTIONS,
+    Layout,
+    ShortcutKind,
     UnitSpec,
 )
 
@@ -17,14 +22,20 @@ __all__ = [
     "BLOCKS",
     "DOWNSAMPLES",
     "GATES",
+    "LAYOUTS",
     "PLACEMENTS",
     "PREACT_MODES",
     "PREACT_PLACEMENTS",
     "SHORTCUTS",
+    "SHORTCUT_KINDS",
+    "SHORTCUT_OPTIONS",
     "UNIT_OPTIONS",
+    "Layout",
     "ResidualUnit",
     "Shortcut",
+    "ShortcutKind",
     "UnitSpec",
     "ZeroPadIdentity",
+    "activation",
     "pre_activation",
 ]

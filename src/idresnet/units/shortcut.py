@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from idresnet.units.conv import conv2d
-from idresnet.units.spec import GATES, UnitSpec
+from idresnet.units.spec import SHORTCUT_KINDS, UnitSpec
 
 
 class ZeroPadIdentity(nn.Module):
@@ -42,6 +42,9 @@ def conv1x1(in_channels: int, out_channels: int, stride: int = 1, bn: bool = Fal
 class Shortcut(nn.Module):
     """Combines the shortcut ``h(x)`` with the residual ``F(x)``, per ``spec.shortcut``.
 
+    What it builds comes from the kind's record (``spec.SHORTCUT_KINDS``: options, a gate,
+    a 1x1 conv on every unit); how it combines is one rule per kind in :meth:`forward`:
+
     - identity:        y = h(x) + F
     - scaling:         y = a h(x) + b F                 (Eq. 7; a = shortcut_scale, b = residual_scale)
     - exclusive_gate:  y = (1 - g(x)) h(x) + g(x) F     (g = sigmoid(conv1x1(x) + gate_bias))
@@ -50,29 +53,33 @@ class Shortcut(nn.Module):
     - dropout:         y = m * h(x) + F, m ~ Bernoulli(1 - p), not rescaled by default, so
                        E[y] = (1 - p) h(x) + F as the paper reads it; in eval mode
                        m is replaced by its expectation 1 - p (or 1 when rescaled).
+
+    ``spec`` is resolved (:meth:`UnitSpec.resolved`), as :class:`ResidualUnit` passes it.
     """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, spec: UnitSpec):
         super().__init__()
-        spec = spec.resolved()
+        record, options = SHORTCUT_KINDS[spec.shortcut], spec.shortcut_options()
+        if spec.projection_bn is None or None in options.values():
+            raise ValueError("Shortcut takes a resolved UnitSpec (UnitSpec.resolved())")
         self.kind = spec.shortcut
         changes = stride != 1 or in_channels != out_channels
-        if self.kind == "conv1x1":
+        if record.conv or (changes and spec.downsample == "projection"):
             self.h = conv1x1(in_channels, out_channels, stride, bn=spec.projection_bn)
-        elif not changes:
-            self.h = nn.Identity()
-        elif spec.downsample == "projection":
-            self.h = conv1x1(in_channels, out_channels, stride, bn=spec.projection_bn)
-        else:
+        elif changes:
             self.h = ZeroPadIdentity(in_channels, out_channels, stride)
-        self.a = float(spec.shortcut_scale) if self.kind == "scaling" else 1.0
-        self.b = float(spec.residual_scale) if self.kind == "scaling" else 1.0
+        else:
+            self.h = nn.Identity()
+        # the combine rules' parameters; neutral values where the kind has no such option
+        self.a = float(options.get("shortcut_scale", 1.0))
+        self.b = float(options.get("residual_scale", 1.0))
+        self.gate_bias = float(options.get("gate_bias", 0.0))
+        self.p = float(options.get("dropout_ratio", 0.0))
+        self.rescale = bool(options.get("dropout_rescale", False))
         self.gate = None
-        self.gate_bias = float(spec.gate_bias or 0.0)
-        self.p = float(spec.dropout_ratio or 0.0)
-        self.rescale = bool(spec.dropout_rescale)
-        if self.kind in GATES:
-            self.gate = conv1x1(in_channels, out_channels, stride, bn=spec.gate_bn, bias=not spec.gate_bn)
+        if record.gate:
+            gate_bn = bool(options["gate_bn"])
+            self.gate = conv1x1(in_channels, out_channels, stride, bn=gate_bn, bias=not gate_bn)
             self.reset_gate_bias()
 
     def gate_values(self, x):
@@ -94,10 +101,8 @@ class Shortcut(nn.Module):
             return (1.0 - g) * h + residual
         if self.kind == "dropout":
             h = self._dropout(h)
-        if self.a != 1.0:
-            h = self.a * h
-        if self.b != 1.0:
-            f = self.b * f
+        if self.kind == "scaling":
+            return self.a * h + self.b * f
         return h + f
 
     def reset_gate_bias(self):

@@ -2,7 +2,10 @@
 
 A residual unit computes ``y = a * h(x) + b * F(x)`` and ``x' = f(y)`` (paper, Eq. 1-2
 and Table 1). :class:`UnitSpec` says which shortcut ``h`` (and factors ``a``, ``b``) and
-where BN and ReLU sit (Table 2, placements a-e). Every combination of shortcut kind,
+where BN and ReLU sit (Table 2, placements a-e). Each axis is one table here:
+:data:`LAYOUTS` (a placement's layout) and :data:`SHORTCUT_KINDS` (a shortcut kind's
+options and their defaults); validation, :meth:`UnitSpec.resolved`, the unit, its
+shortcut and the network's stem all read them. Every combination of shortcut kind,
 placement and block type is allowed; an unknown value or an option given to a shortcut
 kind it does not apply to raises :class:`~idresnet.errors.UsageError` listing the valid
 values.
@@ -10,30 +13,59 @@ values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
+from typing import NamedTuple
 
 from idresnet.errors import UsageError, choices_error
 
-# Table 2: where BN and ReLU go. Keys are the names; values are the paper's letters.
-PLACEMENTS = {
-    "original": "a",  # conv-BN-ReLU-conv-BN, add, ReLU
-    "bn_after_add": "b",  # conv-BN-ReLU-conv, add, BN-ReLU
-    "relu_before_add": "c",  # conv-BN-ReLU-conv-BN-ReLU, add
-    "relu_only_preact": "d",  # ReLU-conv-BN-ReLU-conv-BN, add
-    "full_preact": "e",  # BN-ReLU-conv-BN-ReLU-conv, add
-}
-PREACT_PLACEMENTS = ("relu_only_preact", "full_preact")
 
-# Table 1: what sits on the shortcut.
-SHORTCUTS = (
-    "identity",  # h(x) = x
-    "scaling",  # y = a*x + b*F(x), constant a (shortcut_scale) and b (residual_scale)
-    "exclusive_gate",  # y = (1 - g(x)) * x + g(x) * F(x)
-    "shortcut_gate",  # y = (1 - g(x)) * x + F(x)
-    "conv1x1",  # h(x) = BN(conv1x1(x)) on every unit
-    "dropout",  # h(x) = dropout(x), by default not rescaled (expectation (1-p) x)
-)
-GATES = ("exclusive_gate", "shortcut_gate")
+class Layout(NamedTuple):
+    """Where BN and ReLU go in one placement (Table 2): "BN-ReLU", "BN", "ReLU" or "-" (none)."""
+
+    letter: str  # the paper's name, Table 2 / Fig. 4
+    before: str  # before the first conv: the pre-activation, also the net's extra one after its last unit
+    between: str  # between two convs of the branch
+    after_last: str  # after the last conv, before the addition
+    after_add: str  # f in x' = f(y)
+    stem: str  # after the CIFAR stem's 3x3 conv: with `before` of the first unit, always BN-ReLU
+
+
+# Table 2, as the table in residual_unit.py's docstring (tests/units/test_unit_tables.py holds both).
+LAYOUTS = {
+    #                              before 1st conv  between    after last  after add  CIFAR stem
+    "original":         Layout("a", "-",            "BN-ReLU", "BN",       "ReLU",    "BN-ReLU"),
+    "bn_after_add":     Layout("b", "-",            "BN-ReLU", "-",        "BN-ReLU", "BN-ReLU"),
+    "relu_before_add":  Layout("c", "-",            "BN-ReLU", "BN-ReLU",  "-",       "BN-ReLU"),
+    "relu_only_preact": Layout("d", "ReLU",         "BN-ReLU", "BN",       "-",       "BN"),
+    "full_preact":      Layout("e", "BN-ReLU",      "BN-ReLU", "-",        "-",       "-"),
+}
+PLACEMENTS = {name: layout.letter for name, layout in LAYOUTS.items()}
+PREACT_PLACEMENTS = tuple(name for name, layout in LAYOUTS.items() if layout.before != "-")
+
+
+@dataclass(frozen=True)
+class ShortcutKind:
+    """One shortcut of Table 1: its options (``UnitSpec`` fields) with their defaults, and
+    what :class:`~idresnet.units.shortcut.Shortcut` builds for it besides ``h``."""
+
+    options: dict = field(default_factory=dict)
+    gate: bool = False  # a gate g(x) = sigmoid(conv1x1(x) + gate_bias)
+    conv: bool = False  # h is a 1x1 conv on every unit, not only where dimensions change
+
+
+_GATE = {"gate_bias": 0.0, "gate_bn": False}
+# Table 1, one record per kind (the combine rule of each is in Shortcut.forward).
+SHORTCUT_KINDS = {
+    "identity": ShortcutKind(),  # y = h(x) + F
+    "scaling": ShortcutKind({"shortcut_scale": 0.5, "residual_scale": 1.0}),  # y = a h(x) + b F (Eq. 7)
+    "exclusive_gate": ShortcutKind(_GATE, gate=True),  # y = (1 - g(x)) h(x) + g(x) F
+    "shortcut_gate": ShortcutKind(_GATE, gate=True),  # y = (1 - g(x)) h(x) + F
+    "conv1x1": ShortcutKind(conv=True),  # y = conv1x1(x) + F, on every unit
+    # y = m h(x) + F, m ~ Bernoulli(1 - p), not rescaled: "a shortcut scaled by 0.5 in expectation"
+    "dropout": ShortcutKind({"dropout_ratio": 0.5, "dropout_rescale": False}),
+}
+SHORTCUTS = tuple(SHORTCUT_KINDS)
+GATES = tuple(name for name, kind in SHORTCUT_KINDS.items() if kind.gate)
 
 # Residual branch: the convolutions' kernel sizes.
 BLOCKS = {
@@ -78,6 +110,11 @@ class UnitSpec:
     def preact(self) -> bool:
         return self.placement in PREACT_PLACEMENTS
 
+    @property
+    def layout(self) -> Layout:
+        """Where BN and ReLU go (Table 2)."""
+        return LAYOUTS[self.placement]
+
     def _validate(self):
         if self.placement not in PLACEMENTS:
             letters = {v: k for k, v in PLACEMENTS.items()}
@@ -91,16 +128,10 @@ class UnitSpec:
             raise choices_error("block", self.block, BLOCKS)
         if self.downsample not in DOWNSAMPLES:
             raise choices_error("downsample", self.downsample, DOWNSAMPLES)
-        only_for = {
-            "shortcut_scale": ("scaling",),
-            "residual_scale": ("scaling",),
-            "gate_bias": GATES,
-            "gate_bn": GATES,
-            "dropout_ratio": ("dropout",),
-            "dropout_rescale": ("dropout",),
-        }
-        for name, kinds in only_for.items():
-            if getattr(self, name) is not None and self.shortcut not in kinds:
+        mine = SHORTCUT_KINDS[self.shortcut].options
+        for name in SHORTCUT_OPTIONS:
+            if getattr(self, name) is not None and name not in mine:
+                kinds = [k for k, kind in SHORTCUT_KINDS.items() if name in kind.options]
                 raise UsageError(
                     f"{name} applies only to shortcut {' or '.join(kinds)}, not {self.shortcut!r}"
                 )
@@ -110,21 +141,17 @@ class UnitSpec:
             raise UsageError(f"gate_bias must be a number in [-100, 100], got {self.gate_bias}")
 
     def resolved(self) -> "UnitSpec":
-        """A copy with every ``None`` option replaced by its documented default."""
-        defaults = {
-            "projection_bn": not self.preact,
-        }
-        if self.shortcut == "scaling":
-            defaults.update(shortcut_scale=0.5, residual_scale=1.0)
-        if self.shortcut in GATES:
-            defaults.update(gate_bias=0.0, gate_bn=False)
-        if self.shortcut == "dropout":
-            defaults.update(dropout_ratio=0.5, dropout_rescale=False)
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in defaults.items():
-            if values[name] is None:
-                values[name] = value
-        return UnitSpec(**values)
+        """A copy with every ``None`` option replaced by its documented default (the
+        kind's record; ``projection_bn`` off for pre-activation placements); ``self``
+        when there is none to fill, so resolving a resolved spec costs nothing."""
+        defaults = {"projection_bn": not self.preact, **SHORTCUT_KINDS[self.shortcut].options}
+        missing = {name: value for name, value in defaults.items() if getattr(self, name) is None}
+        return replace(self, **missing) if missing else self
+
+    def shortcut_options(self) -> dict:
+        """The options of this shortcut kind (its record's) with their values, ``None``
+        where unset and not resolved."""
+        return {name: getattr(self, name) for name in SHORTCUT_KINDS[self.shortcut].options}
 
     def describe(self) -> dict:
         """The resolved options, without those that do not apply (for run records)."""
@@ -133,3 +160,5 @@ class UnitSpec:
 
 
 UNIT_OPTIONS = tuple(f.name for f in fields(UnitSpec))
+# The options of the shortcut kinds' records (each one a field of UnitSpec), in UnitSpec's order.
+SHORTCUT_OPTIONS = tuple(n for n in UNIT_OPTIONS if any(n in kind.options for kind in SHORTCUT_KINDS.values()))

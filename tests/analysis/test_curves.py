@@ -1,7 +1,6 @@
 import csv
 
 import pytest
-
 from matplotlib.colors import to_rgba
 
 from idresnet.analysis.curves import curves_figure, read_metrics

@@ -3,10 +3,9 @@
 import json
 
 import pytest
+from test_train_cli import TINY, exit_code, one_error_line
 
 from idresnet.cli.main import main
-
-from test_train_cli import TINY, exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")

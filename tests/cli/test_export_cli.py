@@ -5,11 +5,10 @@ import json
 
 import pytest
 import torch
+from test_train_cli import TINY, exit_code, one_error_line
 
 from idresnet.cli.main import main
 from idresnet.training.checkpoint import load_weights
-
-from test_train_cli import TINY, exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")
@@ -46,9 +45,8 @@ def test_onnx_without_the_extra_is_one_line(run, tmp_path, capsys):
 @pytest.mark.skipif(importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None,
                     reason="needs the onnx extra")
 def test_onnx_export(run, tmp_path):
-    import onnx
-
     import numpy as np
+    import onnx
     from onnx.reference import ReferenceEvaluator
 
     from idresnet.training.evaluate import build_trained, read_trained

@@ -7,14 +7,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_train_cli import exit_code, one_error_line
 
 import idresnet
 from idresnet.cli.main import main
 from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.pretrained.record import make_record
 from idresnet.training.checkpoint import save_weights
-
-from test_train_cli import exit_code, one_error_line
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from databuild import cifar_batches, image_folder, write_cifar_archive
+
 from idresnet.data import load_dataset
 from idresnet.data.safetar import iter_members, safe_extract
 from idresnet.errors import DatasetError

@@ -6,9 +6,8 @@ import re
 
 import numpy as np
 import pytest
+from databuild import cifar_batches, expected_images, py2_pickle, write_cifar_archive, write_cifar_folder
 
-from databuild import (cifar_batches, expected_images, py2_pickle, write_cifar_archive,
-                       write_cifar_folder)
 from idresnet.data import cifar, load_dataset
 from idresnet.data.safepickle import safe_loads
 from idresnet.errors import DatasetError

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from databuild import cifar_batches, write_cifar_archive
+
 from idresnet.data import DATASETS, DeviceLoader, ImageDataset, load_dataset
 from idresnet.errors import UsageError
 

@@ -8,8 +8,8 @@ import time
 
 import numpy as np
 import pytest
-
 from databuild import cifar_batches, write_cifar_archive
+
 from idresnet.data import cifar, load_dataset
 from idresnet.data.download import md5_of
 from idresnet.errors import DatasetError

@@ -5,8 +5,8 @@ import tarfile
 
 import numpy as np
 import pytest
-
 from databuild import CIFAR10, image_folder, tar_dir, write_image
+
 from idresnet.data import folder, load_dataset
 from idresnet.data.safetar import safe_extract
 from idresnet.errors import DatasetError

@@ -4,6 +4,7 @@ import json
 import shutil
 
 from databuild import image_folder, imagenet_folder, write_image
+
 from idresnet.data import fingerprint, load_dataset, load_imagenet, locate
 from idresnet.data.identity import LOCATE_LEVELS
 

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from databuild import CIFAR_JPEG, WNIDS, cifar_jpeg_subset, imagenet_folder
+
 from idresnet.data import CorruptImageWarning, FileDataset, StreamLoader, load_dataset, load_imagenet
 from idresnet.data.imagenet import collate
 from idresnet.data.transforms import CenterCrop, train_transform

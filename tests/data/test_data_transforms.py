@@ -6,9 +6,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from idresnet.data.transforms import (CenterCrop, RandomResizedCrop, ScaleAugment, eval_resize,
-                                      resized_crop, sample_rng, shorter_side_size, to_array,
-                                      train_transform)
+from idresnet.data.transforms import (
+    CenterCrop,
+    RandomResizedCrop,
+    ScaleAugment,
+    eval_resize,
+    resized_crop,
+    sample_rng,
+    shorter_side_size,
+    to_array,
+    train_transform,
+)
 from idresnet.errors import UsageError
 
 

@@ -14,10 +14,9 @@ import time
 
 import pytest
 import torch
+from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
 
 from idresnet.training.checkpoint import load_checkpoint, load_weights
-
-from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
 
 # 60 iterations, a checkpoint every 6: every fault lands between or inside checkpoints
 ARGS = tiny_args(iterations=60, lr_milestones=[30, 45], warmup_iters=4, checkpoint_interval=6,
@@ -248,9 +247,10 @@ def image_folder(root, seed):
 def test_resume_refuses_other_data_and_finds_a_moved_copy(tmp_path, monkeypatch):
     """The data's fingerprint is recorded: --resume on other data is one line; a moved copy
     of the run's data is found by name (and checked the same way)."""
+    from trainhelpers import interrupt_at
+
     from idresnet.errors import ConfigError
     from idresnet.training import TrainConfig, train
-    from trainhelpers import interrupt_at
 
     data, other = image_folder(tmp_path / "a" / "pics", 0), image_folder(tmp_path / "b" / "pics", 1)
     values = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="folder", batch_size=16,

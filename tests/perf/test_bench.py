@@ -13,11 +13,11 @@ import torch
 from idresnet import create_model
 from idresnet.cli.main import main
 from idresnet.errors import UsageError
-from idresnet.perf.report import format_markdown
-from idresnet.perf.runner import BenchConfig, run_bench
 from idresnet.perf.flops import count_macs, matmul_rate
 from idresnet.perf.modes import Mode, parse_mode, parse_modes
 from idresnet.perf.profile import categorize
+from idresnet.perf.report import format_markdown
+from idresnet.perf.runner import BenchConfig, run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,9 +1,9 @@
 """Fixtures of the training tests: a tiny, fast run on the synthetic dataset."""
 
 import pytest
+from trainhelpers import TINY
 
 from idresnet.training import TrainConfig
-from trainhelpers import TINY
 
 
 @pytest.fixture

@@ -10,9 +10,16 @@ import torch
 
 from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
-from idresnet.training.checkpoint import (MAGIC, load_checkpoint, load_latest,
-                                          load_weights, rng_state, save_checkpoint, save_weights,
-                                          set_rng_state)
+from idresnet.training.checkpoint import (
+    MAGIC,
+    load_checkpoint,
+    load_latest,
+    load_weights,
+    rng_state,
+    save_checkpoint,
+    save_weights,
+    set_rng_state,
+)
 
 
 def sample_state():

@@ -140,11 +140,10 @@ def test_cifar_recipe_is_unchanged_by_the_recipe_fields():
 
 def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
     import torch
+    from trainhelpers import TINY
 
     from idresnet.training import train
     from idresnet.training.config import RESUME_MUTABLE
-
-    from trainhelpers import TINY
 
     before = torch.get_num_threads()
     try:

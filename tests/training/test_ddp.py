@@ -21,12 +21,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from ddp_script import CONFIG, batch_independent
+from trainhelpers import quiet_env, tiny_args
 
 from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics
-
-from ddp_script import CONFIG, batch_independent
-from trainhelpers import quiet_env, tiny_args
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,12 @@ import math
 import pytest
 import torch
 import yaml
+from trainhelpers import interrupt_at
 
 from idresnet.errors import ConfigError
 from idresnet.training import RunResult, train
 from idresnet.training.checkpoint import load_weights
 from idresnet.training.metrics import COLUMNS, read_metrics
-from trainhelpers import interrupt_at
 
 
 def status_of(run):

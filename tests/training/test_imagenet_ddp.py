@@ -5,12 +5,11 @@ import subprocess
 import sys
 
 import pytest
-
-from idresnet.training.metrics import read_metrics
-
 from ddp_script import IMAGENET_CONFIG
 from test_ddp import HERE, moved_and_apart, torchrun
 from trainhelpers import IMAGENET_TINY, as_flags, imagenet_folder, quiet_env, run_cli
+
+from idresnet.training.metrics import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -3,8 +3,8 @@ JPEGs: the recipe, the metrics (top-5, both crops, data time, skipped images), e
 resume mid-epoch, and one-line errors."""
 
 import json
-import random
 import os
+import random
 import signal
 import subprocess
 import time
@@ -13,6 +13,7 @@ import warnings
 import pytest
 import torch
 import yaml
+from trainhelpers import IMAGENET_TINY, as_flags, cli_command, databuild, interrupt_at, quiet_env, run_cli
 
 from idresnet.cli.main import main
 from idresnet.data import CorruptImageWarning
@@ -20,8 +21,6 @@ from idresnet.errors import ConfigError
 from idresnet.training import TrainConfig, train
 from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics, stream_columns
-
-from trainhelpers import IMAGENET_TINY, as_flags, cli_command, databuild, interrupt_at, quiet_env, run_cli
 
 TIMING = ("images_per_s", "wall_time_s", "data_time_s", "step_time_s")
 

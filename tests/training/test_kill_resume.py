@@ -11,11 +11,10 @@ import time
 
 import pytest
 import torch
+from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
 
 from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics
-
-from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
 
 # 120 iterations over 15 epochs, a checkpoint every 6: the kill lands mid-epoch, mid-interval
 ARGS = tiny_args(iterations=120, lr_milestones=[60, 90], warmup_iters=8, checkpoint_interval=6,

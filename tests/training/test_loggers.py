@@ -4,14 +4,13 @@ event file); a missing tracker package is a one-line error before training."""
 import math
 
 import pytest
+from trainhelpers import TINY
 
 from idresnet.errors import UsageError
 from idresnet.training import train
 from idresnet.training.config import load_config
 from idresnet.training.loggers import make_loggers, tag
 from idresnet.training.metrics import read_metrics
-
-from trainhelpers import TINY
 
 
 def test_tags():

@@ -60,8 +60,16 @@ def test_defaults_are_the_papers():
     assert UnitSpec(placement="full_preact").resolved().projection_bn is False
 
 
-def test_every_combination_is_valid():
+def test_every_combination_resolves_to_exactly_its_kinds_options():
+    """Each of the 5 x 6 x 3 combinations is valid; resolving sets every option of its
+    shortcut kind (and projection_bn), leaves the other kinds' options unset, and is final."""
+    from idresnet.units import SHORTCUT_KINDS
+
     for placement in PLACEMENTS:
         for shortcut in SHORTCUTS:
             for block in BLOCKS:
-                UnitSpec(placement=placement, shortcut=shortcut, block=block).resolved()
+                spec = UnitSpec(placement=placement, shortcut=shortcut, block=block).resolved()
+                own = set(SHORTCUT_KINDS[shortcut].options) | {"projection_bn"}
+                assert {k for k, v in spec.shortcut_options().items() if v is None} == set()
+                assert set(spec.describe()) == {"placement", "shortcut", "block", "downsample"} | own
+                assert spec.resolved() is spec

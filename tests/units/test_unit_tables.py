@@ -14,10 +14,22 @@ from torch import nn
 from idresnet import create_model
 from idresnet.errors import UsageError
 from idresnet.networks.cifar import cifar_stem
-from idresnet.units import residual_unit
-from idresnet.units import (BLOCKS, GATES, LAYOUTS, PLACEMENTS, PREACT_PLACEMENTS, SHORTCUT_KINDS,
-                            SHORTCUT_OPTIONS, SHORTCUTS, UNIT_OPTIONS, ResidualUnit, Shortcut, UnitSpec,
-                            pre_activation)
+from idresnet.units import (
+    BLOCKS,
+    GATES,
+    LAYOUTS,
+    PLACEMENTS,
+    PREACT_PLACEMENTS,
+    SHORTCUT_KINDS,
+    SHORTCUT_OPTIONS,
+    SHORTCUTS,
+    UNIT_OPTIONS,
+    ResidualUnit,
+    Shortcut,
+    UnitSpec,
+    pre_activation,
+    residual_unit,
+)
 
 NAMES = {nn.Conv2d: "conv", nn.BatchNorm2d: "BN", nn.ReLU: "ReLU"}
 COLUMNS = ("before", "between", "after_last", "after_add", "stem")

@@ -57,8 +57,8 @@ def _positive(name, value):
 
 
 def config_from_args(args):
-    from idresnet.perf.runner import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
     from idresnet.perf.modes import parse_modes
+    from idresnet.perf.runner import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
 
     for name in ("batch_size", "image_size", "steps", "repeats", "warmup", "threads"):
         _positive(name, getattr(args, name))

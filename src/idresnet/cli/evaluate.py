@@ -15,6 +15,7 @@ from pathlib import Path
 
 from idresnet.cli.parsing import add_weights_arguments
 
+
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
         name, help="test error of trained weights", description=__doc__,

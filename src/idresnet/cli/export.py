@@ -14,7 +14,6 @@ from pathlib import Path
 
 from idresnet.cli.parsing import add_weights_arguments
 
-
 FORMATS = ("safetensors", "onnx")
 
 

@@ -37,7 +37,6 @@ def _available_commands():
 
 def build_parser():
     from idresnet import __version__
-
     from idresnet.cli.parsing import StrictParser
 
     parser = StrictParser(

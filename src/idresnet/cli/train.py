@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-
 EXIT = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
 

@@ -15,8 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from idresnet.files import temp_name
 from idresnet.errors import DatasetError, one_line
+from idresnet.files import temp_name
 from idresnet.progress import progress
 
 TIMEOUT_S = 5.0

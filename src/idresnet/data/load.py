@@ -11,7 +11,8 @@ import numpy as np
 from idresnet.data import cifar, folder
 from idresnet.data.cache import entry_path, load_arrays, resolve_cache_dir, save_arrays
 from idresnet.data.dataset import ImageDataset, subset, synthetic
-from idresnet.data.download import download as fetch, md5_of
+from idresnet.data.download import download as fetch
+from idresnet.data.download import md5_of
 from idresnet.data.safetar import is_tar, peek_names, safe_extract
 from idresnet.errors import DatasetError, UsageError, choices_error
 from idresnet.progress import progress

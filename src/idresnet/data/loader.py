@@ -33,8 +33,8 @@ and on a busy machine each parallel kernel can stall on a descheduled OpenMP thr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch

@@ -102,7 +102,7 @@ def _shut_down(batches) -> None:
 class _Batches:
     """The batch sampler of one epoch from ``start``: lists of ``(index, epoch)`` keys."""
 
-    def __init__(self, loader: "StreamLoader", epoch: int, start: int):
+    def __init__(self, loader: StreamLoader, epoch: int, start: int):
         self.loader, self.epoch, self.start = loader, epoch, start
         if loader.train:
             self.order = torch.randperm(loader.n, generator=epoch_generator(loader.seed, epoch))

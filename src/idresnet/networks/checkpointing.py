@@ -70,7 +70,7 @@ def segment_bounds(n_units: int, mode) -> list[tuple[int, int]]:
     kind, k = parse_checkpoint_mode(mode)
     if kind == "none" or n_units == 0:
         return []
-    count = n_units if kind == "unit" else min(k, n_units)
+    count = n_units if kind == "unit" or k is None else min(k, n_units)
     base, extra = divmod(n_units, count)
     bounds, start = [], 0
     for i in range(count):

@@ -96,10 +96,10 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     for key, kind in (("depth", int), ("width", (int, float)), ("in_channels", int)):
         if key in net and (isinstance(net[key], bool) or not isinstance(net[key], kind)):
             raise UsageError(f"model option {key} must be a number, got {net[key]!r}")
-    for key, valid in LAYOUT_CHOICES.items():
-        if key in net and (isinstance(net[key], bool) or net[key] not in valid):
-            raise choices_error(f"model option {key}", net[key], valid)
-    unit = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
+    for key, choices in LAYOUT_CHOICES.items():
+        if key in net and (isinstance(net[key], bool) or net[key] not in choices):
+            raise choices_error(f"model option {key}", net[key], choices)
+    unit: dict = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":
         depth = net.get("depth", entry.depth)

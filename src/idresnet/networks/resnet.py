@@ -61,13 +61,13 @@ class ResNet(nn.Module):
         # the extra activation after the last unit of a pre-activation net: BN-ReLU for (e), ReLU for (d)
         self.final_act = nn.Sequential(*pre_activation(self.spec.placement, channels))
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
+        self.fc: nn.Module = nn.Linear(channels, num_classes)
         self.num_features = channels
         self.pretrained_cfg: dict = {}  # input size, crop, normalisation, classes (set by create_model)
         init_weights(self)
         self.set_checkpointing(checkpoint)
 
-    def set_checkpointing(self, mode: str = "none") -> "ResNet":
+    def set_checkpointing(self, mode: str = "none") -> ResNet:
         """Activation checkpointing of the units in training mode: ``"none"``, ``"unit"``
         (each unit a segment) or ``"segment:K"`` (each stage cut into K segments).
 
@@ -90,14 +90,16 @@ class ResNet(nn.Module):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
             raise UsageError(f"num_classes must be an integer >= 0, got {num_classes!r}")
         device = next(self.parameters()).device
-        self.fc = nn.Linear(self.num_features, num_classes, device=device) if num_classes else nn.Identity()
+        fc: nn.Module = nn.Identity()
         if num_classes:
-            nn.init.zeros_(self.fc.bias)
+            fc = nn.Linear(self.num_features, num_classes, device=device)
+            nn.init.zeros_(fc.bias)
+        self.fc = fc
         self.pretrained_cfg = {**self.pretrained_cfg, "num_classes": num_classes, "classes": None}
 
     def units(self) -> list[ResidualUnit]:
         """All residual units, in order (for signal-propagation analysis)."""
-        return [m for stage in self.stages for m in stage]
+        return [m for stage in self.stages for m in stage]  # type: ignore[attr-defined]
 
     def forward_features(self, x):
         x = self.stem(x)

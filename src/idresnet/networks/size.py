@@ -55,7 +55,7 @@ def footprint(family: str, depth: int, block: str, width: float = 1.0, batch_siz
         (c_prev,) = scaled_widths([64], width)
         scale, stem = 4, 49 * 3 * c_prev  # the stem's stride-2 7x7 conv and max pooling
     classes = num_classes or (10 if family == "cifar" else 1000)
-    params, kept = stem + widths[-1] * classes, 0.0
+    params, kept = float(stem + widths[-1] * classes), 0.0
     per_unit = KEPT_PER_UNIT[block] + KEPT_BY_SHORTCUT.get(shortcut, 0.0)
     for s, (n, c) in enumerate(zip(stages, widths)):
         side = (image_size or 0) / (scale * 2 ** s)

@@ -30,17 +30,16 @@ import idresnet
 from idresnet.data import locate
 from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
+from idresnet.files import remove_stale_temporaries
 from idresnet.progress import LineProgress, progress
 from idresnet.seeding import seed_everything
 from idresnet.training import distributed, rundir, runtime
-from idresnet.files import remove_stale_temporaries
-from idresnet.training.checkpoint import (load_latest, rng_state,
-                                          save_checkpoint, save_weights, set_rng_state)
+from idresnet.training.checkpoint import load_latest, rng_state, save_checkpoint, save_weights, set_rng_state
 from idresnet.training.config import TrainConfig, plain
-from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
 from idresnet.training.data import build_data
 from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
+from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
 from idresnet.training.schedule import build_schedule
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations

@@ -51,7 +51,7 @@ class RunResult:
     final_test_errors: dict | None = None
 
     @classmethod
-    def from_status(cls, run_dir, status: dict) -> "RunResult":
+    def from_status(cls, run_dir, status: dict) -> RunResult:
         return cls(Path(run_dir), status["status"], status.get("final_test_error"),
                    status.get("best_test_error"), int(status.get("iteration", 0)),
                    float(status.get("wall_time_s", 0.0)), status.get("final_test_errors"))

@@ -36,8 +36,14 @@ except ImportError:  # Windows
 
 from idresnet.errors import ConfigError
 from idresnet.files import atomic_write_bytes
-from idresnet.training.config import (INFO_KEY, RESUME_MUTABLE, TrainConfig, config_differences,
-                                      load_config, read_yaml_mapping)
+from idresnet.training.config import (
+    INFO_KEY,
+    RESUME_MUTABLE,
+    TrainConfig,
+    config_differences,
+    load_config,
+    read_yaml_mapping,
+)
 from idresnet.training.metrics import DONE, read_status
 
 CONFIG = "config.yaml"
@@ -91,7 +97,7 @@ class RunLock:
         self.run_dir, self.fd, self.created = Path(run_dir), fd, created
 
     @classmethod
-    def take(cls, run_dir: Path) -> "RunLock":
+    def take(cls, run_dir: Path) -> RunLock:
         run_dir = Path(run_dir)
         created = not run_dir.exists()
         try:

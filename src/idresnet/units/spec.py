@@ -140,7 +140,7 @@ class UnitSpec:
         if self.gate_bias is not None and not -100.0 <= float(self.gate_bias) <= 100.0:
             raise UsageError(f"gate_bias must be a number in [-100, 100], got {self.gate_bias}")
 
-    def resolved(self) -> "UnitSpec":
+    def resolved(self) -> UnitSpec:
         """A copy with every ``None`` option replaced by its documented default (the
         kind's record; ``projection_bn`` off for pre-activation placements); ``self``
         when there is none to fill, so resolving a resolved spec costs nothing."""

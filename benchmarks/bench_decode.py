@@ -29,8 +29,9 @@ def make_files(folder: Path, n: int) -> np.ndarray:
     files = []
     for i in range(n):
         img = Image.fromarray(base).resize((500, 375), Image.BILINEAR)
-        img = Image.fromarray(np.clip(np.asarray(img).astype(np.int16) + rng.integers(-8, 8, (375, 500, 3)), 0, 255)
-                              .astype(np.uint8))
+        img = Image.fromarray(
+            np.clip(np.asarray(img).astype(np.int16) + rng.integers(-8, 8, (375, 500, 3)), 0, 255).astype(np.uint8)
+        )
         path = folder / f"{i:05d}.JPEG"
         img.save(path, quality=90)
         files.append(str(path))
@@ -57,10 +58,12 @@ def main() -> None:
     print("|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp), args.images)
-        cases = [("train: scale [256, 480] + 224 crop + flip", train_transform("scale", 224), True),
-                 ("train: random-resized crop 224 + flip", train_transform("rrc", 224), True),
-                 ("eval: resize 256, centre 224", CenterCrop(224, 256), False),
-                 ("eval: resize 320, centre 320", CenterCrop(320, 320), False)]
+        cases = [
+            ("train: scale [256, 480] + 224 crop + flip", train_transform("scale", 224), True),
+            ("train: random-resized crop 224 + flip", train_transform("rrc", 224), True),
+            ("eval: resize 256, centre 224", CenterCrop(224, 256), False),
+            ("eval: resize 320, centre 320", CenterCrop(320, 320), False),
+        ]
         for name, transform, random in cases:
             rate(files[:8], transform, random)  # warm-up
             print(f"| {name} | {rate(files, transform, random):.0f} |", flush=True)

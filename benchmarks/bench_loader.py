@@ -43,7 +43,7 @@ class PerImageDataset(Dataset):
         padded = torch.nn.functional.pad(img, (p, p, p, p))
         y, x = torch.randint(0, 2 * p + 1, (2,)).tolist()
         h, w = img.shape[1:]
-        crop = padded[:, y:y + h, x:x + w]
+        crop = padded[:, y : y + h, x : x + w]
         if torch.rand(()) < 0.5:
             crop = crop.flip(-1)
         out = (crop.float() / 255 - self.mean) / self.std
@@ -67,15 +67,14 @@ def _rate(iterator, batches: int, warmup: int, device) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(DEFAULT_DATA),
-                    help="CIFAR-10 source (default: the JPEG copy); random images if absent")
+    ap.add_argument(
+        "--data", default=str(DEFAULT_DATA), help="CIFAR-10 source (default: the JPEG copy); random images if absent"
+    )
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--batches", type=int, default=200)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2],
-                    help="baseline DataLoader worker counts to try")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="torch intra-op threads (default: torch's choice)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 2], help="baseline DataLoader worker counts to try")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -90,24 +89,31 @@ def main(argv=None):
         source = "random uint8 images (50000 x 32x32)"
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     n = args.batches
-    loader = DeviceLoader(images, labels, batch_size=args.batch_size, train=True,
-                          device=args.device, mean=mean, std=std)
+    loader = DeviceLoader(
+        images, labels, batch_size=args.batch_size, train=True, device=args.device, mean=mean, std=std
+    )
     n = min(n, len(loader) - 5)
     ours = _rate(loader.epoch(0), n, 5, args.device)
     print(f"data: {source}")
-    print(f"device: {device_name(torch.device(args.device))}; torch threads {torch.get_num_threads()}; "
-          f"batch {args.batch_size}; {n} timed batches")
+    print(
+        f"device: {device_name(torch.device(args.device))}; torch threads {torch.get_num_threads()}; "
+        f"batch {args.batch_size}; {n} timed batches"
+    )
     print("| loader | batches/s | DeviceLoader speed-up |")
     print("| --- | --- | --- |")
     print(f"| DeviceLoader (per batch, on {args.device}) | {ours:.1f} | 1.0x |")
     for workers in args.workers:
-        base = DataLoader(PerImageDataset(images, labels, mean, std), batch_size=args.batch_size,
-                          shuffle=True, drop_last=True, num_workers=workers,
-                          pin_memory=torch.device(args.device).type == "cuda",
-                          persistent_workers=False)
+        base = DataLoader(
+            PerImageDataset(images, labels, mean, std),
+            batch_size=args.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=torch.device(args.device).type == "cuda",
+            persistent_workers=False,
+        )
         rate = _rate(base, n, 5, args.device)
-        print(f"| DataLoader, per-image transforms, {workers} workers | {rate:.1f} | "
-              f"{ours / rate:.1f}x |")
+        print(f"| DataLoader, per-image transforms, {workers} workers | {rate:.1f} | {ours / rate:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,22 @@ def main() -> None:
     p.add_argument("--out", default="runs/bf16-accuracy")
     args = p.parse_args()
     its = args.iterations
-    recipe = dict(model=args.model, model_kwargs={"width": args.width}, dataset="cifar10", data=args.data, batch_size=args.batch_size,
-                  iterations=its, lr_milestones=[its // 2, its * 3 // 4], warmup_iters=0,
-                  test_size=args.test_size, eval_interval=its // 2, log_interval=max(1, its // 8),
-                  threads=1, progress=False, resume=True)
+    recipe = dict(
+        model=args.model,
+        model_kwargs={"width": args.width},
+        dataset="cifar10",
+        data=args.data,
+        batch_size=args.batch_size,
+        iterations=its,
+        lr_milestones=[its // 2, its * 3 // 4],
+        warmup_iters=0,
+        test_size=args.test_size,
+        eval_interval=its // 2,
+        log_interval=max(1, its // 8),
+        threads=1,
+        progress=False,
+        resume=True,
+    )
     results = {}
     for seed in args.seeds:
         for amp in ("off", "bf16"):
@@ -44,14 +56,18 @@ def main() -> None:
             results[amp, seed] = train(TrainConfig(**recipe, seed=seed, amp=amp, out=str(out)))
             if results[amp, seed].status == "interrupted":  # Ctrl-C: stop; the same command resumes
                 raise SystemExit(f"interrupted: run the same command again to resume {out}")
-    print(f"{args.model} (width {args.width}), batch {args.batch_size}, {its} iterations (lr 0.1, /10 at {its // 2} and "
-          f"{its * 3 // 4}), CIFAR-10 source {args.data}; {device_name(torch.device('cpu'))}")
+    print(
+        f"{args.model} (width {args.width}), batch {args.batch_size}, {its} iterations (lr 0.1, /10 at {its // 2} and "
+        f"{its * 3 // 4}), CIFAR-10 source {args.data}; {device_name(torch.device('cpu'))}"
+    )
     print("| seed | fp32 test error % | bf16 test error % | bf16 - fp32 | fp32 wall s | bf16 wall s |")
     print("|---|---|---|---|---|---|")
     for seed in args.seeds:
         a, b = results["off", seed], results["bf16", seed]
-        print(f"| {seed} | {a.final_test_error:.2f} | {b.final_test_error:.2f} | "
-              f"{b.final_test_error - a.final_test_error:+.2f} | {a.wall_time_s:.0f} | {b.wall_time_s:.0f} |")
+        print(
+            f"| {seed} | {a.final_test_error:.2f} | {b.final_test_error:.2f} | "
+            f"{b.final_test_error - a.final_test_error:+.2f} | {a.wall_time_s:.0f} | {b.wall_time_s:.0f} |"
+        )
     for amp, name in (("off", "fp32"), ("bf16", "bf16")):
         errors = [results[amp, s].final_test_error for s in args.seeds]
         spread = f" ± {statistics.stdev(errors):.2f}" if len(errors) > 1 else ""

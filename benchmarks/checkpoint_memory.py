@@ -69,6 +69,7 @@ def step_fn(model, opt, x, y):
         loss.backward()
         opt.step()
         return loss.detach()
+
     return step
 
 
@@ -98,7 +99,7 @@ def time_modes(name, modes, batch, device, channels_last, repeats, steps):
         runs[mode]()  # warm-up
     times = {m: [] for m in modes}
     for rep in range(repeats):
-        order = modes[rep % len(modes):] + modes[:rep % len(modes)]
+        order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
         for mode in order:
             sync(device)
             t0 = time.perf_counter()
@@ -134,8 +135,12 @@ def exactness(name, mode, device, batch, steps, channels_last):
     bns = [m for m in ckpt.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     float_buffers = lambda m: [b for b in m.buffers() if b.is_floating_point()]  # noqa: E731
     out = {
-        "mode": mode, "batch": batch, "steps": steps, "device": device.type,
-        "losses_plain": curves[0], "losses_checkpointed": curves[1],
+        "mode": mode,
+        "batch": batch,
+        "steps": steps,
+        "device": device.type,
+        "losses_plain": curves[0],
+        "losses_checkpointed": curves[1],
         "losses_equal": curves[0] == curves[1],
         "weights_equal": all(torch.equal(a, b) for a, b in zip(plain.parameters(), ckpt.parameters())),
         "bn_buffers_equal": all(torch.equal(a, b) for a, b in zip(plain.buffers(), ckpt.buffers())),
@@ -182,9 +187,17 @@ def main(argv=None) -> int:
     b1, b2 = (int(b) for b in args.batches.split(","))
     skip = set(filter(None, args.skip.split(",")))
     cl = args.channels_last
-    report = {"model": args.model, "hardware": hardware_info(device), "channels_last": cl,
-              "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
-              "memory": [], "direct": [], "time": {}, "exactness": None}
+    report = {
+        "model": args.model,
+        "hardware": hardware_info(device),
+        "channels_last": cl,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join(sys.argv),
+        "memory": [],
+        "direct": [],
+        "time": {},
+        "exactness": None,
+    }
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
 
     if "memory" not in skip:
@@ -194,13 +207,22 @@ def main(argv=None) -> int:
             slope = (r2["peak_bytes"] - r1["peak_bytes"]) / (b2 - b1)
             const = r1["peak_bytes"] - slope * b1
             fwd_slope = (r2["after_forward_bytes"] - r1["after_forward_bytes"]) / (b2 - b1)
-            row = {"mode": mode, f"peak_b{b1}": r1["peak_bytes"], f"peak_b{b2}": r2["peak_bytes"],
-                   "peak_per_image": slope, "kept_after_forward_per_image": fwd_slope,
-                   "constant": const, "target_batch": args.target_batch,
-                   "peak_at_target": const + slope * args.target_batch, "method": r1["method"]}
+            row = {
+                "mode": mode,
+                f"peak_b{b1}": r1["peak_bytes"],
+                f"peak_b{b2}": r2["peak_bytes"],
+                "peak_per_image": slope,
+                "kept_after_forward_per_image": fwd_slope,
+                "constant": const,
+                "target_batch": args.target_batch,
+                "peak_at_target": const + slope * args.target_batch,
+                "method": r1["method"],
+            }
             report["memory"].append(row)
-            log(f"memory {mode}: {slope / MiB:.2f} MiB/image, peak at {args.target_batch}: "
-                f"{row['peak_at_target'] / 2**30:.2f} GiB")
+            log(
+                f"memory {mode}: {slope / MiB:.2f} MiB/image, peak at {args.target_batch}: "
+                f"{row['peak_at_target'] / 2**30:.2f} GiB"
+            )
         base = report["memory"][0]
         for row in report["memory"]:
             row["ratio_per_image"] = row["peak_per_image"] / base["peak_per_image"]
@@ -211,23 +233,36 @@ def main(argv=None) -> int:
                 r = memory_at(args.model, mode, args.measure_at, device, cl)
                 fit = next((m for m in report["memory"] if m["mode"] == mode), None)
                 predicted = fit["constant"] + fit["peak_per_image"] * args.measure_at if fit else None
-                report["direct"].append({"mode": mode, "batch": args.measure_at, "peak": r["peak_bytes"],
-                                         "predicted": predicted, "seconds": time.perf_counter() - t0})
+                report["direct"].append(
+                    {
+                        "mode": mode,
+                        "batch": args.measure_at,
+                        "peak": r["peak_bytes"],
+                        "predicted": predicted,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
                 log(f"direct {mode} at {args.measure_at}: {r['peak_bytes'] / 2**30:.2f} GiB")
 
     if "time" not in skip:
         tmodes = [canonical_mode(m) for m in args.time_modes.split(",")]
         times = time_modes(args.model, tmodes, args.time_batch, device, cl, args.repeats, args.steps)
         base = statistics.median(times[tmodes[0]])
-        report["time"] = {"batch": args.time_batch, "repeats": args.repeats, "rows": [
-            {"mode": m, "step_s": statistics.median(t), "all": t,
-             "overhead": statistics.median(t) / base - 1.0} for m, t in times.items()]}
+        report["time"] = {
+            "batch": args.time_batch,
+            "repeats": args.repeats,
+            "rows": [
+                {"mode": m, "step_s": statistics.median(t), "all": t, "overhead": statistics.median(t) / base - 1.0}
+                for m, t in times.items()
+            ],
+        }
         for r in report["time"]["rows"]:
             log(f"time {r['mode']}: {r['step_s']:.2f} s/step ({100 * r['overhead']:+.0f}%)")
 
     if "exact" not in skip:
-        report["exactness"] = exactness(args.model, canonical_mode(args.exact_mode), device,
-                                        args.exact_batch, args.exact_steps, cl)
+        report["exactness"] = exactness(
+            args.model, canonical_mode(args.exact_mode), device, args.exact_batch, args.exact_steps, cl
+        )
         log(f"exactness: {report['exactness']}")
 
     text = markdown(report, b1, b2)
@@ -242,37 +277,52 @@ def main(argv=None) -> int:
 
 def markdown(report, b1, b2) -> str:
     hw = report["hardware"]
-    out = [f"Model `{report['model']}`, {hw['name']}, torch {hw['torch']}, "
-           f"{'channels_last' if report['channels_last'] else 'NCHW'} fp32, date {report['date']}.", ""]
+    out = [
+        f"Model `{report['model']}`, {hw['name']}, torch {hw['torch']}, "
+        f"{'channels_last' if report['channels_last'] else 'NCHW'} fp32, date {report['date']}.",
+        "",
+    ]
     if report["memory"]:
         t = report["memory"][0]["target_batch"]
-        out += [f"Peak memory of one SGD step, fitted from batches {b1} and {b2} "
-                f"({report['memory'][0]['method']}):", "",
-                f"| checkpoint | peak MiB/image | kept after forward MiB/image | x plain | "
-                f"constant MiB | peak at batch {t} GiB | x plain at {t} |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            f"Peak memory of one SGD step, fitted from batches {b1} and {b2} ({report['memory'][0]['method']}):",
+            "",
+            f"| checkpoint | peak MiB/image | kept after forward MiB/image | x plain | "
+            f"constant MiB | peak at batch {t} GiB | x plain at {t} |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in report["memory"]:
-            out.append(f"| {r['mode']} | {r['peak_per_image'] / MiB:.1f} | {r['kept_after_forward_per_image'] / MiB:.1f} "
-                       f"| {r['ratio_per_image']:.3f} | {r['constant'] / MiB:.0f} | {r['peak_at_target'] / 2**30:.2f} "
-                       f"| {r['ratio_at_target']:.3f} |")
+            out.append(
+                f"| {r['mode']} | {r['peak_per_image'] / MiB:.1f} | {r['kept_after_forward_per_image'] / MiB:.1f} "
+                f"| {r['ratio_per_image']:.3f} | {r['constant'] / MiB:.0f} | {r['peak_at_target'] / 2**30:.2f} "
+                f"| {r['ratio_at_target']:.3f} |"
+            )
     for d in report["direct"]:
         pred = f" (fit predicted {d['predicted'] / MiB:,.0f} MiB)" if d.get("predicted") else ""
         out += ["", f"Measured directly at batch {d['batch']}, {d['mode']}: peak {d['peak'] / MiB:,.0f} MiB{pred}."]
     if report["time"]:
         tm = report["time"]
-        out += ["", f"Time per step at batch {tm['batch']} (median of {tm['repeats']} interleaved repeats):", "",
-                "| checkpoint | ms/step | overhead |", "|---|---|---|"]
+        out += [
+            "",
+            f"Time per step at batch {tm['batch']} (median of {tm['repeats']} interleaved repeats):",
+            "",
+            "| checkpoint | ms/step | overhead |",
+            "|---|---|---|",
+        ]
         for r in tm["rows"]:
             out.append(f"| {r['mode']} | {1000 * r['step_s']:,.1f} | {100 * r['overhead']:+.0f}% |")
     ex = report["exactness"]
     if ex:
-        out += ["", f"Exactness, {ex['mode']} vs plain, {ex['steps']} SGD steps at batch {ex['batch']} "
-                f"({ex['device']}): losses equal {ex['losses_equal']}, weights equal {ex['weights_equal']}, "
-                f"BN buffers equal {ex['bn_buffers_equal']} (max differences: loss {ex['max_loss_diff']:.2e}, "
-                f"weights {ex['max_weight_diff']:.2e}, BN buffers {ex['max_bn_buffer_diff']:.2e}), "
-                f"num_batches_tracked {ex['num_batches_tracked']}; "
-                f"losses {', '.join(f'{v:.6f}' for v in ex['losses_checkpointed'])}: "
-                f"**{'pass' if ex['ok'] else 'FAIL'}**."]
+        out += [
+            "",
+            f"Exactness, {ex['mode']} vs plain, {ex['steps']} SGD steps at batch {ex['batch']} "
+            f"({ex['device']}): losses equal {ex['losses_equal']}, weights equal {ex['weights_equal']}, "
+            f"BN buffers equal {ex['bn_buffers_equal']} (max differences: loss {ex['max_loss_diff']:.2e}, "
+            f"weights {ex['max_weight_diff']:.2e}, BN buffers {ex['max_bn_buffer_diff']:.2e}), "
+            f"num_batches_tracked {ex['num_batches_tracked']}; "
+            f"losses {', '.join(f'{v:.6f}' for v in ex['losses_checkpointed'])}: "
+            f"**{'pass' if ex['ok'] else 'FAIL'}**.",
+        ]
     return "\n".join(out) + "\n"
 
 

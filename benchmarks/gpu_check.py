@@ -34,8 +34,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA_CANDIDATES = ("datasets/cifar10-jpeg.tar.gz", "../shared/datasets/cifar10-jpeg.tar.gz",
-                   "shared/datasets/cifar10-jpeg.tar.gz")
+DATA_CANDIDATES = (
+    "datasets/cifar10-jpeg.tar.gz",
+    "../shared/datasets/cifar10-jpeg.tar.gz",
+    "shared/datasets/cifar10-jpeg.tar.gz",
+)
 GPU_MODES = "eager,channels_last,bf16+channels_last,bf16+channels_last+cudagraphs"
 FULL_SCHEDULE = 64000  # the paper's CIFAR iterations
 
@@ -59,8 +62,17 @@ def phase_data(args) -> dict:
     load_s = time.perf_counter() - t0
     mean, std = ds.channel_stats()
     batch, n = args.batch_size, args.batches
-    loader = DeviceLoader(ds.train_images, ds.train_labels, batch_size=batch, train=True, device=device,
-                          mean=mean, std=std, channels_last=True, seed=0)
+    loader = DeviceLoader(
+        ds.train_images,
+        ds.train_labels,
+        batch_size=batch,
+        train=True,
+        device=device,
+        mean=mean,
+        std=std,
+        channels_last=True,
+        seed=0,
+    )
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
     def batches():
@@ -78,8 +90,14 @@ def phase_data(args) -> dict:
         next(source)
     sync()
     loader_s = (time.perf_counter() - t) / n
-    out = {"dataset": ds.description, "load_s": load_s, "batch_size": batch, "batches": n,
-           "loader_s_per_batch": loader_s, "modes": []}
+    out = {
+        "dataset": ds.description,
+        "load_s": load_s,
+        "batch_size": batch,
+        "batches": n,
+        "loader_s_per_batch": loader_s,
+        "modes": [],
+    }
     first_x, first_y = next(source)
     for name in args.modes.split(","):
         mode = parse_mode(name)
@@ -97,10 +115,16 @@ def phase_data(args) -> dict:
             runner.run()
         sync()
         fed_s = (time.perf_counter() - t) / n
-        out["modes"].append({"mode": mode.name, "step_s_fixed_batch": static_s, "step_s_with_loader": fed_s,
-                             "data_share": max(0.0, 1.0 - static_s / fed_s),
-                             "loader_alone_share": loader_s / fed_s,
-                             "img_per_s_with_loader": batch / fed_s})
+        out["modes"].append(
+            {
+                "mode": mode.name,
+                "step_s_fixed_batch": static_s,
+                "step_s_with_loader": fed_s,
+                "data_share": max(0.0, 1.0 - static_s / fed_s),
+                "loader_alone_share": loader_s / fed_s,
+                "img_per_s_with_loader": batch / fed_s,
+            }
+        )
         del runner
     return out
 
@@ -137,12 +161,23 @@ class Check:
         self.tmp = Path(tempfile.mkdtemp(prefix="gpu_check_"))
         self.log_path = self.out / "gpu_check.log"
         self.log_path.write_text("")
-        self.report = {"format": "idresnet-gpu-check/1", "device": args.device, "quick": args.quick,
-                       "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "budget_s": args.budget,
-                       "data": args.data, "phases": [], "bench": [], "hw": None, "data_share": None,
-                       "train": [], "checkpointing": None}
-        self.env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-                        PYTHONUNBUFFERED="1")
+        self.report = {
+            "format": "idresnet-gpu-check/1",
+            "device": args.device,
+            "quick": args.quick,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "budget_s": args.budget,
+            "data": args.data,
+            "phases": [],
+            "bench": [],
+            "hw": None,
+            "data_share": None,
+            "train": [],
+            "checkpointing": None,
+        }
+        self.env = dict(
+            os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", PYTHONUNBUFFERED="1"
+        )
         if args.device == "cpu":  # a shared CPU: OpenMP threads that wait on each other stall (docs/performance.md)
             self.env.setdefault("OMP_NUM_THREADS", "1")
 
@@ -169,8 +204,9 @@ class Check:
         self.say(f"{name}: start (limit {limit:.0f} s)")
         t = time.perf_counter()
         with open(self.log_path, "a") as log:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             try:
                 code = proc.wait(timeout=limit)
                 record["status"] = "ok" if code == 0 else f"exit {code}"
@@ -187,8 +223,19 @@ class Check:
 
     def bench(self, name, models, modes, cap, need=30, **opts):
         path = self.tmp / f"bench-{name}.json"
-        cmd = self.py("-m", "idresnet.cli.main", "bench", "--device", self.args.device, "--models", models,
-                      "--modes", modes, "--json", path)
+        cmd = self.py(
+            "-m",
+            "idresnet.cli.main",
+            "bench",
+            "--device",
+            self.args.device,
+            "--models",
+            models,
+            "--modes",
+            modes,
+            "--json",
+            path,
+        )
         for k, v in opts.items():
             cmd += [f"--{k.replace('_', '-')}", str(v)]
         self.run(f"bench {name}", cmd, cap, need)
@@ -210,13 +257,43 @@ class Check:
         run_dir = self.tmp / f"run-{label}"
         q = self.args.quick
         model = "preact_resnet20" if q else "preact_resnet110"
-        cmd = self.py("-m", "idresnet.cli.main", "train", "--model", model, "--dataset", "cifar10",
-                      "--data", self.args.data, "--device", self.args.device, "--out", run_dir,
-                      "--iterations", self.args.train_iters, "--no-progress", "--fail-threshold", "100",
-                      "--log-interval", 10 if q else 100, *extra)
+        cmd = self.py(
+            "-m",
+            "idresnet.cli.main",
+            "train",
+            "--model",
+            model,
+            "--dataset",
+            "cifar10",
+            "--data",
+            self.args.data,
+            "--device",
+            self.args.device,
+            "--out",
+            run_dir,
+            "--iterations",
+            self.args.train_iters,
+            "--no-progress",
+            "--fail-threshold",
+            "100",
+            "--log-interval",
+            10 if q else 100,
+            *extra,
+        )
         if q:
-            cmd += ["--train-size", 512, "--test-size", 256, "--batch-size", 32, "--lr-milestones", 10, 15,
-                    "--warmup-iters", 2]
+            cmd += [
+                "--train-size",
+                512,
+                "--test-size",
+                256,
+                "--batch-size",
+                32,
+                "--lr-milestones",
+                10,
+                15,
+                "--warmup-iters",
+                2,
+            ]
         else:  # the paper's schedule compressed: lr drops at 1/2 and 3/4, warm-up 400/64000 of it
             n = self.args.train_iters
             cmd += ["--lr-milestones", n // 2, n * 3 // 4, "--warmup-iters", max(1, n * 400 // FULL_SCHEDULE)]
@@ -263,8 +340,7 @@ class Check:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001
-            self.report["phases"].append({"phase": name, "status": f"error: {type(exc).__name__}: {exc}",
-                                          "limit_s": 0})
+            self.report["phases"].append({"phase": name, "status": f"error: {type(exc).__name__}: {exc}", "limit_s": 0})
             self.say(f"{name}: error {type(exc).__name__}: {exc}")
             return None
 
@@ -279,30 +355,92 @@ class Check:
         small = dict(batch_size=8, steps=1, repeats=1, warmup=1, threads=1) if q else {}
         modes = "eager,channels_last,cudagraphs" if cpu else GPU_MODES
         # 1. the headline: preact ResNet-110 at batch 128
-        self.guarded("bench 110", self.bench, "110", "preact_resnet20" if q else "preact_resnet110", modes, 120,
-                   **(small or dict(steps=20, repeats=5, warmup=5)))
+        self.guarded(
+            "bench 110",
+            self.bench,
+            "110",
+            "preact_resnet20" if q else "preact_resnet110",
+            modes,
+            120,
+            **(small or dict(steps=20, repeats=5, warmup=5)),
+        )
         # 2. a short real training run with the engine's defaults (auto: bf16 + channels_last on cuda)
         if a.data:
             self.guarded("train default", self.train, "default", 150 if not q else 120, 30, [])
         # 3. the data pipeline's share of step time
         if a.data:
             self.report["data_share"] = self.guarded(
-                "data", self.phase, "data", 90, data=a.data, model="preact_resnet20" if q else "preact_resnet110",
+                "data",
+                self.phase,
+                "data",
+                90,
+                data=a.data,
+                model="preact_resnet20" if q else "preact_resnet110",
                 modes="channels_last" if cpu else "bf16+channels_last,bf16+channels_last+cudagraphs",
-                batch_size=8 if q else 128, batches=3 if q else 200, **({"train_size": 256} if q else {}))
+                batch_size=8 if q else 128,
+                batches=3 if q else 200,
+                **({"train_size": 256} if q else {}),
+            )
             self.write()
         # 4. checkpointing of ResNet-1001 at the paper's batch 128: memory, overhead, exactness
         path = self.tmp / "ckpt.json"
-        ck = ["--model", "preact_resnet20", "--batches", "2,4", "--measure-at", "8", "--measure-modes", "unit",
-              "--time-batch", "4", "--time-modes", "none,segment:2", "--exact-mode", "segment:2",
-              "--exact-batch", "2", "--exact-steps", "2", "--modes", "none,unit,segment:2", "--repeats", "1",
-              "--threads", "1"] if q else \
-             ["--modes", "none,unit,segment:8", "--batches", "32,64", "--measure-at", "128",
-              "--measure-modes", "none,segment:8",
-              "--time-batch", "128", "--time-modes", "none,unit,segment:8", "--repeats", "3",
-              "--exact-batch", "16", "--exact-steps", "3"]
-        self.guarded("checkpointing", self.run, "checkpointing",
-                     self.py("benchmarks/checkpoint_memory.py", "--device", a.device, *ck, "--json", path), 120, 40)
+        ck = (
+            [
+                "--model",
+                "preact_resnet20",
+                "--batches",
+                "2,4",
+                "--measure-at",
+                "8",
+                "--measure-modes",
+                "unit",
+                "--time-batch",
+                "4",
+                "--time-modes",
+                "none,segment:2",
+                "--exact-mode",
+                "segment:2",
+                "--exact-batch",
+                "2",
+                "--exact-steps",
+                "2",
+                "--modes",
+                "none,unit,segment:2",
+                "--repeats",
+                "1",
+                "--threads",
+                "1",
+            ]
+            if q
+            else [
+                "--modes",
+                "none,unit,segment:8",
+                "--batches",
+                "32,64",
+                "--measure-at",
+                "128",
+                "--measure-modes",
+                "none,segment:8",
+                "--time-batch",
+                "128",
+                "--time-modes",
+                "none,unit,segment:8",
+                "--repeats",
+                "3",
+                "--exact-batch",
+                "16",
+                "--exact-steps",
+                "3",
+            ]
+        )
+        self.guarded(
+            "checkpointing",
+            self.run,
+            "checkpointing",
+            self.py("benchmarks/checkpoint_memory.py", "--device", a.device, *ck, "--json", path),
+            120,
+            40,
+        )
         if path.exists():
             self.report["checkpointing"] = json.loads(path.read_text())
         self.write()
@@ -313,28 +451,59 @@ class Check:
         heavy = small or dict(steps=2, repeats=3, warmup=2)
         medium = small or dict(steps=10, repeats=3, warmup=3)
         if not q:
-            self.guarded("bench 1001", self.bench, "1001", "preact_resnet1001",
-                         modes + ",ckpt=segment:8+bf16+channels_last", 120, **heavy)
+            self.guarded(
+                "bench 1001",
+                self.bench,
+                "1001",
+                "preact_resnet1001",
+                modes + ",ckpt=segment:8+bf16+channels_last",
+                120,
+                **heavy,
+            )
             self.guarded("bench 164", self.bench, "164", "preact_resnet164", modes, 75, **medium)
-            self.guarded("bench r50", self.bench, "r50", "imagenet_preact_resnet50", modes, 75,
-                         batch_size=64, **medium)
-            self.guarded("bench r200", self.bench, "r200", "imagenet_preact_resnet200", modes, 100,
-                         batch_size=64, **heavy)
+            self.guarded("bench r50", self.bench, "r50", "imagenet_preact_resnet50", modes, 75, batch_size=64, **medium)
+            self.guarded(
+                "bench r200", self.bench, "r200", "imagenet_preact_resnet200", modes, 100, batch_size=64, **heavy
+            )
         # 7. torch.compile (the warm-up column holds the compile time), last: it may not fit.
         # Per-unit compilation first (about 6 graphs, fast), then the whole model.
         if not cpu:
-            self.guarded("bench 110-compile-units", self.bench, "110-compile-units", "preact_resnet110",
-                       "eager,bf16+channels_last,bf16+channels_last+compile=units,"
-                       "bf16+channels_last+cudagraphs,bf16+channels_last+compile=units+cudagraphs",
-                       150, need=60, steps=20, repeats=3, warmup=3)
-            self.guarded("bench 110-compile-model", self.bench, "110-compile-model", "preact_resnet110",
-                       "eager,bf16+channels_last,bf16+channels_last+compile", 240, need=120,
-                       steps=20, repeats=3, warmup=3)
+            self.guarded(
+                "bench 110-compile-units",
+                self.bench,
+                "110-compile-units",
+                "preact_resnet110",
+                "eager,bf16+channels_last,bf16+channels_last+compile=units,"
+                "bf16+channels_last+cudagraphs,bf16+channels_last+compile=units+cudagraphs",
+                150,
+                need=60,
+                steps=20,
+                repeats=3,
+                warmup=3,
+            )
+            self.guarded(
+                "bench 110-compile-model",
+                self.bench,
+                "110-compile-model",
+                "preact_resnet110",
+                "eager,bf16+channels_last,bf16+channels_last+compile",
+                240,
+                need=120,
+                steps=20,
+                repeats=3,
+                warmup=3,
+            )
         else:
-            self.guarded("bench compile-units", self.bench, "compile-units",
-                         "preact_resnet20" if q else "preact_resnet110",
-                       "eager,channels_last,channels_last+compile=units", 240, need=60,
-                       **(small or dict(steps=1, repeats=3, warmup=1, threads=1)))
+            self.guarded(
+                "bench compile-units",
+                self.bench,
+                "compile-units",
+                "preact_resnet20" if q else "preact_resnet110",
+                "eager,channels_last,channels_last+compile=units",
+                240,
+                need=60,
+                **(small or dict(steps=1, repeats=3, warmup=1, threads=1)),
+            )
         return 0
 
     def write(self) -> None:
@@ -343,7 +512,9 @@ class Check:
         try:
             text = markdown(self.report)
         except Exception as exc:  # noqa: BLE001 (the JSON holds everything; say why the table is missing)
-            text = f"# idresnet GPU check\n\nreport formatting failed: {type(exc).__name__}: {exc}; see gpu_check.json\n"
+            text = (
+                f"# idresnet GPU check\n\nreport formatting failed: {type(exc).__name__}: {exc}; see gpu_check.json\n"
+            )
         (self.out / "gpu_check.md").write_text(text)
 
 
@@ -364,32 +535,49 @@ def markdown(report) -> str:
     lines = ["# idresnet GPU check (issue #6)", ""]
     hw = (report.get("hw") or {}).get("hardware")
     if hw:
-        lines.append(f"Device: **{hw.get('name')}**, torch {hw.get('torch')}, CUDA {hw.get('cuda')}, "
-                     f"cuDNN {hw.get('cudnn')}, driver {hw.get('driver')}; CPU {hw.get('cpu')} "
-                     f"({hw.get('cpu_count')} cores).")
+        lines.append(
+            f"Device: **{hw.get('name')}**, torch {hw.get('torch')}, CUDA {hw.get('cuda')}, "
+            f"cuDNN {hw.get('cudnn')}, driver {hw.get('driver')}; CPU {hw.get('cpu')} "
+            f"({hw.get('cpu_count')} cores)."
+        )
         mm = report["hw"]["matmul"]
-        lines.append("Matrix products: " + ", ".join(f"{k.replace('_flop_per_s', '')} {v / 1e12:.1f} TFLOP/s"
-                                                   for k, v in mm.items() if v))
+        lines.append(
+            "Matrix products: "
+            + ", ".join(f"{k.replace('_flop_per_s', '')} {v / 1e12:.1f} TFLOP/s" for k, v in mm.items() if v)
+        )
     lines += [f"Date {report['date']}; budget {report['budget_s']:.0f} s; elapsed {report.get('elapsed_s')} s.", ""]
     merged = _merged_bench(report)
     if merged:
-        lines += ["## Training throughput (synthetic batch; each mode against eager fp32 NCHW of the same run)", "",
-                  format_markdown(merged)]
+        lines += [
+            "## Training throughput (synthetic batch; each mode against eager fp32 NCHW of the same run)",
+            "",
+            format_markdown(merged),
+        ]
     ds = report.get("data_share")
     if ds:
-        lines += ["## Data pipeline share of step time", "",
-                  f"{ds['dataset']}; DeviceLoader, batch {ds['batch_size']}, {ds['batches']} batches; "
-                  f"loader alone {1000 * ds['loader_s_per_batch']:.2f} ms/batch.", "",
-                  "| mode | step, fixed batch (ms) | step, fed by loader (ms) | data share | img/s with loader |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "## Data pipeline share of step time",
+            "",
+            f"{ds['dataset']}; DeviceLoader, batch {ds['batch_size']}, {ds['batches']} batches; "
+            f"loader alone {1000 * ds['loader_s_per_batch']:.2f} ms/batch.",
+            "",
+            "| mode | step, fixed batch (ms) | step, fed by loader (ms) | data share | img/s with loader |",
+            "|---|---|---|---|---|",
+        ]
         for m in ds["modes"]:
-            lines.append(f"| {m['mode']} | {1000 * m['step_s_fixed_batch']:.2f} | {1000 * m['step_s_with_loader']:.2f} "
-                         f"| {100 * m['data_share']:.1f}% | {m['img_per_s_with_loader']:,.0f} |")
+            lines.append(
+                f"| {m['mode']} | {1000 * m['step_s_fixed_batch']:.2f} | {1000 * m['step_s_with_loader']:.2f} "
+                f"| {100 * m['data_share']:.1f}% | {m['img_per_s_with_loader']:,.0f} |"
+            )
         lines.append("")
     if report.get("train"):
-        lines += ["## Real training runs (CIFAR-10 JPEG q75 copy, `idresnet train`; arguments in gpu_check.json)", "",
-                  "| run | engine (amp, channels_last) | iterations | final test error | best | median img/s "
-                  "| wall s | 64k iterations at this speed |", "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Real training runs (CIFAR-10 JPEG q75 copy, `idresnet train`; arguments in gpu_check.json)",
+            "",
+            "| run | engine (amp, channels_last) | iterations | final test error | best | median img/s "
+            "| wall s | 64k iterations at this speed |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for t in report["train"]:
             st, eng = t.get("status") or {}, t.get("engine") or {}
             err = st.get("final_test_error")
@@ -398,7 +586,8 @@ def markdown(report) -> str:
                 f"| {t['label']} | {eng.get('amp')}, {eng.get('channels_last')} | {st.get('iteration')} | "
                 f"{'-' if err is None else f'{err:.2f}%'} | {'-' if best is None else f'{best:.2f}%'} | "
                 f"{t.get('img_per_s_median', 0):,.0f} | {st.get('wall_time_s', '-')} | "
-                f"{t.get('full_schedule_minutes', 0):.1f} min |")
+                f"{t.get('full_schedule_minutes', 0):.1f} min |"
+            )
         lines.append("")
     ck = report.get("checkpointing")
     if ck:
@@ -411,8 +600,9 @@ def markdown(report) -> str:
         lines += ["## Activation checkpointing", "", ck_markdown(ck, b1, b2)]
     lines += ["## Phases", "", "| phase | status | wall s | limit s |", "|---|---|---|---|"]
     for p in report["phases"]:
-        lines.append(f"| {p['phase']} | {p.get('status')} {p.get('reason', '')} | {p.get('wall_s', '-')} "
-                     f"| {p['limit_s']} |")
+        lines.append(
+            f"| {p['phase']} | {p.get('status')} {p.get('reason', '')} | {p.get('wall_s', '-')} | {p['limit_s']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -29,8 +29,9 @@ def safe_relus(net: nn.Module) -> list[nn.ReLU]:
     for module in net.modules():
         if isinstance(module, nn.Sequential):
             children = list(module)
-            found += [b for a, b in zip(children, children[1:])
-                      if isinstance(a, nn.BatchNorm2d) and isinstance(b, nn.ReLU)]
+            found += [
+                b for a, b in zip(children, children[1:]) if isinstance(a, nn.BatchNorm2d) and isinstance(b, nn.ReLU)
+            ]
         if isinstance(getattr(module, "after_add", None), nn.ReLU):
             found.append(module.after_add)
     return found
@@ -56,7 +57,7 @@ def time_model(name: str, batch: int, repeats: int) -> tuple[float, float]:
     step(True), step(False)  # warm-up
     times = {True: [], False: []}
     for r in range(repeats):
-        for inplace in ((True, False) if r % 2 == 0 else (False, True)):
+        for inplace in (True, False) if r % 2 == 0 else (False, True):
             times[inplace].append(step(inplace))
     return statistics.median(times[True]), statistics.median(times[False])
 

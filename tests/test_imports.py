@@ -71,7 +71,7 @@ def imported_packages(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:  # relative: resolve against this module's package
-                anchor = rel[:len(rel) - node.level]
+                anchor = rel[: len(rel) - node.level]
                 base = ".".join([*anchor, base] if base else anchor)
             modules = [(base, [a.name for a in node.names])]
         else:
@@ -83,8 +83,10 @@ def imported_packages(path: Path) -> set[str]:
             if len(parts) > 1:
                 found.add(parts[1])
             else:  # import idresnet / from idresnet import x: a submodule, or the top-level API
-                found.update(n if (SRC / n).is_dir() or (SRC / f"{n}.py").exists() else "idresnet"
-                             for n in (names or ["idresnet"]))
+                found.update(
+                    n if (SRC / n).is_dir() or (SRC / f"{n}.py").exists() else "idresnet"
+                    for n in (names or ["idresnet"])
+                )
     return found
 
 
@@ -104,23 +106,28 @@ def test_every_package_has_a_layer():
 
 
 def test_lower_layers_never_import_higher_ones():
-    upward = {(module, pkg)
-              for module, imported in graph().items()
-              for pkg in imported
-              if LAYER[pkg] >= LAYER[package_of(SRC / module)]}
+    upward = {
+        (module, pkg)
+        for module, imported in graph().items()
+        for pkg in imported
+        if LAYER[pkg] >= LAYER[package_of(SRC / module)]
+    }
     new = sorted(upward - set(KNOWN_UPWARD))
     assert not new, f"imports from the same or a higher layer: {new}"
     gone = sorted(set(KNOWN_UPWARD) - upward)
     assert not gone, f"these upward imports are gone: remove them from KNOWN_UPWARD: {gone}"
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("units", {"networks", "data", "training", "perf", "cli"}),
-    ("networks", {"perf", "training", "cli", "experiments", "analysis"}),
-    ("data", {"cli", "experiments", "perf"}),
-    ("training", {"cli", "experiments", "perf", "analysis", "pretrained"}),
-    ("perf", {"cli", "experiments"}),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("units", {"networks", "data", "training", "perf", "cli"}),
+        ("networks", {"perf", "training", "cli", "experiments", "analysis"}),
+        ("data", {"cli", "experiments", "perf"}),
+        ("training", {"cli", "experiments", "perf", "analysis", "pretrained"}),
+        ("perf", {"cli", "experiments"}),
+    ],
+)
 def test_no_import_runs_upward_from(package, forbidden):
     """The edges issue #12 cares about, spelled out (the rule above implies them)."""
     imported = set().union(*(deps for module, deps in graph().items() if module.startswith(f"{package}/")))

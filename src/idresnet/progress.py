@@ -34,8 +34,17 @@ def is_terminal(stream=None) -> bool:
         return False
 
 
-def progress(total: int | None = None, desc: str = "", unit: str = "it", *, initial: int = 0,
-             enabled: bool = True, bar: bool | None = None, announce: bool = True, stream=None):
+def progress(
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    *,
+    initial: int = 0,
+    enabled: bool = True,
+    bar: bool | None = None,
+    announce: bool = True,
+    stream=None,
+):
     """A progress reporter for ``total`` units of work.
 
     ``enabled=False`` reports nothing; ``bar`` forces (True) or refuses (False) a tqdm
@@ -64,8 +73,9 @@ def _duration(seconds: float) -> str:
 class LineProgress:
     """Plain progress lines: ``desc: n/total unit (rate unit/s, elapsed, eta) postfix``."""
 
-    def __init__(self, total, desc, unit, *, initial=0, stream=None, interval: float | None = None,
-                 announce: bool = True):
+    def __init__(
+        self, total, desc, unit, *, initial=0, stream=None, interval: float | None = None, announce: bool = True
+    ):
         self.total, self.desc, self.unit, self.stream = total, desc, unit, stream
         self.n = self.start_n = initial
         self.interval = line_interval() if interval is None else interval

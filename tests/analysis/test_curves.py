@@ -6,7 +6,17 @@ from matplotlib.colors import to_rgba
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.cli.main import main
 
-COLUMNS = ["iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error", "images_per_s", "wall_time_s"]
+COLUMNS = [
+    "iteration",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "images_per_s",
+    "wall_time_s",
+]
 
 
 def fake_run(path, errors):
@@ -63,7 +73,10 @@ def test_early_loss_spikes_do_not_set_the_loss_axis():
     from idresnet.analysis.curves import loss_axis_top
 
     calm = {"train_loss": [(i, 2.3 - i / 1000) for i in range(10, 1001, 10)], "test_error": [(1000, 50.0)]}
-    spiky = {"train_loss": [(10, 25.0), (20, 9.0)] + [(i, 2.0) for i in range(100, 1001, 10)], "test_error": [(1000, 50.0)]}
+    spiky = {
+        "train_loss": [(10, 25.0), (20, 9.0)] + [(i, 2.0) for i in range(100, 1001, 10)],
+        "test_error": [(1000, 50.0)],
+    }
     assert loss_axis_top({"calm": calm}) is None  # nothing to clip
     assert loss_axis_top({"calm": calm, "spiky": spiky}) == pytest.approx(1.25 * 2.04)
     fig = curves_figure({"calm": calm, "spiky": spiky})

@@ -35,12 +35,15 @@ def test_eval_text_output_and_test_size(run, capsys):
     assert "top-1 error" in out and "top-5 error" in out and "(20 test images" in out
 
 
-@pytest.mark.parametrize("argv, text", [
-    (["--weights", "{run}", "--model", "preact_resnet32"], "do not fit preact_resnet32"),
-    (["--weights", "{run}", "--dataset", "imagenet"], "dataset 'imagenet' needs --data DIR"),
-    (["--weights", "{tmp}/nothing"], "no such file"),
-    (["--weights", "{run}", "--bogus"], "unrecognized argument '--bogus'"),
-])
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["--weights", "{run}", "--model", "preact_resnet32"], "do not fit preact_resnet32"),
+        (["--weights", "{run}", "--dataset", "imagenet"], "dataset 'imagenet' needs --data DIR"),
+        (["--weights", "{tmp}/nothing"], "no such file"),
+        (["--weights", "{run}", "--bogus"], "unrecognized argument '--bogus'"),
+    ],
+)
 def test_eval_errors_are_one_line(run, tmp_path, capsys, argv, text):
     capsys.readouterr()
     argv = [a.format(run=run, tmp=tmp_path) for a in argv]
@@ -55,19 +58,27 @@ def test_eval_of_a_damaged_file(tmp_path, capsys):
     assert "not a valid safetensors file" in one_error_line(capsys, "idresnet eval: error: ")
 
 
-@pytest.mark.parametrize("key, value, text", [
-    ("num_classes", '"abc"', "recorded num_classes"), ("num_classes", "-1", "recorded num_classes"),
-    ("num_classes", "1000000000000", "recorded num_classes"), ("num_classes", "2.5", "recorded num_classes"),
-    ("model_kwargs", '"x"', "recorded model_kwargs"), ("model_kwargs", "[1, 2]", "recorded model_kwargs"),
-    ("model_kwargs", '{"depth": "x"}', "model option depth must be a number"),
-    ("model", "5", "recorded model"), ("model", '"foo"', "unknown model 'foo'"),
-    ("normalization", '"x"', "recorded normalization"),
-    ("normalization", '{"kind": "channel", "mean": [1, 2], "std": [1, 1]}', "mean: three finite numbers"),
-    ("normalization", '{"kind": "channel", "mean": [0, 0, 0], "std": [0, 0, 0]}', "std: three finite numbers > 0"),
-    ("normalization", '{"kind": "channel", "mean": [NaN, 0, 0], "std": [1, 1, 1]}', "mean: three finite"),
-    ("image_shape", '"x"', "recorded image_shape"), ("dataset_args", '"x"', "recorded dataset_args"),
-    ("classes", "5", "recorded classes"),
-])
+@pytest.mark.parametrize(
+    "key, value, text",
+    [
+        ("num_classes", '"abc"', "recorded num_classes"),
+        ("num_classes", "-1", "recorded num_classes"),
+        ("num_classes", "1000000000000", "recorded num_classes"),
+        ("num_classes", "2.5", "recorded num_classes"),
+        ("model_kwargs", '"x"', "recorded model_kwargs"),
+        ("model_kwargs", "[1, 2]", "recorded model_kwargs"),
+        ("model_kwargs", '{"depth": "x"}', "model option depth must be a number"),
+        ("model", "5", "recorded model"),
+        ("model", '"foo"', "unknown model 'foo'"),
+        ("normalization", '"x"', "recorded normalization"),
+        ("normalization", '{"kind": "channel", "mean": [1, 2], "std": [1, 1]}', "mean: three finite numbers"),
+        ("normalization", '{"kind": "channel", "mean": [0, 0, 0], "std": [0, 0, 0]}', "std: three finite numbers > 0"),
+        ("normalization", '{"kind": "channel", "mean": [NaN, 0, 0], "std": [1, 1, 1]}', "mean: three finite"),
+        ("image_shape", '"x"', "recorded image_shape"),
+        ("dataset_args", '"x"', "recorded dataset_args"),
+        ("classes", "5", "recorded classes"),
+    ],
+)
 @pytest.mark.parametrize("command", ["eval", "export"])
 def test_crafted_weight_metadata_is_one_line(run, tmp_path, capsys, key, value, text, command):
     """Weights files are data from anywhere: a crafted record never reaches a traceback."""

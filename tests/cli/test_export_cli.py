@@ -42,8 +42,10 @@ def test_onnx_without_the_extra_is_one_line(run, tmp_path, capsys):
     assert "pip install idresnet[onnx]" in one_error_line(capsys, "idresnet export: error: ")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None,
-                    reason="needs the onnx extra")
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None,
+    reason="needs the onnx extra",
+)
 def test_onnx_export(run, tmp_path):
     import numpy as np
     import onnx
@@ -62,19 +64,24 @@ def test_onnx_export(run, tmp_path):
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("argv, text", [
-    (["--format", "tflite"], "unknown format 'tflite'; valid: safetensors, onnx"),
-    (["--out", "x.onnx"], "expected a .safetensors file name"),
-    (["--model-kwargs", "width=0.5"], "do not fit preact_resnet20"),
-])
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["--format", "tflite"], "unknown format 'tflite'; valid: safetensors, onnx"),
+        (["--out", "x.onnx"], "expected a .safetensors file name"),
+        (["--model-kwargs", "width=0.5"], "do not fit preact_resnet20"),
+    ],
+)
 def test_export_errors_are_one_line(run, capsys, argv, text):
     capsys.readouterr()
     assert exit_code(["export", "--weights", str(run), *argv]) == 2
     assert text in one_error_line(capsys, "idresnet export: error: ")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
-                    reason="needs the onnx extra (onnxruntime)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None,
+    reason="needs the onnx extra (onnxruntime)",
+)
 def test_onnx_runtime_matches_pytorch(run, tmp_path):
     """The exported graph under onnxruntime, at two batch sizes, against PyTorch."""
     import numpy as np

@@ -25,8 +25,9 @@ def weights(tmp_path_factory):
         if isinstance(m, torch.nn.Linear):
             m.bias.data.normal_(0, 3)
     path = tmp_path_factory.mktemp("predict") / "w.safetensors"
-    record = make_record("imagenet_preact_resnet18", {"width": 0.0625}, "imagenet", IMAGENET_MEAN, IMAGENET_STD,
-                         {"format": "test"}, 1000)
+    record = make_record(
+        "imagenet_preact_resnet18", {"width": 0.0625}, "imagenet", IMAGENET_MEAN, IMAGENET_STD, {"format": "test"}, 1000
+    )
     save_weights(path, net.state_dict(), record)
     return path, net.eval()
 
@@ -78,9 +79,9 @@ def test_glob_and_file_text(weights, images, capsys):
     assert lines[0].count("%") == 5 and lines[0] == lines[1]
 
 
-@pytest.mark.parametrize("what,message", [("missing.png", "no such file"),
-                                          ("notes.txt", "cannot read image"),
-                                          ("empty", "no images in")])
+@pytest.mark.parametrize(
+    "what,message", [("missing.png", "no such file"), ("notes.txt", "cannot read image"), ("empty", "no images in")]
+)
 def test_bad_images_are_one_line(weights, images, tmp_path, capsys, what, message):
     (images.parent / "empty").mkdir(exist_ok=True)
     target = images / what if what != "empty" else images.parent / "empty"

@@ -9,10 +9,32 @@ import yaml
 from idresnet.cli.main import main
 from idresnet.training.config import FIELDS
 
-TINY = ["--model", "preact_resnet20", "--model-kwargs", "width=0.25", "--dataset", "synthetic",
-        "--train-size", "128", "--test-size", "32", "--batch-size", "32", "--iterations", "8",
-        "--lr-milestones", "4", "6", "--warmup-iters", "1", "--log-interval", "2",
-        "--eval-interval", "4", "--no-progress"]
+TINY = [
+    "--model",
+    "preact_resnet20",
+    "--model-kwargs",
+    "width=0.25",
+    "--dataset",
+    "synthetic",
+    "--train-size",
+    "128",
+    "--test-size",
+    "32",
+    "--batch-size",
+    "32",
+    "--iterations",
+    "8",
+    "--lr-milestones",
+    "4",
+    "6",
+    "--warmup-iters",
+    "1",
+    "--log-interval",
+    "2",
+    "--eval-interval",
+    "4",
+    "--no-progress",
+]
 
 
 def exit_code(argv):
@@ -69,14 +91,17 @@ def test_abbreviations_are_not_accepted(capsys):
     one_error_line(capsys)
 
 
-@pytest.mark.parametrize("argv, text", [
-    (["--model", "resnet20", "--amp", "fp16"], "unknown amp 'fp16'; valid: auto, bf16, off"),
-    (["--model", "resnet20", "--batch-size", "many"], "invalid batch_size 'many'"),
-    (["--model", "resnet21"], "unknown model 'resnet21'"),
-    (["--dataset", "synthetic"], "no model given"),
-    (["--model", "resnet20", "--model-kwargs", "depth"], "KEY=VALUE"),
-    (["--model", "resnet20", "--lr"], "expected one argument"),
-])
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["--model", "resnet20", "--amp", "fp16"], "unknown amp 'fp16'; valid: auto, bf16, off"),
+        (["--model", "resnet20", "--batch-size", "many"], "invalid batch_size 'many'"),
+        (["--model", "resnet21"], "unknown model 'resnet21'"),
+        (["--dataset", "synthetic"], "no model given"),
+        (["--model", "resnet20", "--model-kwargs", "depth"], "KEY=VALUE"),
+        (["--model", "resnet20", "--lr"], "expected one argument"),
+    ],
+)
 def test_bad_values_are_one_line_exit_2(capsys, argv, text):
     assert exit_code(["train", *argv]) == 2
     assert text in one_error_line(capsys)

@@ -19,25 +19,33 @@ def cifar_batches(name: str = "cifar10", per_batch: int = 8, seed: int = 0) -> d
     rng = np.random.default_rng(seed)
     out = {}
     if name == "cifar10":
-        out["batches.meta"] = {b"label_names": [c.encode() for c in CIFAR10],
-                               b"num_cases_per_batch": per_batch, b"num_vis": 3072}
+        out["batches.meta"] = {
+            b"label_names": [c.encode() for c in CIFAR10],
+            b"num_cases_per_batch": per_batch,
+            b"num_vis": 3072,
+        }
         for member in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            out[member] = {b"batch_label": member.encode(),
-                           b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                           b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
-                           b"filenames": [b"x.png"] * per_batch}
+            out[member] = {
+                b"batch_label": member.encode(),
+                b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                b"labels": [int(v) for v in rng.integers(0, 10, per_batch)],
+                b"filenames": [b"x.png"] * per_batch,
+            }
     else:
-        out["meta"] = {b"fine_label_names": [f"fine{i:02d}".encode() for i in range(100)],
-                       b"coarse_label_names": [f"coarse{i:02d}".encode() for i in range(20)]}
+        out["meta"] = {
+            b"fine_label_names": [f"fine{i:02d}".encode() for i in range(100)],
+            b"coarse_label_names": [f"coarse{i:02d}".encode() for i in range(20)],
+        }
         for member, n in (("train", 5 * per_batch), ("test", per_batch)):
-            out[member] = {b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-                           b"fine_labels": [int(v) for v in rng.integers(0, 100, n)],
-                           b"coarse_labels": [int(v) for v in rng.integers(0, 20, n)]}
+            out[member] = {
+                b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                b"fine_labels": [int(v) for v in rng.integers(0, 100, n)],
+                b"coarse_labels": [int(v) for v in rng.integers(0, 20, n)],
+            }
     return out
 
 
-def write_cifar_archive(path: Path, batches: dict, name: str = "cifar10",
-                        raw: dict | None = None) -> Path:
+def write_cifar_archive(path: Path, batches: dict, name: str = "cifar10", raw: dict | None = None) -> Path:
     """A .tar.gz in the official layout; ``raw`` gives member bytes that replace pickles."""
     folder = "cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"
     members = {k: pickle.dumps(v, protocol=2) for k, v in batches.items()}
@@ -69,6 +77,7 @@ def expected_images(batches: dict, members) -> np.ndarray:
 # A pickle as Python 2's cPickle writes it (str keys as SHORT_BINSTRING, numpy 1.x
 # array reconstruction from numpy.core.multiarray), built opcode by opcode.
 
+
 def _py2_str(s: bytes) -> bytes:
     return (b"U" + bytes([len(s)]) + s) if len(s) < 256 else (b"T" + struct.pack("<I", len(s)) + s)
 
@@ -98,8 +107,7 @@ def py2_pickle(d: dict) -> bytes:
         elif isinstance(v, int):
             out += _py2_int(v)
         else:  # a list of ints or of bytes
-            out += b"](" + b"".join(_py2_int(x) if isinstance(x, int) else _py2_str(x)
-                                     for x in v) + b"e"
+            out += b"](" + b"".join(_py2_int(x) if isinstance(x, int) else _py2_str(x) for x in v) + b"e"
     return out + b"u."
 
 
@@ -110,31 +118,35 @@ def write_image(path: Path, colour, size=(32, 32), fmt: str | None = None) -> No
     Image.fromarray(arr).save(path, format=fmt)
 
 
-def image_folder(root: Path, classes=("cat", "ant", "bee"), per_class=(3, 2),
-                 splits=("train", "test"), size=(32, 32)) -> Path:
+def image_folder(
+    root: Path, classes=("cat", "ant", "bee"), per_class=(3, 2), splits=("train", "test"), size=(32, 32)
+) -> Path:
     """root/<split>/<class>/NN.png, solid colour 10*(class index+1) per class (sorted)."""
     for split, n in zip(splits, per_class):
         for cls in classes:
             shade = 10 * (sorted(classes).index(cls) + 1)
             for i in range(n):
-                write_image(root / split / cls / f"{i:02d}.png",
-                            (shade, shade + 1, shade + 2), size)
+                write_image(root / split / cls / f"{i:02d}.png", (shade, shade + 1, shade + 2), size)
     return root
 
 
 def tar_dir(src: Path, dest: Path, arcname: str = "") -> Path:
     with tarfile.open(dest, "w:gz") as tar:
         for p in sorted(src.rglob("*")):
-            tar.add(p, arcname=str(Path(arcname) / p.relative_to(src)) if arcname
-                    else str(p.relative_to(src)), recursive=False)
+            tar.add(
+                p,
+                arcname=str(Path(arcname) / p.relative_to(src)) if arcname else str(p.relative_to(src)),
+                recursive=False,
+            )
     return dest
 
 
 WNIDS = ("n01440764", "n01443537", "n01484850")
 
 
-def imagenet_folder(root: Path, classes=WNIDS, train: int = 5, val: int = 2, corrupt: bool = True,
-                    seed: int = 0) -> Path:
+def imagenet_folder(
+    root: Path, classes=WNIDS, train: int = 5, val: int = 2, corrupt: bool = True, seed: int = 0
+) -> Path:
     """A tiny ImageNet-layout folder: root/{train,val}/<wnid>/*.JPEG of varied sizes
     (40-80 px, not square), a learnable colour per class plus noise; one grayscale JPEG
     and one RGBA PNG (mode conversions); with ``corrupt``, one garbage file named

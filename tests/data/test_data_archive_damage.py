@@ -28,24 +28,23 @@ def _middle_member(data: bytes) -> tarfile.TarInfo:
 
 
 def _garble(data: bytes, start: int, size: int = 100) -> bytes:
-    return data[:start] + bytes(b ^ 0xA5 for b in data[start:start + size]) + data[start + size:]
+    return data[:start] + bytes(b ^ 0xA5 for b in data[start : start + size]) + data[start + size :]
 
 
 # damage to the tar stream (then written plain or gzipped), and to the gzip stream itself
 TAR_DAMAGE = {
-    "cut in a member's data": lambda d, m: d[:m.offset_data + m.size // 2],
-    "cut at a member header": lambda d, m: d[:m.offset],
-    "cut inside a member header": lambda d, m: d[:m.offset + 200],
+    "cut in a member's data": lambda d, m: d[: m.offset_data + m.size // 2],
+    "cut at a member header": lambda d, m: d[: m.offset],
+    "cut inside a member header": lambda d, m: d[: m.offset + 200],
     "garbled member header": lambda d, m: _garble(d, m.offset),
-    "zeroed member header": lambda d, m: d[:m.offset] + bytes(512) + d[m.offset + 512:],
+    "zeroed member header": lambda d, m: d[: m.offset] + bytes(512) + d[m.offset + 512 :],
 }
 GZIP_DAMAGE = {
-    "gzip cut in half": lambda z: z[:len(z) // 2],
+    "gzip cut in half": lambda z: z[: len(z) // 2],
     "gzip cut before its trailer": lambda z: z[:-4],
     "gzip bytes garbled in the middle": lambda z: _garble(z, len(z) // 2, 16),
 }
-CASES = [(k, "tar") for k in TAR_DAMAGE] + [(k, "tar.gz") for k in TAR_DAMAGE] + \
-        [(k, "tar.gz") for k in GZIP_DAMAGE]
+CASES = [(k, "tar") for k in TAR_DAMAGE] + [(k, "tar.gz") for k in TAR_DAMAGE] + [(k, "tar.gz") for k in GZIP_DAMAGE]
 
 
 def damage(good, kind: str, fmt: str, dest):

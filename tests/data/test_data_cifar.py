@@ -83,12 +83,15 @@ def test_hostile_pickle_runs_nothing(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("payload", [
-    pickle.dumps(np.array([1, "x"], dtype=object)),
-    pickle.dumps(eval, protocol=2),
-    b"cbuiltins\nexec\n(Vprint(1)\ntR.",
-    pickle.dumps(np.ma.masked_array([1, 2])),
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pickle.dumps(np.array([1, "x"], dtype=object)),
+        pickle.dumps(eval, protocol=2),
+        b"cbuiltins\nexec\n(Vprint(1)\ntR.",
+        pickle.dumps(np.ma.masked_array([1, 2])),
+    ],
+)
 def test_restricted_unpickler_refuses(payload):
     with pytest.raises(DatasetError, match="f.bin"):
         safe_loads(payload, "f.bin")
@@ -122,15 +125,18 @@ def _damaged(tmp_path, kind):
     return archive
 
 
-@pytest.mark.parametrize("kind,pattern", [
-    ("missing member", "missing member cifar-10-batches-py/data_batch_3"),
-    ("wrong shape", r"data_batch_4: 'data' has shape \(8, 3000\)"),
-    ("label out of range", r"test_batch: label 10 out of range \[0, 10\)"),
-    ("labels count", "test_batch: 'labels' must be 8 integers"),
-    ("not a dict", "batches.meta: expected a pickled dict"),
-    ("truncated", "truncated or damaged archive"),
-    ("garbage", "truncated or damaged archive"),
-])
+@pytest.mark.parametrize(
+    "kind,pattern",
+    [
+        ("missing member", "missing member cifar-10-batches-py/data_batch_3"),
+        ("wrong shape", r"data_batch_4: 'data' has shape \(8, 3000\)"),
+        ("label out of range", r"test_batch: label 10 out of range \[0, 10\)"),
+        ("labels count", "test_batch: 'labels' must be 8 integers"),
+        ("not a dict", "batches.meta: expected a pickled dict"),
+        ("truncated", "truncated or damaged archive"),
+        ("garbage", "truncated or damaged archive"),
+    ],
+)
 def test_damaged_archives(tmp_path, kind, pattern):
     archive = _damaged(tmp_path, kind)
     with pytest.raises(DatasetError, match=pattern) as exc:
@@ -167,6 +173,7 @@ def test_cache_hit_and_invalidation(tmp_path, monkeypatch, cache):
 
     def boom(*a, **k):
         raise AssertionError("decoded again although the cache is warm")
+
     real = cifar.read_cifar
     monkeypatch.setattr(cifar, "read_cifar", boom)
     again = load_dataset("cifar10", archive)
@@ -194,6 +201,7 @@ def test_damaged_cache_entry_is_rebuilt(tmp_path, cache):
 
 def test_cache_dir_argument_and_env(tmp_path, monkeypatch):
     from idresnet.data import default_cache_dir
+
     archive = write_cifar_archive(tmp_path / "cifar-10-python.tar.gz", cifar_batches())
     load_dataset("cifar10", archive, cache_dir=tmp_path / "mine")
     assert list((tmp_path / "mine" / "arrays").glob("*.npz"))

@@ -42,10 +42,8 @@ def test_synthetic_is_learnable():
     torch.manual_seed(0)
     ds = load_dataset("synthetic")
     mean, std = ds.channel_stats()
-    loader = DeviceLoader(ds.train_images, ds.train_labels, batch_size=64, train=True,
-                          mean=mean, std=std)
-    model = torch.nn.Sequential(torch.nn.AvgPool2d(8), torch.nn.Flatten(),
-                                torch.nn.Linear(48, 10))
+    loader = DeviceLoader(ds.train_images, ds.train_labels, batch_size=64, train=True, mean=mean, std=std)
+    model = torch.nn.Sequential(torch.nn.AvgPool2d(8), torch.nn.Flatten(), torch.nn.Linear(48, 10))
     losses = []
     for epoch in range(3):  # plain gradient descent (torch.optim's first import is slow)
         for x, y in loader.epoch(epoch):
@@ -80,8 +78,9 @@ def test_balanced_subsets(tmp_path):
     same = load_dataset("cifar10", archive, train_size=45, test_size=10, seed=3)
     assert np.array_equal(same.train_images, part.train_images)
     other = load_dataset("cifar10", archive, train_size=45, seed=4)
-    assert not np.array_equal(other.train_labels, part.train_labels) or \
-        not np.array_equal(other.train_images, part.train_images)
+    assert not np.array_equal(other.train_labels, part.train_labels) or not np.array_equal(
+        other.train_images, part.train_images
+    )
     with pytest.raises(UsageError, match="train_size 1000"):
         load_dataset("cifar10", archive, train_size=1000)
 

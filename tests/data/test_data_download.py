@@ -36,12 +36,12 @@ def serve(monkeypatch):
     servers = []
 
     def start(directory, handler=_Quiet):
-        server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(directory)))
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         monkeypatch.setenv("IDRESNET_CIFAR_URL", f"http://127.0.0.1:{server.server_port}/")
         return server
+
     yield start
     for server in servers:
         server.shutdown()
@@ -72,8 +72,7 @@ def test_download_then_cache(serve, served_archive, cache, capsys):
 
 
 def test_bad_checksum_leaves_nothing(serve, served_archive, cache, monkeypatch):
-    monkeypatch.setitem(cifar.SPECS, "cifar10",
-                        dataclasses.replace(cifar.SPECS["cifar10"], md5="0" * 32))
+    monkeypatch.setitem(cifar.SPECS, "cifar10", dataclasses.replace(cifar.SPECS["cifar10"], md5="0" * 32))
     serve(served_archive.parent)
     with pytest.raises(DatasetError, match="md5 mismatch") as exc:
         load_dataset("cifar10")

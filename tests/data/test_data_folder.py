@@ -46,6 +46,7 @@ def test_tarballs_match_directory(tmp_path):
 
 def test_large_tarball_is_extracted_safely(tmp_path, monkeypatch, cache):
     from idresnet.data import load as load_module
+
     monkeypatch.setattr(load_module, "TAR_IN_MEMORY", 0)
     root = image_folder(tmp_path / "imgs")
     ds = load_dataset("folder", tar_dir(root, tmp_path / "imgs.tgz", "top"))
@@ -55,6 +56,7 @@ def test_large_tarball_is_extracted_safely(tmp_path, monkeypatch, cache):
 
 def test_progress_lines_without_a_terminal(tmp_path, monkeypatch, capsys):
     from idresnet.data import load as load_module
+
     monkeypatch.setattr(load_module, "TAR_IN_MEMORY", 0)
     monkeypatch.setenv("IDRESNET_PROGRESS_INTERVAL", "0")
     root = image_folder(tmp_path / "imgs")
@@ -66,14 +68,17 @@ def test_progress_lines_without_a_terminal(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("as_tar", [False, True])
-@pytest.mark.parametrize("damage,pattern", [
-    ("missing class", r"class 'cat' is in train/ but missing from test/"),
-    ("unreadable", r"bee/01\.png: unreadable image"),
-    ("empty split", r"test: empty split"),
-    ("empty class", r"train/ant: no images in this class folder"),
-    ("no test split", r"no test/ or val/ folder"),
-    ("size", r"cat/02\.png: image size 16x16 differs from 32x32"),
-])
+@pytest.mark.parametrize(
+    "damage,pattern",
+    [
+        ("missing class", r"class 'cat' is in train/ but missing from test/"),
+        ("unreadable", r"bee/01\.png: unreadable image"),
+        ("empty split", r"test: empty split"),
+        ("empty class", r"train/ant: no images in this class folder"),
+        ("no test split", r"no test/ or val/ folder"),
+        ("size", r"cat/02\.png: image size 16x16 differs from 32x32"),
+    ],
+)
 def test_layout_errors(tmp_path, damage, pattern, as_tar):
     root = image_folder(tmp_path / "imgs")
     if damage == "missing class":
@@ -126,6 +131,7 @@ def test_jpeg_quality_in_description(tmp_path):
             arr = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
             (root / split / cls).mkdir(parents=True)
             from PIL import Image
+
             Image.fromarray(arr).save(root / split / cls / "0.jpg", quality=75)
     ds = load_dataset("cifar10", tar_dir(root, tmp_path / "c10.tar.gz"))
     assert ds.description.startswith("CIFAR-10 (JPEG q75 copy, image folder ")
@@ -146,12 +152,14 @@ def test_worker_pool_decoding(tmp_path, monkeypatch):
 
 def _hostile_tar(path, kind):
     with tarfile.open(path, "w") as tar:
+
         def add(name, data=b"x", **attrs):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             for k, v in attrs.items():
                 setattr(info, k, v)
             tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+
         add("train/a/0.png")
         if kind == "dotdot":
             add("train/../../evil.png")
@@ -168,10 +176,17 @@ def _hostile_tar(path, kind):
     return path
 
 
-@pytest.mark.parametrize("kind,reason", [
-    ("dotdot", "escapes"), ("absolute", "absolute"), ("symlink", "link"),
-    ("hardlink", "link"), ("device", "device"), ("fifo", "device"),
-])
+@pytest.mark.parametrize(
+    "kind,reason",
+    [
+        ("dotdot", "escapes"),
+        ("absolute", "absolute"),
+        ("symlink", "link"),
+        ("hardlink", "link"),
+        ("device", "device"),
+        ("fifo", "device"),
+    ],
+)
 def test_hostile_tarball_members_refused(tmp_path, kind, reason):
     work = tmp_path / "deep" / "er"
     work.mkdir(parents=True)

@@ -13,8 +13,15 @@ def test_in_memory_fingerprint(tmp_path):
     root = image_folder(tmp_path / "imgs", per_class=(4, 2))
     first = fingerprint(load_dataset("folder", root))
     assert json.loads(json.dumps(first)) == first
-    assert first == {"dataset": "folder", "classes": ["ant", "bee", "cat"], "num_classes": 3, "train": 12,
-                     "test": 6, "image_shape": [32, 32, 3], "sha256": first["sha256"]}
+    assert first == {
+        "dataset": "folder",
+        "classes": ["ant", "bee", "cat"],
+        "num_classes": 3,
+        "train": 12,
+        "test": 6,
+        "image_shape": [32, 32, 3],
+        "sha256": first["sha256"],
+    }
     assert len(first["sha256"]) == 16 and int(first["sha256"], 16) >= 0
     assert fingerprint(load_dataset("folder", root)) == first  # again, from the cache
     moved = shutil.move(root, tmp_path / "elsewhere")
@@ -29,10 +36,12 @@ def test_in_memory_fingerprint(tmp_path):
 def test_subsets_and_other_datasets_differ():
     full = fingerprint(load_dataset("synthetic"))
     assert fingerprint(load_dataset("synthetic")) == full
-    prints = [fingerprint(load_dataset("synthetic", seed=1)),
-              fingerprint(load_dataset("synthetic", train_size=512)),
-              fingerprint(load_dataset("synthetic", train_size=512, seed=0)),
-              fingerprint(load_dataset("synthetic", test_size=100))]
+    prints = [
+        fingerprint(load_dataset("synthetic", seed=1)),
+        fingerprint(load_dataset("synthetic", train_size=512)),
+        fingerprint(load_dataset("synthetic", train_size=512, seed=0)),
+        fingerprint(load_dataset("synthetic", test_size=100)),
+    ]
     assert prints[1] == prints[2] and prints[1]["train"] == 512
     hashes = {full["sha256"], prints[0]["sha256"], prints[1]["sha256"], prints[3]["sha256"]}
     assert len(hashes) == 4

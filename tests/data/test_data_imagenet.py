@@ -27,12 +27,12 @@ def loader(folder, train=True, batch=4, workers=0, rank=0, world=1, corrupt=True
         keep = [i for i, f in enumerate(index.train_files) if b"corrupt" not in f]
         index.train_files, index.train_labels = index.train_files[keep], index.train_labels[keep]
     if train:
-        data = FileDataset(index.train_files, index.train_labels, train_transform("scale", 32, (36, 64)),
-                           seed=seed)
+        data = FileDataset(index.train_files, index.train_labels, train_transform("scale", 32, (36, 64)), seed=seed)
     else:
         data = FileDataset(index.val_files, index.val_labels, CenterCrop(32, 37), random=False)
-    return StreamLoader(data, batch_size=batch, train=train, workers=workers, rank=rank,
-                        world_size=world, seed=seed, **kw)
+    return StreamLoader(
+        data, batch_size=batch, train=train, workers=workers, rank=rank, world_size=world, seed=seed, **kw
+    )
 
 
 def batches(loader, epoch=0, start=0):
@@ -141,8 +141,9 @@ def test_ranks_split_the_global_batch_of_one_process(folder):
     for step, (x, y) in enumerate(one):
         assert torch.equal(x, torch.cat([ranks[0][step][0], ranks[1][step][0]]))
         assert torch.equal(y, torch.cat([ranks[0][step][1], ranks[1][step][1]]))
-    shards = [torch.cat([b[1] for b in batches(loader(folder, train=False, batch=2, rank=r, world=4))])
-              for r in range(4)]
+    shards = [
+        torch.cat([b[1] for b in batches(loader(folder, train=False, batch=2, rank=r, world=4))]) for r in range(4)
+    ]
     assert [len(s) for s in shards] == [2, 2, 1, 1] and torch.cat(shards).tolist() == [0, 0, 1, 1, 2, 2]
 
 
@@ -155,7 +156,7 @@ def test_damaged_file_is_skipped_warned_and_counted(folder):
     assert len(out) == 1 and out[0][0].shape[0] == 15 and ld.skipped == 1
     train = loader(folder, batch=16, workers=1)  # one batch holding every file, decoded by a worker
     with pytest.warns(CorruptImageWarning):
-        (x, y), = list(train.epoch(0))
+        ((x, y),) = list(train.epoch(0))
     assert x.shape[0] == 15 and train.skipped == 1
 
 

@@ -28,7 +28,7 @@ def raw(x):
 
 def reference_crop(img_chw, dy, dx, flip, pad=4):
     p = F.pad(img_chw, (pad, pad, pad, pad))
-    out = p[:, pad + dy: pad + dy + H, pad + dx: pad + dx + W]
+    out = p[:, pad + dy : pad + dy + H, pad + dx : pad + dx + W]
     return out.flip(-1) if flip else out
 
 
@@ -46,8 +46,9 @@ def test_crop_within_4_flip_half_and_matches_reference():
         dx = torch.where(flip, col - 15, col - 16)
         assert bool(((dy.abs() <= 4) & (dx.abs() <= 4)).all())
         for i in range(0, len(v), 37):  # every element matches a per-image reference
-            ref = reference_crop(torch.from_numpy(images[y[i]]).permute(2, 0, 1).long(),
-                                 int(dy[i]), int(dx[i]), bool(flip[i]))
+            ref = reference_crop(
+                torch.from_numpy(images[y[i]]).permute(2, 0, 1).long(), int(dy[i]), int(dx[i]), bool(flip[i])
+            )
             assert torch.equal(v[i], ref)
         shifts += list(zip(dy.tolist(), dx.tolist()))
         flips += flip.tolist()
@@ -73,8 +74,8 @@ def test_augmented_normalisation_matches_reference(pixel):
     norm = dict(pixel_mean=pm) if pixel else dict(mean=mean, std=std)
     coded = DeviceLoader(coded_images(n), np.arange(n), batch_size=n, train=True, seed=9)
     loader = DeviceLoader(images, np.arange(n), batch_size=n, train=True, seed=9, **norm)
-    (xc, yc), = coded.epoch(2)
-    (x, y), = loader.epoch(2)
+    ((xc, yc),) = coded.epoch(2)
+    ((x, y),) = loader.epoch(2)
     assert torch.equal(y, yc)
     dy, dx, flip = decode_offsets(xc)
     full = images / 255.0 - pm if pixel else (images / 255.0 - np.array(mean)) / np.array(std)
@@ -86,9 +87,8 @@ def test_augmented_normalisation_matches_reference(pixel):
 
 def test_zero_padding_is_in_normalised_space():
     images = np.full((64, H, W, 3), 200, np.uint8)
-    loader = DeviceLoader(images, np.zeros(64), batch_size=64, train=True,
-                          mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    (x, _), = loader.epoch(0)
+    loader = DeviceLoader(images, np.zeros(64), batch_size=64, train=True, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    ((x, _),) = loader.epoch(0)
     inside = (200 / 255 - 0.5) / 0.25
     is_pad = x == 0
     assert bool(torch.isclose(x[~is_pad], torch.tensor(inside)).all())
@@ -100,8 +100,7 @@ def batches(loader, epoch, start=0):
 
 
 def same(a, b):
-    return len(a) == len(b) and all(torch.equal(x1, x2) and torch.equal(y1, y2)
-                                    for (x1, y1), (x2, y2) in zip(a, b))
+    return len(a) == len(b) and all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
 
 
 def test_deterministic_per_seed_and_epoch_and_resume():
@@ -122,8 +121,10 @@ def test_deterministic_per_seed_and_epoch_and_resume():
 def test_ddp_shards_disjoint_and_equal_to_single_process_global_batch():
     n, b, world = 203, 16, 2
     images = np.random.default_rng(1).integers(0, 256, (n, H, W, 3), dtype=np.uint8)
-    ranks = [DeviceLoader(images, np.arange(n), batch_size=b, train=True, seed=5,
-                          rank=r, world_size=world) for r in range(world)]
+    ranks = [
+        DeviceLoader(images, np.arange(n), batch_size=b, train=True, seed=5, rank=r, world_size=world)
+        for r in range(world)
+    ]
     single = DeviceLoader(images, np.arange(n), batch_size=b * world, train=True, seed=5)
     steps = n // (b * world)
     assert all(len(r) == steps for r in ranks) and len(single) == steps
@@ -136,7 +137,7 @@ def test_ddp_shards_disjoint_and_equal_to_single_process_global_batch():
         for step, (x, y) in enumerate(batches(single, epoch)):
             assert torch.equal(y, torch.cat([per_rank[r][step][1] for r in range(world)]))
             assert torch.equal(x, torch.cat([per_rank[r][step][0] for r in range(world)]))
-            assert torch.equal(y, perm[step * b * world: (step + 1) * b * world])
+            assert torch.equal(y, perm[step * b * world : (step + 1) * b * world])
 
 
 @pytest.mark.parametrize("world", [1, 2, 3])
@@ -145,8 +146,7 @@ def test_eval_covers_every_sample_once(world):
     images = np.random.default_rng(2).integers(0, 256, (n, H, W, 3), dtype=np.uint8)
     xs, ys = [], []
     for r in range(world):
-        loader = DeviceLoader(images, np.arange(n), batch_size=10, train=False, rank=r,
-                              world_size=world)
+        loader = DeviceLoader(images, np.arange(n), batch_size=10, train=False, rank=r, world_size=world)
         got = batches(loader, 0)
         assert len(loader) == len(got)
         assert same(got, batches(loader, 3))  # no randomness
@@ -161,21 +161,22 @@ def test_channel_and_pixel_normalisation():
     images = np.random.default_rng(3).integers(0, 256, (20, H, W, 3), dtype=np.uint8)
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     loader = DeviceLoader(images, np.zeros(20), batch_size=20, train=False, mean=mean, std=std)
-    (x, y), = loader.epoch(0)
+    ((x, y),) = loader.epoch(0)
     ref = (images / 255.0 - np.array(mean)) / np.array(std)
     assert np.allclose(x.permute(0, 2, 3, 1).numpy(), ref, atol=1e-5)
     assert y.dtype == torch.int64
     pm = (images.mean(axis=0) / 255).astype(np.float32)
     loader = DeviceLoader(images, np.zeros(20), batch_size=20, train=False, pixel_mean=pm)
-    (x, _), = loader.epoch(0)
+    ((x, _),) = loader.epoch(0)
     assert np.allclose(x.permute(0, 2, 3, 1).numpy(), images / 255.0 - pm, atol=1e-6)
     assert abs(float(x.mean())) < 1e-5
 
 
 def test_dtype_channels_last_augment_flag_and_tensor_input():
     images = torch.randint(0, 256, (64, H, W, 3), dtype=torch.uint8)
-    loader = DeviceLoader(images, torch.arange(64), batch_size=8, train=True, channels_last=True,
-                          dtype=torch.bfloat16, augment=False)
+    loader = DeviceLoader(
+        images, torch.arange(64), batch_size=8, train=True, channels_last=True, dtype=torch.bfloat16, augment=False
+    )
     x, y = next(loader.epoch(0))
     assert x.dtype == torch.bfloat16 and x.shape == (8, 3, H, W)
     assert x.is_contiguous(memory_format=torch.channels_last)

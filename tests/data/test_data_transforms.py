@@ -32,7 +32,7 @@ def test_resized_crop_equals_resize_then_crop():
     whole = np.asarray(img.resize(size, Image.BILINEAR))
     for x0, y0 in ((0, 0), (37, 21), (176, 76)):
         got = np.asarray(resized_crop(img, size, x0, y0, 224))
-        assert np.array_equal(got, whole[y0:y0 + 224, x0:x0 + 224])
+        assert np.array_equal(got, whole[y0 : y0 + 224, x0 : x0 + 224])
 
 
 @pytest.mark.parametrize("w, h, short, crop", [(90, 60, 37, 32), (500, 333, 256, 224), (333, 500, 320, 320)])
@@ -42,7 +42,7 @@ def test_resized_crop_matches_up_to_rounding_at_any_scale(w, h, short, crop):
     whole = np.asarray(img.resize(size, Image.BILINEAR)).astype(int)
     x0, y0 = (size[0] - crop) // 2, (size[1] - crop) // 2
     got = np.asarray(resized_crop(img, size, x0, y0, crop)).astype(int)
-    assert np.abs(got - whole[y0:y0 + crop, x0:x0 + crop]).max() <= 1
+    assert np.abs(got - whole[y0 : y0 + crop, x0 : x0 + crop]).max() <= 1
 
 
 def test_eval_resize_is_the_usual_and_the_papers():
@@ -81,8 +81,13 @@ def test_scale_augmentation_is_a_crop_of_the_rescaled_image_maybe_flipped():
         rng = sample_rng(0, 0, i)
         out = np.asarray(t(img, rng))
         src = np.asarray(img)
-        found = [(y, x, f) for y in range(9) for x in range(29) for f in (False, True)
-                 if np.array_equal(out[:, ::-1] if f else out, src[y:y + 32, x:x + 32])]
+        found = [
+            (y, x, f)
+            for y in range(9)
+            for x in range(29)
+            for f in (False, True)
+            if np.array_equal(out[:, ::-1] if f else out, src[y : y + 32, x : x + 32])
+        ]
         assert len(found) == 1
         flips.add(found[0][2])
     assert flips == {False, True}

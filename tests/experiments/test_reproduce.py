@@ -12,8 +12,19 @@ from idresnet.training import RunResult
 
 def test_reproduce_smoke_writes_table_and_figure_and_skips_finished_rows(tmp_path, capsys):
     out = tmp_path / "t1"
-    args = ["reproduce", "table1", "--scale", "smoke", "--dataset", "synthetic", "--rows", "original",
-            "scaling_05_05", "--out", str(out)]
+    args = [
+        "reproduce",
+        "table1",
+        "--scale",
+        "smoke",
+        "--dataset",
+        "synthetic",
+        "--rows",
+        "original",
+        "scaling_05_05",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "[2/2] scaling_05_05 run 0: finished" in first

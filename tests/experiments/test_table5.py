@@ -16,9 +16,12 @@ from idresnet.networks import model_info
 from idresnet.training import RunResult
 
 PAPER = {  # PAPER.md, Table 5: (top-1, top-5, test crop)
-    "resnet152_orig_224": (23.0, 6.7, 224), "resnet152_orig_320": (21.3, 5.5, 320),
-    "resnet152_preact_320": (21.1, 5.5, 320), "resnet200_orig_320": (21.8, 6.0, 320),
-    "resnet200_preact_320": (20.7, 5.3, 320), "resnet200_preact_rrc_320": (20.1, 4.8, 320),
+    "resnet152_orig_224": (23.0, 6.7, 224),
+    "resnet152_orig_320": (21.3, 5.5, 320),
+    "resnet152_preact_320": (21.1, 5.5, 320),
+    "resnet200_orig_320": (21.8, 6.0, 320),
+    "resnet200_preact_320": (20.7, 5.3, 320),
+    "resnet200_preact_rrc_320": (20.1, 4.8, 320),
 }
 
 
@@ -49,9 +52,15 @@ def test_full_scale_is_the_imagenet_recipe_and_reduced_says_it_was_not_run(tmp_p
 
 
 def test_rows_sharing_a_run_must_train_alike():
-    doc = {"name": "t", "title": "t", "dataset": "imagenet", "rows": [
-        {"id": "a", "model": "imagenet_resnet18", "paper": 1, "run": "x", "eval_crop": 224},
-        {"id": "b", "model": "imagenet_resnet34", "paper": 1, "run": "x", "eval_crop": 320}]}
+    doc = {
+        "name": "t",
+        "title": "t",
+        "dataset": "imagenet",
+        "rows": [
+            {"id": "a", "model": "imagenet_resnet18", "paper": 1, "run": "x", "eval_crop": 224},
+            {"id": "b", "model": "imagenet_resnet34", "paper": 1, "run": "x", "eval_crop": 320},
+        ],
+    }
     with pytest.raises(UsageError, match="share run 'x' but train differently"):
         parse_table(doc)
     doc["rows"][1].update(model="imagenet_resnet18", paper_top5="low")
@@ -96,8 +105,21 @@ def test_reproduce_table5_smoke_on_a_tiny_folder(tmp_path, capsys):
     """Two rows sharing one ResNet-152 (width 1/4, 3 iterations at 224), reported at both crops."""
     data = _imagenet_folder(tmp_path / "imagenet", train=22, val=11)  # smoke takes 64 train, 32 val
     out = tmp_path / "t5"
-    args = ["reproduce", "table5", "--scale", "smoke", "--rows", "resnet152_orig_224", "resnet152_orig_320",
-            "--imagenet-data", str(data), "--out", str(out), "--device", "cpu"]
+    args = [
+        "reproduce",
+        "table5",
+        "--scale",
+        "smoke",
+        "--rows",
+        "resnet152_orig_224",
+        "resnet152_orig_320",
+        "--imagenet-data",
+        str(data),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "[1/2] resnet152_orig_224 run 0" in printed and "[2/2] resnet152_orig_320 run 0" in printed

@@ -48,13 +48,33 @@ def test_table1_rows_are_original_units():
     [
         ({"name": "t", "title": "t", "dataset": "cifar10", "rows": []}, "non-empty"),
         ({"name": "t", "title": "t", "dataset": "cifar10", "rows": [{"id": "a", "model": "resnet20"}]}, "paper"),
-        ({"name": "t", "title": "t", "dataset": "cifar10",
-          "rows": [{"id": "a", "model": "resnet20", "paper": "bad"}]}, "number or 'fail'"),
-        ({"name": "t", "title": "t", "dataset": "cifar10",
-          "rows": [{"id": "a", "model": "resnet20", "paper": 1, "colour": "red"}]}, "unknown key"),
-        ({"name": "t", "title": "t", "dataset": "cifar10",
-          "rows": [{"id": "a", "model": "resnet20", "paper": 1}, {"id": "a", "model": "resnet20", "paper": 2}]},
-         "duplicate"),
+        (
+            {
+                "name": "t",
+                "title": "t",
+                "dataset": "cifar10",
+                "rows": [{"id": "a", "model": "resnet20", "paper": "bad"}],
+            },
+            "number or 'fail'",
+        ),
+        (
+            {
+                "name": "t",
+                "title": "t",
+                "dataset": "cifar10",
+                "rows": [{"id": "a", "model": "resnet20", "paper": 1, "colour": "red"}],
+            },
+            "unknown key",
+        ),
+        (
+            {
+                "name": "t",
+                "title": "t",
+                "dataset": "cifar10",
+                "rows": [{"id": "a", "model": "resnet20", "paper": 1}, {"id": "a", "model": "resnet20", "paper": 2}],
+            },
+            "duplicate",
+        ),
     ],
 )
 def test_bad_table_files_are_one_line_errors(doc, words):
@@ -79,8 +99,9 @@ def test_scales_merge_table_overrides():
 
 
 def test_a_scale_may_shrink_single_rows_further():
-    scale = resolve_scale("reduced", {"reduced": {"rows": {"big": {"model_kwargs": {"width": 0.25},
-                                                                   "recipe": {"batch_size": 32}}}}})
+    scale = resolve_scale(
+        "reduced", {"reduced": {"rows": {"big": {"model_kwargs": {"width": 0.25}, "recipe": {"batch_size": 32}}}}}
+    )
     assert row_override(scale, "big") == {"model_kwargs": {"width": 0.25}, "recipe": {"batch_size": 32}}
     assert row_override(scale, "other") == {"model_kwargs": {}, "recipe": {}}
     assert describe_override(row_override(scale, "big")) == "width 0.25, batch_size 32"

@@ -34,7 +34,8 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the faults are 
 def _databuild():
     """tests/data/databuild.py, loaded by path (tests/data is not a package)."""
     spec = importlib.util.spec_from_file_location(
-        "_databuild_for_faults", Path(__file__).resolve().parents[1] / "data" / "databuild.py")
+        "_databuild_for_faults", Path(__file__).resolve().parents[1] / "data" / "databuild.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -94,19 +95,33 @@ def no_children_soon(pid: int = None, within: float = 10.0) -> bool:
 
 
 # A train command whose decoding sleeps 10 ms per image (4000 images: 20 s on 2 workers).
-SLOW = ("import sys, time; import idresnet.data.folder as f; d = f._decode_one; "
-        "f._decode_one = lambda item, size: (time.sleep(0.01), d(item, size))[1]; "
-        "from idresnet.cli.main import main; sys.exit(main(sys.argv[1:]))")
+SLOW = (
+    "import sys, time; import idresnet.data.folder as f; d = f._decode_one; "
+    "f._decode_one = lambda item, size: (time.sleep(0.01), d(item, size))[1]; "
+    "from idresnet.cli.main import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 def train_process(data: Path, out: Path, cache: Path, slow: bool = False) -> subprocess.Popen:
     """``idresnet train --dataset folder`` in a session (process group) of its own."""
     cmd = [sys.executable, "-c", SLOW] if slow else [sys.executable, "-m", "idresnet.cli.main"]
-    cmd += ["train", "--dataset", "folder", "--data", str(data), "--model", "preact_resnet20",
-            "--iterations", "2", "--out", str(out)]
+    cmd += [
+        "train",
+        "--dataset",
+        "folder",
+        "--data",
+        str(data),
+        "--model",
+        "preact_resnet20",
+        "--iterations",
+        "2",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "IDRESNET_CACHE": str(cache)}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -115,6 +130,7 @@ def error_lines(stderr: str) -> list[str]:
 
 
 # ---------------------------------------------------------------- damaged images and archives
+
 
 @needs_fork
 def test_a_damaged_image_among_thousands(tmp_path):
@@ -145,11 +161,11 @@ def test_damaged_cifar_archive_on_the_command_line(tmp_path, capsys, damage):
     archive = db.write_cifar_archive(tmp_path / "cifar-10-python.tar.gz", db.cifar_batches())
     data = archive.read_bytes()
     if damage == "truncated":
-        archive.write_bytes(data[:len(data) * 2 // 3])
+        archive.write_bytes(data[: len(data) * 2 // 3])
     else:  # garble the middle of the tar stream, inside data_batch_3's array
         plain = bytearray(gzip.decompress(data))
         mid = len(plain) // 2
-        plain[mid:mid + 64] = bytes(64)
+        plain[mid : mid + 64] = bytes(64)
         archive.write_bytes(gzip.compress(bytes(plain))[:-8] + data[-8:])  # the old CRC and size
     line = cli_error(capsys, ["--dataset", "cifar10", "--data", str(archive), "--out", str(tmp_path / "run")])
     assert f"{archive}: truncated or damaged archive" in line
@@ -161,10 +177,10 @@ def test_damaged_image_folder_tarball_on_the_command_line(tmp_path, capsys, dama
     tarball = _databuild().tar_dir(data, tmp_path / "imgs.tar.gz")
     raw = tarball.read_bytes()
     if damage == "truncated":
-        tarball.write_bytes(raw[:len(raw) // 2])
+        tarball.write_bytes(raw[: len(raw) // 2])
     else:
         mid = len(raw) // 2
-        tarball.write_bytes(raw[:mid] + bytes(b ^ 0xFF for b in raw[mid:mid + 16]) + raw[mid + 16:])
+        tarball.write_bytes(raw[:mid] + bytes(b ^ 0xFF for b in raw[mid : mid + 16]) + raw[mid + 16 :])
     line = cli_error(capsys, ["--dataset", "folder", "--data", str(tarball), "--out", str(tmp_path / "run")])
     assert f"{tarball}: truncated or damaged archive" in line
 
@@ -181,6 +197,7 @@ def test_the_reported_truncated_archive(tmp_path, capsys):
 
 # ---------------------------------------------------------------- signals while decoding
 
+
 def wait_for_decoding(proc, timeout: float = 60.0) -> None:
     """Until the pool decodes: the first progress line and a worker process are there."""
     deadline = time.monotonic() + timeout
@@ -194,11 +211,15 @@ def wait_for_decoding(proc, timeout: float = 60.0) -> None:
 
 
 @needs_fork
-@pytest.mark.parametrize("sig,whole_group", [
-    (signal.SIGINT, True),    # Ctrl-C in a terminal: the whole foreground process group
-    (signal.SIGTERM, False),  # kill PID
-    (signal.SIGTERM, True),   # a job scheduler or service manager stopping the job
-], ids=["ctrl-c", "sigterm", "sigterm-to-group"])
+@pytest.mark.parametrize(
+    "sig,whole_group",
+    [
+        (signal.SIGINT, True),  # Ctrl-C in a terminal: the whole foreground process group
+        (signal.SIGTERM, False),  # kill PID
+        (signal.SIGTERM, True),  # a job scheduler or service manager stopping the job
+    ],
+    ids=["ctrl-c", "sigterm", "sigterm-to-group"],
+)
 def test_a_signal_while_the_pool_decodes(tmp_path, clean_folder, sig, whole_group):
     proc = train_process(clean_folder, tmp_path / "run", tmp_path / "cache", slow=True)
     try:
@@ -216,6 +237,7 @@ def test_a_signal_while_the_pool_decodes(tmp_path, clean_folder, sig, whole_grou
 
 
 # ---------------------------------------------------------------- dead and stuck decoding workers
+
 
 def pooled_decode(tmp_path, monkeypatch, hook):
     """decode_files on 2 workers (chunks of 2) over 12 images, ``hook(path)`` run before each."""
@@ -243,8 +265,11 @@ def test_a_decoding_worker_killed_for_memory(tmp_path, monkeypatch):
 
     decode = pooled_decode(tmp_path, monkeypatch, oom)
     start = time.monotonic()
-    with pytest.raises(DatasetError, match=r"a decoding worker process died \(killed by SIGKILL; "
-                                           r"out of memory\?\) while decoding 2 images from .*bee/00001\.png"):
+    with pytest.raises(
+        DatasetError,
+        match=r"a decoding worker process died \(killed by SIGKILL; "
+        r"out of memory\?\) while decoding 2 images from .*bee/00001\.png",
+    ):
         decode()
     assert time.monotonic() - start < 10 and no_children_soon()
 
@@ -254,8 +279,11 @@ def test_a_stuck_decoding_worker(tmp_path, monkeypatch):
     monkeypatch.setattr(folder, "CHUNK_TIMEOUT_S", 1.0)
     decode = pooled_decode(tmp_path, monkeypatch, lambda path: time.sleep(60) if "cat/0000" in path else None)
     start = time.monotonic()
-    with pytest.raises(DatasetError, match=r"decoding stalled: no chunk of up to 2 images finished in 1 s "
-                                           r"\(one starts at .*cat/00000\.png\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"decoding stalled: no chunk of up to 2 images finished in 1 s "
+        r"\(one starts at .*cat/00000\.png\)",
+    ):
         decode()
     assert time.monotonic() - start < 10 and no_children_soon()  # the sleeping worker was terminated
 
@@ -279,6 +307,7 @@ def test_ctrl_c_in_the_parent_stops_the_pool(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- streamed loading (DataLoader workers)
 
+
 class Probe(torch.utils.data.Dataset):
     """Items of the streamed kind; ``behaviour`` runs in the worker for each item."""
 
@@ -298,8 +327,9 @@ class Probe(torch.utils.data.Dataset):
 
 
 def probe_loader(behaviour=None, workers: int = 1):
-    return StreamLoader(Probe(behaviour), batch_size=2, train=False, workers=workers, mean=(0, 0, 0),
-                        std=(1 / 255, 1 / 255, 1 / 255))
+    return StreamLoader(
+        Probe(behaviour), batch_size=2, train=False, workers=workers, mean=(0, 0, 0), std=(1 / 255, 1 / 255, 1 / 255)
+    )
 
 
 def test_dataloader_workers_leave_sigterm_and_sigint_to_the_training_loop():
@@ -314,9 +344,12 @@ def test_a_dataloader_worker_killed_for_memory():
             os.kill(os.getpid(), signal.SIGKILL)
 
     start = time.monotonic()
-    with pytest.raises(DatasetError, match=r"(DataLoader worker \(pid.*(exited unexpectedly|killed by signal)"
-                                           r"|lost a DataLoader worker process).*"
-                                           r"out of memory\? fewer workers may help\)$") as exc:
+    with pytest.raises(
+        DatasetError,
+        match=r"(DataLoader worker \(pid.*(exited unexpectedly|killed by signal)"
+        r"|lost a DataLoader worker process).*"
+        r"out of memory\? fewer workers may help\)$",
+    ) as exc:
         list(probe_loader(oom).epoch(0))
     assert "\n" not in str(exc.value) and time.monotonic() - start < 30
     del exc
@@ -343,7 +376,8 @@ def test_worker_failures_as_torch_reports_them():
     fail = stream.worker_failure
     killed = fail(RuntimeError("DataLoader worker (pid 7) is killed by signal: Killed. "), 2)
     assert isinstance(killed, DatasetError) and str(killed) == (
-        "DataLoader worker (pid 7) is killed by signal: Killed. (out of memory? fewer workers may help)")
+        "DataLoader worker (pid 7) is killed by signal: Killed. (out of memory? fewer workers may help)"
+    )
     stopped = fail(RuntimeError("DataLoader worker (pid 7) is killed by signal: Terminated. "), 2)
     assert isinstance(stopped, KeyboardInterrupt)  # a job stop that signalled every process
     assert "in 300 s" in str(fail(RuntimeError("DataLoader timed out after 300 seconds"), 2))

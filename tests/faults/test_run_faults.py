@@ -19,8 +19,9 @@ from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
 from idresnet.training.checkpoint import load_checkpoint, load_weights
 
 # 60 iterations, a checkpoint every 6: every fault lands between or inside checkpoints
-ARGS = tiny_args(iterations=60, lr_milestones=[30, 45], warmup_iters=4, checkpoint_interval=6,
-                 eval_interval=20, log_interval=6)
+ARGS = tiny_args(
+    iterations=60, lr_milestones=[30, 45], warmup_iters=4, checkpoint_interval=6, eval_interval=20, log_interval=6
+)
 LAST, PREVIOUS = "checkpoints/last.ckpt", "checkpoints/previous.ckpt"
 
 
@@ -43,7 +44,9 @@ def start(out, *extra, script=None):
     if script is None:
         cmd = cli_command("train", *ARGS, "--out", str(out), *extra)
     else:
-        code = textwrap.dedent(script) + "\nimport sys\nfrom idresnet.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+        code = (
+            textwrap.dedent(script) + "\nimport sys\nfrom idresnet.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+        )
         cmd = [sys.executable, "-c", code, "train", *ARGS, "--out", str(out), *extra]
     return subprocess.Popen(cmd, env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -110,13 +113,23 @@ def test_resume_of_a_folder_without_a_run_is_an_error(tmp_path):
 def test_unwritable_out_is_refused_before_the_data_is_read(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = run_cli("train", "--model", "preact_resnet20", "--dataset", "folder",
-                   "--data", str(tmp_path / "no-such-data"), "--out", str(blocker / "run"))
+    proc = run_cli(
+        "train",
+        "--model",
+        "preact_resnet20",
+        "--dataset",
+        "folder",
+        "--data",
+        str(tmp_path / "no-such-data"),
+        "--out",
+        str(blocker / "run"),
+    )
     line = one_line_error(proc)
     assert "cannot write the run folder" in line and "no-such-data" not in line
 
 
 # ---------------------------------------------------------------- SIGKILL, torn writes, damage
+
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_path):
@@ -230,6 +243,7 @@ def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resumes(reference
 
 # ---------------------------------------------------------------- the data of a resumed run
 
+
 def image_folder(root, seed):
     import numpy as np
     from PIL import Image
@@ -239,8 +253,7 @@ def image_folder(root, seed):
         for cls in ("a", "b"):
             (root / split / cls).mkdir(parents=True)
             for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(
-                    root / split / cls / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
     return root
 
 
@@ -253,9 +266,19 @@ def test_resume_refuses_other_data_and_finds_a_moved_copy(tmp_path, monkeypatch)
     from idresnet.training import TrainConfig, train
 
     data, other = image_folder(tmp_path / "a" / "pics", 0), image_folder(tmp_path / "b" / "pics", 1)
-    values = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="folder", batch_size=16,
-                  iterations=8, lr_milestones=[4], checkpoint_interval=2, eval_interval=8, progress=False,
-                  cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"))
+    values = dict(
+        model="preact_resnet20",
+        model_kwargs={"width": 0.25},
+        dataset="folder",
+        batch_size=16,
+        iterations=8,
+        lr_milestones=[4],
+        checkpoint_interval=2,
+        eval_interval=8,
+        progress=False,
+        cache_dir=str(tmp_path / "cache"),
+        out=str(tmp_path / "run"),
+    )
     with monkeypatch.context() as m:
         interrupt_at(m, 3)
         assert train(TrainConfig(**values, data=str(data))).status == "interrupted"

@@ -5,8 +5,16 @@ import torch
 
 from idresnet import create_model, list_models, model_info
 
-SLOW = {"resnet1202", "preact_resnet1202", "resnet1001", "preact_resnet1001",
-        "imagenet_resnet152", "imagenet_preact_resnet152", "imagenet_resnet200", "imagenet_preact_resnet200"}
+SLOW = {
+    "resnet1202",
+    "preact_resnet1202",
+    "resnet1001",
+    "preact_resnet1001",
+    "imagenet_resnet152",
+    "imagenet_preact_resnet152",
+    "imagenet_resnet200",
+    "imagenet_preact_resnet200",
+}
 
 
 def params(names):
@@ -88,8 +96,15 @@ def test_original_network_units_output_is_non_negative():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"shortcut": "exclusive_gate", "gate_bias": -6}, {"shortcut": "dropout"}, {"shortcut": "conv1x1"},
-     {"shortcut": "scaling"}, {"placement": "bn_after_add"}, {"block": "single", "depth": 11}],
+    [
+        {},
+        {"shortcut": "exclusive_gate", "gate_bias": -6},
+        {"shortcut": "dropout"},
+        {"shortcut": "conv1x1"},
+        {"shortcut": "scaling"},
+        {"placement": "bn_after_add"},
+        {"block": "single", "depth": 11},
+    ],
 )
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_torchscript_and_export_match_eager(overrides):

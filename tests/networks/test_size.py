@@ -25,18 +25,32 @@ def measured_per_image(name, **kw):
     return (peaks[1] - peaks[0]) / 2
 
 
-@pytest.mark.parametrize("name, kw", [("preact_resnet20", {}), ("preact_resnet20", {"width": 0.5}),
-                                      ("resnet20", {"shortcut": "exclusive_gate"}),
-                                      ("preact_resnet164", {"width": 0.25, "depth": 29})])
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("preact_resnet20", {}),
+        ("preact_resnet20", {"width": 0.5}),
+        ("resnet20", {"shortcut": "exclusive_gate"}),
+        ("preact_resnet164", {"width": 0.25, "depth": 29}),
+    ],
+)
 def test_activation_estimate_is_near_the_measured_peak(name, kw):
     info = model_info(name, **kw)
-    est = footprint("cifar", info["depth"], info["block"], kw.get("width", 1.0), 1, 32,
-                    shortcut=kw.get("shortcut", "identity"))["activation_bytes"]
+    est = footprint(
+        "cifar", info["depth"], info["block"], kw.get("width", 1.0), 1, 32, shortcut=kw.get("shortcut", "identity")
+    )["activation_bytes"]
     assert 0.6 < est / measured_per_image(name, **kw) < 1.6
 
 
-@pytest.mark.parametrize("name, kw", [("preact_resnet110", {}), ("preact_resnet164", {}),
-                                      ("imagenet_preact_resnet50", {}), ("resnet56", {"width": 0.5})])
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("preact_resnet110", {}),
+        ("preact_resnet164", {}),
+        ("imagenet_preact_resnet50", {}),
+        ("resnet56", {"width": 0.5}),
+    ],
+)
 def test_parameter_estimate_is_near_the_count(name, kw):
     info = model_info(name, with_params=True, **kw)
     est = footprint(info["family"], info["depth"], info["block"], kw.get("width", 1.0))["params"]

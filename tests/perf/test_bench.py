@@ -33,8 +33,11 @@ def test_mode_names_round_trip():
     assert parse_mode("compile=max-autotune-no-cudagraphs").compile == "max-autotune-no-cudagraphs"
     assert parse_mode("compile").name == "compile"
     assert parse_mode("ckpt=segment:4+channels_last").checkpoint == "segment:4"
-    assert [x.name for x in parse_modes("eager, channels_last ,cudagraphs+bf16")] == \
-        ["eager", "channels_last", "bf16+cudagraphs"]
+    assert [x.name for x in parse_modes("eager, channels_last ,cudagraphs+bf16")] == [
+        "eager",
+        "channels_last",
+        "bf16+cudagraphs",
+    ]
 
 
 @pytest.mark.parametrize("bad", ["fast", "bf16+", "compile=turbo", "ckpt=sometimes", "ckpt", "", "eager=1"])
@@ -58,9 +61,15 @@ def test_mac_count_matches_closed_form_for_resnet110():
     """ResNet-110 (basic units, option A): 9*w*w*HW per 3x3 conv, stride-2 convs at the
     output resolution, stem 3->16, FC 64->10."""
     stage = lambda w, hw: 36 * 9 * w * w * hw  # noqa: E731
-    expected = (9 * 3 * 16 * 1024 + stage(16, 1024)
-                + 9 * 16 * 32 * 256 + (stage(32, 256) - 9 * 32 * 32 * 256)
-                + 9 * 32 * 64 * 64 + (stage(64, 64) - 9 * 64 * 64 * 64) + 64 * 10)
+    expected = (
+        9 * 3 * 16 * 1024
+        + stage(16, 1024)
+        + 9 * 16 * 32 * 256
+        + (stage(32, 256) - 9 * 32 * 32 * 256)
+        + 9 * 32 * 64 * 64
+        + (stage(64, 64) - 9 * 64 * 64 * 64)
+        + 64 * 10
+    )
     assert count_macs(create_model("preact_resnet110"), (3, 32, 32)) == expected == 252_887_680
 
 
@@ -76,13 +85,23 @@ def test_matmul_rate_is_positive():
     assert matmul_rate(64, min_time=0.01, repeats=1) > 0
 
 
-@pytest.mark.parametrize("name, category", [
-    ("aten::mkldnn_convolution", "conv"), ("aten::convolution_backward", "conv"),
-    ("ConvolutionBackward0", "conv"), ("aten::native_batch_norm", "batchnorm"),
-    ("NativeBatchNormBackward0", "batchnorm"), ("aten::cudnn_batch_norm", "batchnorm"),
-    ("aten::relu", "relu"), ("aten::threshold_backward", "relu"), ("aten::add", "add"),
-    ("aten::_foreach_add_", "optimizer"), ("aten::copy_", "other"), ("aten::addmm", "other"),
-])
+@pytest.mark.parametrize(
+    "name, category",
+    [
+        ("aten::mkldnn_convolution", "conv"),
+        ("aten::convolution_backward", "conv"),
+        ("ConvolutionBackward0", "conv"),
+        ("aten::native_batch_norm", "batchnorm"),
+        ("NativeBatchNormBackward0", "batchnorm"),
+        ("aten::cudnn_batch_norm", "batchnorm"),
+        ("aten::relu", "relu"),
+        ("aten::threshold_backward", "relu"),
+        ("aten::add", "add"),
+        ("aten::_foreach_add_", "optimizer"),
+        ("aten::copy_", "other"),
+        ("aten::addmm", "other"),
+    ],
+)
 def test_profile_categories(name, category):
     assert categorize(name) == category
 
@@ -105,9 +124,17 @@ def test_macs_by_layer_type_add_up():
 
 
 def tiny_config(**kw):
-    cfg = dict(models=["preact_resnet20"], modes=parse_modes("channels_last,ckpt=unit,cudagraphs"),
-               device="cpu", batch_size=2, steps=1, repeats=2, warmup=1, matmul_n=64,
-               matmul_time=0.01)
+    cfg = dict(
+        models=["preact_resnet20"],
+        modes=parse_modes("channels_last,ckpt=unit,cudagraphs"),
+        device="cpu",
+        batch_size=2,
+        steps=1,
+        repeats=2,
+        warmup=1,
+        matmul_n=64,
+        matmul_time=0.01,
+    )
     cfg.update(kw)
     return BenchConfig(**cfg)
 
@@ -171,8 +198,24 @@ def test_profile_shares_sum_to_one():
 
 def test_cli_quick_writes_json_and_markdown(tmp_path, capsys):
     js, md = tmp_path / "b.json", tmp_path / "b.md"
-    code = main(["bench", "--quick", "--device", "cpu", "--modes", "channels_last", "--threads", "1",
-                 "--batch-size", "2", "--json", str(js), "--markdown", str(md)])
+    code = main(
+        [
+            "bench",
+            "--quick",
+            "--device",
+            "cpu",
+            "--modes",
+            "channels_last",
+            "--threads",
+            "1",
+            "--batch-size",
+            "2",
+            "--json",
+            str(js),
+            "--markdown",
+            str(md),
+        ]
+    )
     assert code == 0
     data = json.loads(js.read_text())
     assert [r["mode"] for r in data["results"]] == ["eager", "channels_last"]
@@ -181,12 +224,15 @@ def test_cli_quick_writes_json_and_markdown(tmp_path, capsys):
     assert "x baseline" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--modes", "turbo"], "unknown mode option 'turbo'"),
-    (["--models", "resnet7"], "unknown model 'resnet7'"),
-    (["--steps", "0"], "invalid --steps 0"),
-    (["--device", "tpu"], "invalid device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--modes", "turbo"], "unknown mode option 'turbo'"),
+        (["--models", "resnet7"], "unknown model 'resnet7'"),
+        (["--steps", "0"], "invalid --steps 0"),
+        (["--device", "tpu"], "invalid device 'tpu'"),
+    ],
+)
 def test_cli_bad_input_is_one_line(argv, message, capsys):
     assert main(["bench", "--quick", *argv]) == 2
     err = capsys.readouterr().err.strip()
@@ -196,12 +242,40 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
 def test_checkpoint_memory_script_runs(tmp_path):
     js = tmp_path / "c.json"
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/checkpoint_memory.py"), "--model", "preact_resnet20",
-         "--modes", "none,unit,segment:2", "--batches", "2,4", "--time-batch", "2", "--repeats", "1",
-         "--time-modes", "none,segment:2", "--exact-mode", "segment:2", "--exact-batch", "2",
-         "--exact-steps", "2", "--threads", "1", "--measure-at", "3", "--measure-modes", "unit",
-         "--json", str(js)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/checkpoint_memory.py"),
+            "--model",
+            "preact_resnet20",
+            "--modes",
+            "none,unit,segment:2",
+            "--batches",
+            "2,4",
+            "--time-batch",
+            "2",
+            "--repeats",
+            "1",
+            "--time-modes",
+            "none,segment:2",
+            "--exact-mode",
+            "segment:2",
+            "--exact-batch",
+            "2",
+            "--exact-steps",
+            "2",
+            "--threads",
+            "1",
+            "--measure-at",
+            "3",
+            "--measure-modes",
+            "unit",
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     data = json.loads(js.read_text())
     assert [r["mode"] for r in data["memory"]] == ["none", "unit", "segment:2"]

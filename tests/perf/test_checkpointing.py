@@ -234,8 +234,7 @@ def test_checkpointing_cuts_activation_memory():
     unit keeps ~3 tensors of its width, checkpointed only its input); per segment less."""
     x, y = batch(8)
     plain = small("preact_resnet164", depth=56)  # 6 units per stage
-    mem = {mode: _memory(copy.deepcopy(plain).set_checkpointing(mode), x, y)
-           for mode in ("none", "unit", "segment:2")}
+    mem = {mode: _memory(copy.deepcopy(plain).set_checkpointing(mode), x, y) for mode in ("none", "unit", "segment:2")}
     fwd = {m: r["after_forward_bytes"] for m, r in mem.items()}
     peak = {m: r["peak_bytes"] for m, r in mem.items()}
     assert fwd["unit"] < 0.45 * fwd["none"]

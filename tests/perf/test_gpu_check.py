@@ -17,8 +17,13 @@ def test_gpu_check_cpu_quick(tmp_path):
     if not any(p.exists() for p in DATA):
         pytest.skip("the CIFAR-10 JPEG copy is not at hand")
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--device", "cpu", "--quick"],
-                          env={**os.environ, "OUT": str(out)}, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--device", "cpu", "--quick"],
+        env={**os.environ, "OUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     assert all(p["status"] == "ok" for p in report["phases"]), report["phases"]

@@ -96,6 +96,7 @@ def save_t7(path, obj):
 
 # ---------------------------------------------------------------- fb.resnet.torch's modules
 
+
 class Lua:
     """Module constructors of Torch7 nn / cudnn with He-initialised random weights and
     random BN statistics (so that a wrong mapping shows in the logits)."""
@@ -105,19 +106,45 @@ class Lua:
 
     def conv(self, nin, nout, k, s=1, p=0):
         w = self.rng.standard_normal((nout, nin, k, k)) * math.sqrt(2 / (k * k * nout)) * 0.7
-        return T7("cudnn.SpatialConvolution", {"weight": w, "nInputPlane": nin, "nOutputPlane": nout,
-                                               "kW": k, "kH": k, "dW": s, "dH": s, "padW": p, "padH": p})
+        return T7(
+            "cudnn.SpatialConvolution",
+            {
+                "weight": w,
+                "nInputPlane": nin,
+                "nOutputPlane": nout,
+                "kW": k,
+                "kH": k,
+                "dW": s,
+                "dH": s,
+                "padW": p,
+                "padH": p,
+            },
+        )
 
     def bn(self, n):
         r = self.rng
-        return T7("nn.SpatialBatchNormalization", {
-            "weight": r.uniform(0.5, 1.0, n), "bias": r.uniform(-0.2, 0.2, n), "eps": 1e-5,
-            "running_mean": r.uniform(-0.2, 0.2, n), "running_var": r.uniform(0.5, 2.0, n),
-            "momentum": 0.1, "affine": True, "train": False})
+        return T7(
+            "nn.SpatialBatchNormalization",
+            {
+                "weight": r.uniform(0.5, 1.0, n),
+                "bias": r.uniform(-0.2, 0.2, n),
+                "eps": 1e-5,
+                "running_mean": r.uniform(-0.2, 0.2, n),
+                "running_var": r.uniform(0.5, 2.0, n),
+                "momentum": 0.1,
+                "affine": True,
+                "train": False,
+            },
+        )
 
     def linear(self, nin, nout):
-        return T7("nn.Linear", {"weight": self.rng.standard_normal((nout, nin)) / math.sqrt(nin),
-                                "bias": self.rng.uniform(-0.1, 0.1, nout)})
+        return T7(
+            "nn.Linear",
+            {
+                "weight": self.rng.standard_normal((nout, nin)) / math.sqrt(nin),
+                "bias": self.rng.uniform(-0.1, 0.1, nout),
+            },
+        )
 
     @staticmethod
     def seq(*mods):
@@ -131,13 +158,24 @@ class Lua:
         return self.m("cudnn.ReLU", inplace=True)
 
 
-STAGES = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)), 50: ("bottleneck", (3, 4, 6, 3)),
-          101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3)),
-          200: ("bottleneck", (3, 24, 36, 3))}
+STAGES = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+    200: ("bottleneck", (3, 24, 36, 3)),
+}
 
 
-def fb_resnet(depth: int, kind: str = "preresnet", version: str = "2016-04-30", width: int = 64,
-              classes: int = 1000, seed: int = 0) -> T7:
+def fb_resnet(
+    depth: int,
+    kind: str = "preresnet",
+    version: str = "2016-04-30",
+    width: int = 64,
+    classes: int = 1000,
+    seed: int = 0,
+) -> T7:
     """fb.resnet.torch's ImageNet ResNet-``depth`` as its Lua code builds it, at ``width``
     stem channels (64 in the real files).
 
@@ -171,8 +209,15 @@ def fb_resnet(depth: int, kind: str = "preresnet", version: str = "2016-04-30", 
         if block == "basic":
             s += [L.conv(nin, n, 3, stride, 1), L.bn(n), L.relu(), L.conv(n, n, 3, 1, 1)]
         else:
-            s += [L.conv(nin, n, 1), L.bn(n), L.relu(), L.conv(n, n, 3, stride, 1), L.bn(n), L.relu(),
-                  L.conv(n, n * 4, 1)]
+            s += [
+                L.conv(nin, n, 1),
+                L.bn(n),
+                L.relu(),
+                L.conv(n, n, 3, stride, 1),
+                L.bn(n),
+                L.relu(),
+                L.conv(n, n * 4, 1),
+            ]
         if post_bn:
             s.append(L.bn(nout))
         after = []
@@ -191,18 +236,28 @@ def fb_resnet(depth: int, kind: str = "preresnet", version: str = "2016-04-30", 
         return L.seq(*[unit(n, stride if i == 0 else 1, t) for i, t in enumerate(types)])
 
     feats = width * 8 * (4 if block == "bottleneck" else 1)
-    mods = [L.conv(3, width, 7, 2, 3), L.bn(width), L.relu(),
-            L.m("nn.SpatialMaxPooling", kW=3, kH=3, dW=2, dH=2, padW=1, padH=1),
-            layer(width, counts[0], 1, "first"), layer(width * 2, counts[1], 2),
-            layer(width * 4, counts[2], 2), layer(width * 8, counts[3], 2)]
+    mods = [
+        L.conv(3, width, 7, 2, 3),
+        L.bn(width),
+        L.relu(),
+        L.m("nn.SpatialMaxPooling", kW=3, kH=3, dW=2, dH=2, padW=1, padH=1),
+        layer(width, counts[0], 1, "first"),
+        layer(width * 2, counts[1], 2),
+        layer(width * 4, counts[2], 2),
+        layer(width * 8, counts[3], 2),
+    ]
     if kind == "preresnet":
         mods += [L.m("nn.Copy"), L.bn(feats), L.relu()]
-    mods += [L.m("cudnn.SpatialAveragePooling", kW=7, kH=7, dW=1, dH=1), L.m("nn.View", size=feats),
-             L.linear(feats, classes)]
+    mods += [
+        L.m("cudnn.SpatialAveragePooling", kW=7, kH=7, dW=1, dH=1),
+        L.m("nn.View", size=feats),
+        L.linear(feats, classes),
+    ]
     return L.seq(*mods)
 
 
 # ---------------------------------------------------------------- Torch7's forward pass
+
 
 def _t(a):
     return torch.from_numpy(np.array(a, dtype=np.float32))
@@ -231,8 +286,9 @@ def forward(m, x):
     if kind == "SpatialConvolution":
         return F.conv2d(x, _t(m["weight"]), None, (m["dH"], m["dW"]), (m["padH"], m["padW"]))
     if kind == "SpatialBatchNormalization":
-        return F.batch_norm(x, _t(m["running_mean"]), _t(m["running_var"]), _t(m["weight"]),
-                            _t(m["bias"]), False, 0.0, m["eps"])
+        return F.batch_norm(
+            x, _t(m["running_mean"]), _t(m["running_var"]), _t(m["weight"]), _t(m["bias"]), False, 0.0, m["eps"]
+        )
     if kind == "SpatialMaxPooling":
         return F.max_pool2d(x, (m["kH"], m["kW"]), (m["dH"], m["dW"]), (m["padH"], m["padW"]))
     if kind == "SpatialAveragePooling":

@@ -19,16 +19,30 @@ from idresnet.training.checkpoint import save_weights
 def weights(tmp_path):
     net = idresnet.create_model("preact_resnet20", width=0.25, first_preact="residual")
     path = tmp_path / "w.safetensors"
-    save_weights(path, net.state_dict(), make_record(
-        "preact_resnet20", {"width": 0.25, "first_preact": "residual"}, "cifar10", (0.5,) * 3, (0.25,) * 3,
-        {"format": "test"}, 10))
+    save_weights(
+        path,
+        net.state_dict(),
+        make_record(
+            "preact_resnet20",
+            {"width": 0.25, "first_preact": "residual"},
+            "cifar10",
+            (0.5,) * 3,
+            (0.25,) * 3,
+            {"format": "test"},
+            10,
+        ),
+    )
     return path, net.eval()
 
 
 def test_list_models_wildcards():
     assert idresnet.list_models("preact_resnet1*") == [
-        "preact_resnet110", "preact_resnet1202", "preact_resnet164", "preact_resnet1001",
-        "preact_resnet110_1layer"]
+        "preact_resnet110",
+        "preact_resnet1202",
+        "preact_resnet164",
+        "preact_resnet1001",
+        "preact_resnet110_1layer",
+    ]
     assert idresnet.list_models("imagenet_*200") == ["imagenet_resnet200", "imagenet_preact_resnet200"]
     assert idresnet.list_models("*", family="cifar") == idresnet.list_models("cifar")
     assert idresnet.list_models("nothing*") == []
@@ -64,16 +78,26 @@ def test_pretrained_path_loads_with_the_recorded_options(weights, key):
     assert model.pretrained_cfg["input_size"] == (3, 32, 32)
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda p: idresnet.create_model("preact_resnet56", pretrained=p), "holds weights of preact_resnet20, not preact_resnet56"),
-    (lambda p: idresnet.create_model("preact_resnet20", pretrained=p, first_preact="shared"),
-     "model option first_preact='shared' contradicts the weights' record"),
-    (lambda p: idresnet.create_model("preact_resnet20", pretrained=p, num_classes=100),
-     "has 10 classes, not 100: load it without num_classes, then call model.reset_classifier"),
-    (lambda p: idresnet.create_model("preact_resnet20", pretrained=True), "pretrained=True would download"),
-    (lambda p: idresnet.create_model("preact_resnet20", pretrained=p, checkpoint_path=p), "not both"),
-    (lambda p: idresnet.create_model("preact_resnet20", pretrained=p.with_name("nope.safetensors")), "nope"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (
+            lambda p: idresnet.create_model("preact_resnet56", pretrained=p),
+            "holds weights of preact_resnet20, not preact_resnet56",
+        ),
+        (
+            lambda p: idresnet.create_model("preact_resnet20", pretrained=p, first_preact="shared"),
+            "model option first_preact='shared' contradicts the weights' record",
+        ),
+        (
+            lambda p: idresnet.create_model("preact_resnet20", pretrained=p, num_classes=100),
+            "has 10 classes, not 100: load it without num_classes, then call model.reset_classifier",
+        ),
+        (lambda p: idresnet.create_model("preact_resnet20", pretrained=True), "pretrained=True would download"),
+        (lambda p: idresnet.create_model("preact_resnet20", pretrained=p, checkpoint_path=p), "not both"),
+        (lambda p: idresnet.create_model("preact_resnet20", pretrained=p.with_name("nope.safetensors")), "nope"),
+    ],
+)
 def test_mismatched_records_are_one_line(weights, call, message):
     with pytest.raises((UsageError, FileNotFoundError)) as err:
         call(weights[0])
@@ -95,7 +119,6 @@ def test_layout_option_values_are_checked():
 
 
 def test_eval_reads_converted_weights(weights, capsys):
-    assert main(["eval", "--weights", str(weights[0]), "--dataset", "synthetic", "--test-size", "20",
-                 "--json"]) == 0
+    assert main(["eval", "--weights", str(weights[0]), "--dataset", "synthetic", "--test-size", "20", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["model"] == "preact_resnet20" and res["images"] == 20

@@ -15,9 +15,17 @@ from idresnet.pretrained.match import assign, state_dict_layers
 pcv = pytest.importorskip("pytorchcv.models.preresnet")
 from pytorchcv.models import preresnet, preresnet_cifar, resnet, resnet_cifar  # noqa: E402
 
-FAST = ["preresnet20_cifar10", "preresnet164bn_cifar100", "resnet20_cifar100", "resnet164bn_cifar10",
-        "preresnet18", "preresnet50", "preresnet50b", "resnet34", "resnet50"]
-
+FAST = [
+    "preresnet20_cifar10",
+    "preresnet164bn_cifar100",
+    "resnet20_cifar100",
+    "resnet164bn_cifar10",
+    "preresnet18",
+    "preresnet50",
+    "preresnet50b",
+    "resnet34",
+    "resnet50",
+]
 
 
 def reference(arch: str) -> nn.Module:
@@ -63,8 +71,9 @@ def test_converted_logits_equal_pytorchcv(arch, tmp_path):
     record, model = check(arch, tmp_path)
     assert record["source"]["arch"] == arch and record["source"]["format"] == "pytorchcv"
     assert len(record["source"]["sha256"]) == 64
-    assert model.num_classes == record["num_classes"] == (100 if arch.endswith("100") else
-                                                          10 if "cifar" in arch else 1000)
+    assert (
+        model.num_classes == record["num_classes"] == (100 if arch.endswith("100") else 10 if "cifar" in arch else 1000)
+    )
 
 
 @pytest.mark.slow
@@ -93,7 +102,10 @@ def test_the_layout_differences_are_needed(tmp_path):
     torch.save(net.state_dict(), src)
     record = convert(src, tmp_path / "w.safetensors")
     assert record["model"] == "preact_resnet110" and record["model_kwargs"] == {
-        "depth": 20, "downsample": "projection", "first_preact": "residual"}
+        "depth": 20,
+        "downsample": "projection",
+        "first_preact": "residual",
+    }
     authors = idresnet.create_model("preact_resnet20", downsample="projection").eval()
     layers = state_dict_layers(net.state_dict(), "pytorchcv")
     authors.load_state_dict(assign(authors, "preact_resnet20", layers, "pytorchcv"))  # same tensors fit
@@ -105,8 +117,11 @@ def test_the_layout_differences_are_needed(tmp_path):
 def test_record_carries_what_predict_needs(tmp_path):
     record, _ = check("preresnet20_cifar10", tmp_path)
     assert record["normalization"]["mean"] == list(pytorchcv.CIFAR_NORM[0])
-    assert record["classes"][0] == "airplane" and record["input"] == {"crop": 32, "resize": 32,
-                                                                      "interpolation": "bilinear"}
+    assert record["classes"][0] == "airplane" and record["input"] == {
+        "crop": 32,
+        "resize": 32,
+        "interpolation": "bilinear",
+    }
 
 
 def test_unknown_architecture_is_one_line(tmp_path):
@@ -128,7 +143,9 @@ def test_structure_mismatch_names_the_first_layer(tmp_path):
     state = reference("preresnet20_cifar10").state_dict()
     state["features.stage2.unit1.body.conv1.conv.weight"] = torch.zeros(32, 16, 1, 1)
     torch.save(state, src)
-    with pytest.raises(UsageError, match=r"layer \d+ \(features.stage2.unit1.body.conv1.conv\) is conv\[32, 16, 1, 1\]"):
+    with pytest.raises(
+        UsageError, match=r"layer \d+ \(features.stage2.unit1.body.conv1.conv\) is conv\[32, 16, 1, 1\]"
+    ):
         convert(src, tmp_path / "o.safetensors", arch="preresnet20_cifar10")
 
 

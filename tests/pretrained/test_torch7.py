@@ -20,7 +20,6 @@ from t7build import Lua, Writer, fb_resnet, forward, save_t7  # noqa: E402
 WIDTH = 4  # stem channels (64 in the real files): every layer, 1/16 of the width
 
 
-
 def roundtrip(tmp_path, tree, name="resnet.t7"):
     src = tmp_path / name
     save_t7(src, tree)
@@ -30,15 +29,19 @@ def roundtrip(tmp_path, tree, name="resnet.t7"):
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         want, got = forward(torchfile.load(str(src)), x), model(x)
-    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, want.abs().max().item())), \
-        (got - want).abs().max()
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, want.abs().max().item())), (got - want).abs().max()
     return record
 
 
 CASES = [  # kind, version, depth, expected model, expected options
     ("preresnet", "2016-04-30", 200, "imagenet_preact_resnet200", {}),
-    ("preresnet", "2016-04-11", 50, "imagenet_preact_resnet50",
-     {"projection_bn": True, "first_preact": "residual", "stage_preact": "residual"}),
+    (
+        "preresnet",
+        "2016-04-11",
+        50,
+        "imagenet_preact_resnet50",
+        {"projection_bn": True, "first_preact": "residual", "stage_preact": "residual"},
+    ),
     ("preresnet", "2016-04-30", 18, "imagenet_preact_resnet18", {}),
     ("resnet", None, 34, "imagenet_resnet34", {}),
     ("resnet", None, 101, "imagenet_resnet101", {}),
@@ -57,8 +60,7 @@ def test_converted_logits_equal_the_torch7_module_tree(kind, version, depth, mod
 
 @pytest.mark.slow
 @pytest.mark.parametrize("depth", [18, 34, 50, 101, 152, 200])
-@pytest.mark.parametrize("kind,version", [("preresnet", "2016-04-30"), ("preresnet", "2016-04-11"),
-                                          ("resnet", "")])
+@pytest.mark.parametrize("kind,version", [("preresnet", "2016-04-30"), ("preresnet", "2016-04-11"), ("resnet", "")])
 def test_every_depth(kind, version, depth, tmp_path):
     roundtrip(tmp_path, fb_resnet(depth, kind, version, width=WIDTH))
 

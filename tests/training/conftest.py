@@ -9,8 +9,10 @@ from idresnet.training import TrainConfig
 @pytest.fixture
 def tiny(tmp_path):
     """A TrainConfig of TINY with changes, its run folder under tmp_path."""
+
     def make(name="run", **changes):
         return TrainConfig(**{**TINY, "out": str(tmp_path / name), **changes})
+
     return make
 
 
@@ -18,6 +20,7 @@ def tiny(tmp_path):
 def imagenet_data(tmp_path_factory):
     """The tiny ImageNet-layout folder (see trainhelpers.IMAGENET_TINY), built once."""
     from trainhelpers import imagenet_folder
+
     return imagenet_folder(tmp_path_factory.mktemp("imagenet") / "data")
 
 
@@ -27,6 +30,6 @@ def tiny_imagenet(tmp_path, imagenet_data):
     from trainhelpers import IMAGENET_TINY
 
     def make(name="run", **changes):
-        return TrainConfig(**{**IMAGENET_TINY, "data": str(imagenet_data), "out": str(tmp_path / name),
-                              **changes})
+        return TrainConfig(**{**IMAGENET_TINY, "data": str(imagenet_data), "out": str(tmp_path / name), **changes})
+
     return make

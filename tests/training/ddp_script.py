@@ -29,19 +29,43 @@ def batch_independent(name, **kwargs):
     return model
 
 
-CONFIG = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="synthetic", train_size=256,
-              test_size=64, batch_size=32, lr=0.02, warmup_iters=0, log_interval=1, progress=False,
-              seed=1)
+CONFIG = dict(
+    model="preact_resnet20",
+    model_kwargs={"width": 0.25},
+    dataset="synthetic",
+    train_size=256,
+    test_size=64,
+    batch_size=32,
+    lr=0.02,
+    warmup_iters=0,
+    log_interval=1,
+    progress=False,
+    seed=1,
+)
 
-IMAGENET_CONFIG = dict(model="imagenet_resnet18", model_kwargs={"width": 0.25}, dataset="imagenet",
-                       train_crop=32, scale_range=[36, 64], eval_crops=[32, 48], batch_size=4, lr=0.02,
-                       log_interval=1, workers=1, progress=False, seed=1)
+IMAGENET_CONFIG = dict(
+    model="imagenet_resnet18",
+    model_kwargs={"width": 0.25},
+    dataset="imagenet",
+    train_crop=32,
+    scale_range=[36, 64],
+    eval_crops=[32, 48],
+    batch_size=4,
+    lr=0.02,
+    log_interval=1,
+    workers=1,
+    progress=False,
+    seed=1,
+)
 
 if __name__ == "__main__":  # (importing this module changes nothing)
     idresnet.create_model = batch_independent  # the engine builds its model through this name
     torch.set_num_threads(1)
     out, iterations = sys.argv[1], int(sys.argv[2])
     config = CONFIG if len(sys.argv) < 4 else {**IMAGENET_CONFIG, "data": sys.argv[3]}
-    result = train(TrainConfig(**config, iterations=iterations, lr_milestones=[iterations // 2],
-                               eval_interval=iterations // 2, out=out))
+    result = train(
+        TrainConfig(
+            **config, iterations=iterations, lr_milestones=[iterations // 2], eval_interval=iterations // 2, out=out
+        )
+    )
     print(result.status, result.final_test_error)

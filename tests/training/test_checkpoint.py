@@ -27,9 +27,15 @@ def sample_state():
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.randn(2, 3, 8, 8)).sum().backward()
     opt.step()
-    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "iteration": 7,
-            "rng": [rng_state()], "meter": [1.0, 2.0, 3.0], "best_test_error": None,
-            "config": {"model": "x", "lr_milestones": [1, 2], "model_kwargs": {"width": 0.5}}}
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "iteration": 7,
+        "rng": [rng_state()],
+        "meter": [1.0, 2.0, 3.0],
+        "best_test_error": None,
+        "config": {"model": "x", "lr_milestones": [1, 2], "model_kwargs": {"width": 0.5}},
+    }
 
 
 def test_round_trip_loads_with_weights_only(tmp_path):
@@ -65,8 +71,7 @@ def test_damaged_checkpoint_is_a_one_line_error(tmp_path, damage):
     path = tmp_path / "last.ckpt"
     save_checkpoint(path, sample_state())
     data = path.read_bytes()
-    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100,
-                      "empty": b""}[damage])
+    path.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00junk" * 100, "empty": b""}[damage])
     with pytest.raises(UsageError, match="damaged or not an idresnet checkpoint") as exc:
         load_checkpoint(path)
     assert "\n" not in str(exc.value)
@@ -165,8 +170,10 @@ def test_rng_states_restore_every_generator(tmp_path):
 
 def test_weights_round_trip_with_metadata(tmp_path):
     path = tmp_path / "w.safetensors"
-    state = {"a": torch.randn(2, 3).contiguous(memory_format=torch.contiguous_format),
-             "b": torch.randn(1, 4, 2, 2).to(memory_format=torch.channels_last)}
+    state = {
+        "a": torch.randn(2, 3).contiguous(memory_format=torch.contiguous_format),
+        "b": torch.randn(1, 4, 2, 2).to(memory_format=torch.channels_last),
+    }
     save_weights(path, state, {"model": "resnet20", "model_kwargs": {"width": 0.5}, "num_classes": 10})
     tensors, meta = load_weights(path)
     assert all(torch.equal(tensors[k], state[k]) for k in state)

@@ -20,16 +20,22 @@ def test_defaults_are_the_paper_recipe():
 
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("model: preact_resnet110\nlr: 0.05\nlr_milestones: [100, 200]\n"
-                    "model_kwargs: {width: 0.5}\nbatch_size: 64\n")
+    path.write_text(
+        "model: preact_resnet110\nlr: 0.05\nlr_milestones: [100, 200]\nmodel_kwargs: {width: 0.5}\nbatch_size: 64\n"
+    )
     c = load_config(path, {"lr": "0.2", "seed": "3"})  # flags arrive as strings
     assert (c.model, c.lr, c.seed, c.batch_size) == ("preact_resnet110", 0.2, 3, 64)
     assert c.lr_milestones == [100, 200] and c.model_kwargs == {"width": 0.5}
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):
-    c = TrainConfig(model="resnet110", model_kwargs={"shortcut": "exclusive_gate", "gate_bias": -6},
-                    budget=0.1, channels_last=False, progress="auto")
+    c = TrainConfig(
+        model="resnet110",
+        model_kwargs={"shortcut": "exclusive_gate", "gate_bias": -6},
+        budget=0.1,
+        channels_last=False,
+        progress="auto",
+    )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({**c.to_dict(), INFO_KEY: {"anything": 1}}))
     assert load_config(path) == c
@@ -41,16 +47,26 @@ def test_numbers_from_strings(text, value):
 
 
 def test_strings_for_lists_optionals_and_bools():
-    c = TrainConfig(model="resnet20", lr_milestones="100,200", eval_interval="none",
-                    nesterov="true", channels_last="auto", iterations="64000", epoch_milestones=["3", "6"])
+    c = TrainConfig(
+        model="resnet20",
+        lr_milestones="100,200",
+        eval_interval="none",
+        nesterov="true",
+        channels_last="auto",
+        iterations="64000",
+        epoch_milestones=["3", "6"],
+    )
     assert c.lr_milestones == [100, 200] and c.eval_interval is None and c.nesterov is True
     assert c.channels_last == "auto" and c.iterations == 64000 and c.epoch_milestones == [3, 6]
 
 
 def test_model_kwargs_from_key_value_strings():
-    assert parse_model_kwargs(["width=0.5", "shortcut=scaling", "shortcut-scale=0",
-                               "dropout_rescale=false"]) == \
-        {"width": 0.5, "shortcut": "scaling", "shortcut_scale": 0, "dropout_rescale": False}
+    assert parse_model_kwargs(["width=0.5", "shortcut=scaling", "shortcut-scale=0", "dropout_rescale=false"]) == {
+        "width": 0.5,
+        "shortcut": "scaling",
+        "shortcut_scale": 0,
+        "dropout_rescale": False,
+    }
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_model_kwargs(["width"])
 
@@ -75,23 +91,26 @@ def test_unknown_override_key():
         load_config(None, {"model": "resnet20", "bogus": 1})
 
 
-@pytest.mark.parametrize("changes, pattern", [
-    ({"amp": "fp8"}, "unknown amp 'fp8'; valid: auto, bf16, off"),
-    ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, folder, synthetic, imagenet"),
-    ({"model": "resnet19"}, "unknown model 'resnet19'; valid: resnet20"),
-    ({"lr": "fast"}, "invalid lr 'fast': expected a number"),
-    ({"batch_size": 0}, "invalid batch_size 0: must be >= 1"),
-    ({"batch_size": 1.5}, "invalid batch_size 1.5: expected an integer"),
-    ({"lr_milestones": [200, 100]}, "strictly increasing"),
-    ({"momentum": 1.0}, r"in \[0, 1\)"),
-    ({"schedule_unit": "epoch"}, "needs epochs"),
-    ({"device": "gpu"}, "auto, cpu, cuda, cuda:N or mps"),
-    ({"nesterov": "maybe"}, "expected true or false"),
-    ({"budget": 0}, "must be > 0"),
-    ({"fail_threshold": 120}, r"in \[0, 100\]"),
-    ({"dataset": "synthetic", "data": "/x"}, "takes no --data"),
-    ({"threads": 0}, "invalid threads 0: must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"amp": "fp8"}, "unknown amp 'fp8'; valid: auto, bf16, off"),
+        ({"dataset": "mnist"}, "unknown dataset 'mnist'; valid: cifar10, cifar100, folder, synthetic, imagenet"),
+        ({"model": "resnet19"}, "unknown model 'resnet19'; valid: resnet20"),
+        ({"lr": "fast"}, "invalid lr 'fast': expected a number"),
+        ({"batch_size": 0}, "invalid batch_size 0: must be >= 1"),
+        ({"batch_size": 1.5}, "invalid batch_size 1.5: expected an integer"),
+        ({"lr_milestones": [200, 100]}, "strictly increasing"),
+        ({"momentum": 1.0}, r"in \[0, 1\)"),
+        ({"schedule_unit": "epoch"}, "needs epochs"),
+        ({"device": "gpu"}, "auto, cpu, cuda, cuda:N or mps"),
+        ({"nesterov": "maybe"}, "expected true or false"),
+        ({"budget": 0}, "must be > 0"),
+        ({"fail_threshold": 120}, r"in \[0, 100\]"),
+        ({"dataset": "synthetic", "data": "/x"}, "takes no --data"),
+        ({"threads": 0}, "invalid threads 0: must be >= 1"),
+    ],
+)
 def test_bad_values_are_one_line_errors(changes, pattern):
     with pytest.raises(ConfigError, match=pattern) as exc:
         TrainConfig(**{"model": "resnet20", **changes})
@@ -118,8 +137,13 @@ def test_imagenet_recipe_defaults_and_round_trip(tmp_path):
     assert (c.batch_size, c.lr, c.momentum, c.weight_decay, c.lr_scaling) == (256, 0.1, 0.9, 1e-4, "none")
     assert (c.schedule_unit, c.epochs, c.epoch_milestones, c.warmup_iters) == ("epoch", 90, [30, 60], 0)
     assert c.iterations is None and c.lr_milestones is None  # an epoch schedule
-    assert (c.augmentation, c.train_crop, c.scale_range, c.eval_crops, c.eval_resize) == \
-        ("scale", 224, [256, 480], [224], None)
+    assert (c.augmentation, c.train_crop, c.scale_range, c.eval_crops, c.eval_resize) == (
+        "scale",
+        224,
+        [256, 480],
+        [224],
+        None,
+    )
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(c.to_dict()))
     assert load_config(path) == c
@@ -127,8 +151,9 @@ def test_imagenet_recipe_defaults_and_round_trip(tmp_path):
     assert short.epoch_milestones == [4, 8]  # a third and two thirds, as 30 and 60 of 90
     iters = TrainConfig(model="imagenet_resnet50", dataset="imagenet", data="/d", iterations=300)
     assert (iters.schedule_unit, iters.lr_milestones, iters.epochs) == ("iter", [100, 200], None)
-    mine = TrainConfig(model="imagenet_resnet50", dataset="imagenet", data="/d", batch_size=64,
-                       warmup_iters=5, epoch_milestones=[2])
+    mine = TrainConfig(
+        model="imagenet_resnet50", dataset="imagenet", data="/d", batch_size=64, warmup_iters=5, epoch_milestones=[2]
+    )
     assert (mine.batch_size, mine.warmup_iters, mine.epoch_milestones) == (64, 5, [2])
 
 
@@ -148,22 +173,36 @@ def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        train(TrainConfig(**{**TINY, "iterations": 2, "lr_milestones": [1], "warmup_iters": 0,
-                             "eval_interval": 2, "threads": 1, "out": str(tmp_path / "run")}))
+        train(
+            TrainConfig(
+                **{
+                    **TINY,
+                    "iterations": 2,
+                    "lr_milestones": [1],
+                    "warmup_iters": 0,
+                    "eval_interval": 2,
+                    "threads": 1,
+                    "out": str(tmp_path / "run"),
+                }
+            )
+        )
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     assert "threads" in RESUME_MUTABLE
 
 
-@pytest.mark.parametrize("values, threshold", [
-    ({}, 20.0),                                  # the full schedule: the paper's "fail" applies
-    ({"budget": 0.01}, None),                    # a reduced schedule is not judged ...
-    ({"iterations": 640, "lr_milestones": [320, 480]}, None),
-    ({"budget": 0.01, "fail_threshold": 50}, 50.0),  # ... unless a threshold is given
-    ({"dataset": "imagenet", "data": "x", "epochs": 90}, 20.0),
-    ({"dataset": "imagenet", "data": "x", "epochs": 10}, None),
-])
+@pytest.mark.parametrize(
+    "values, threshold",
+    [
+        ({}, 20.0),  # the full schedule: the paper's "fail" applies
+        ({"budget": 0.01}, None),  # a reduced schedule is not judged ...
+        ({"iterations": 640, "lr_milestones": [320, 480]}, None),
+        ({"budget": 0.01, "fail_threshold": 50}, 50.0),  # ... unless a threshold is given
+        ({"dataset": "imagenet", "data": "x", "epochs": 90}, 20.0),
+        ({"dataset": "imagenet", "data": "x", "epochs": 10}, None),
+    ],
+)
 def test_fail_threshold_applies_to_full_schedules_or_when_given(values, threshold):
     assert fail_threshold(TrainConfig(model="preact_resnet20", **values)) == threshold
 

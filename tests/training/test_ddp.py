@@ -34,8 +34,9 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def torchrun(*args, timeout=300):
-    agent = subprocess.Popen([*TORCHRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, env=quiet_env())
+    agent = subprocess.Popen(
+        [*TORCHRUN, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=quiet_env()
+    )
     try:
         out, err = agent.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -62,15 +63,15 @@ def moved_and_apart(config: dict, num_classes: int, one, two) -> tuple[float, fl
     torch.manual_seed(config["seed"])  # the engine's initialisation
     init = batch_independent(config["model"], num_classes=num_classes, **config["model_kwargs"]).state_dict()
     a, b = weights(one), weights(two)
-    return (max((a[k] - init[k]).abs().max().item() for k in a),
-            max((a[k] - b[k]).abs().max().item() for k in a))
+    return (max((a[k] - init[k]).abs().max().item() for k in a), max((a[k] - b[k]).abs().max().item() for k in a))
 
 
 def test_two_processes_match_one(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     script = str(HERE / "ddp_script.py")
-    single = subprocess.run([sys.executable, script, str(one), "20"], capture_output=True, text=True,
-                            timeout=300, env=quiet_env())
+    single = subprocess.run(
+        [sys.executable, script, str(one), "20"], capture_output=True, text=True, timeout=300, env=quiet_env()
+    )
     assert single.returncode == 0, single.stderr
     ddp = torchrun(script, str(two), "20")
     assert ddp.returncode == 0, ddp.stderr
@@ -96,8 +97,9 @@ def children(pid):
     return out
 
 
-ARGS = tiny_args(iterations=60, lr_milestones=[30, 45], warmup_iters=4, checkpoint_interval=4,
-                 eval_interval=30, log_interval=10)
+ARGS = tiny_args(
+    iterations=60, lr_milestones=[30, 45], warmup_iters=4, checkpoint_interval=4, eval_interval=30, log_interval=10
+)
 
 
 def test_resume_after_kill_under_ddp(tmp_path):
@@ -107,8 +109,12 @@ def test_resume_after_kill_under_ddp(tmp_path):
     recorded = (ref / "config.yaml").read_text()
     assert "world_size: 2" in recorded and "per_process_batch: 16" in recorded
 
-    agent = subprocess.Popen([*TORCHRUN, "-m", "idresnet.cli.main", "train", *ARGS, "--out", str(run)],
-                             env=quiet_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        [*TORCHRUN, "-m", "idresnet.cli.main", "train", *ARGS, "--out", str(run)],
+        env=quiet_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 240
     while not (run / "checkpoints" / "last.ckpt").exists():
         if agent.poll() is not None or time.monotonic() > deadline:

@@ -41,7 +41,11 @@ def test_run_folder_is_complete(tiny):
     st = status_of(run)
     assert st["status"] == result.status and st["iteration"] == 12
     assert st["final_test_error"] == pytest.approx(float(evals[-1]["test_error"]), abs=1e-3)
-    assert st["best_test_error"] == min(float(r["test_error"]) for r in evals) == pytest.approx(result.best_test_error, abs=1e-3)
+    assert (
+        st["best_test_error"]
+        == min(float(r["test_error"]) for r in evals)
+        == pytest.approx(result.best_test_error, abs=1e-3)
+    )
     tensors, meta = load_weights(run / "weights.safetensors")
     assert meta["model"] == "preact_resnet20" and meta["model_kwargs"] == {"width": 0.25}
     assert meta["num_classes"] == 10 and len(meta["normalization"]["mean"]) == 3
@@ -107,14 +111,17 @@ def test_a_reduced_schedule_is_not_judged_by_the_full_schedules_threshold(tiny):
     assert "not judged" in status["message"] and "reduced schedule" in status["message"]
 
 
-@pytest.mark.parametrize("iterations, batch, test_images, interval", [
-    (64000, 128, 10000, 3200),   # the full recipe: 20 evaluations
-    (640, 128, 10000, 320),      # the README's 1%: 2 evaluations, ~10% of the training time
-    (500, 64, 10000, 500),       # one evaluation, at the end
-    (24, 32, 64, 8),             # 3 evaluations of 64 images are 10% of 768 training images
-    (20000, 8, 1000, 1000),      # at most 20 evaluations
-    (10, 32, 64, 10),
-])
+@pytest.mark.parametrize(
+    "iterations, batch, test_images, interval",
+    [
+        (64000, 128, 10000, 3200),  # the full recipe: 20 evaluations
+        (640, 128, 10000, 320),  # the README's 1%: 2 evaluations, ~10% of the training time
+        (500, 64, 10000, 500),  # one evaluation, at the end
+        (24, 32, 64, 8),  # 3 evaluations of 64 images are 10% of 768 training images
+        (20000, 8, 1000, 1000),  # at most 20 evaluations
+        (10, 32, 64, 10),
+    ],
+)
 def test_default_eval_interval_keeps_evaluation_cheap(iterations, batch, test_images, interval):
     from idresnet.training.engine import default_eval_interval
 
@@ -132,8 +139,16 @@ TABLE1_FAILS = [  # the paper's "fail" rows of Table 1 (on a tiny net): a status
 @pytest.mark.parametrize("variant", TABLE1_FAILS, ids=lambda v: "-".join(map(str, v.values())))
 def test_table1_failing_variants_end_with_a_status(tiny, variant):
     """A fail is an outcome with its records, whichever of the two it is."""
-    result = train(tiny(model="resnet20", model_kwargs={"width": 0.25, **variant}, iterations=4,
-                        lr_milestones=[2], eval_interval=4, fail_threshold=5.0))
+    result = train(
+        tiny(
+            model="resnet20",
+            model_kwargs={"width": 0.25, **variant},
+            iterations=4,
+            lr_milestones=[2],
+            eval_interval=4,
+            fail_threshold=5.0,
+        )
+    )
     status = status_of(result.run_dir)
     assert result.status == status["status"] and status["iteration"] == result.iterations
     weights = result.run_dir / "weights.safetensors"
@@ -154,20 +169,22 @@ def test_channels_last_off_and_pixel_normalization(tiny):
 
 def test_epoch_schedule_and_progress_bar(tiny, capsys):
     # 256 images / batch 32 = 8 iterations per epoch; 2 epochs, lr drop after epoch 1
-    result = train(tiny(schedule_unit="epoch", epochs=2, epoch_milestones=[1], warmup_iters=0,
-                        progress=True))
+    result = train(tiny(schedule_unit="epoch", epochs=2, epoch_milestones=[1], warmup_iters=0, progress=True))
     assert result.iterations == 16
     rows = read_metrics(result.run_dir / "metrics.csv")
-    assert [(r["iteration"], r["epoch"], float(r["lr"])) for r in rows if r["iteration"] in ("8", "12")] == \
-        [("8", "1", 0.1), ("12", "1.5", 0.01)]
+    assert [(r["iteration"], r["epoch"], float(r["lr"])) for r in rows if r["iteration"] in ("8", "12")] == [
+        ("8", "1", 0.1),
+        ("12", "1.5", 0.01),
+    ]
     assert "16/16" in capsys.readouterr().err  # the tqdm bar, forced on without a terminal
 
 
 def test_activation_checkpointing_gives_the_same_run(tiny, tmp_path):
     """Checkpointing trades memory for time only: same metrics and weights (CPU)."""
     plain = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "plain")))
-    ckpt = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "ckpt"),
-                      activation_checkpointing="segment:2"))
+    ckpt = train(
+        tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "ckpt"), activation_checkpointing="segment:2")
+    )
     a, _ = load_weights(plain.run_dir / "weights.safetensors")
     b, _ = load_weights(ckpt.run_dir / "weights.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

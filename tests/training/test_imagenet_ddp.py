@@ -19,8 +19,9 @@ def test_two_processes_match_one_on_the_streamed_path(tmp_path):
     next(data.rglob("corrupt.JPEG")).unlink()  # a skipped file would change the batch mean per rank
     one, two = tmp_path / "one", tmp_path / "two"
     script = str(HERE / "ddp_script.py")
-    single = subprocess.run([sys.executable, script, str(one), "8", str(data)], capture_output=True,
-                            text=True, timeout=300, env=quiet_env())
+    single = subprocess.run(
+        [sys.executable, script, str(one), "8", str(data)], capture_output=True, text=True, timeout=300, env=quiet_env()
+    )
     assert single.returncode == 0, single.stderr
     ddp = torchrun(script, str(two), "8", str(data))
     assert ddp.returncode == 0, ddp.stderr[-3000:]
@@ -35,8 +36,17 @@ def test_two_processes_match_one_on_the_streamed_path(tmp_path):
 
 def test_skipped_images_are_counted_over_the_ranks(tmp_path):
     data = imagenet_folder(tmp_path / "data")  # with its damaged file
-    args = as_flags({**IMAGENET_TINY, "data": str(data), "epochs": 4, "batch_size": 8, "eval_interval": 4,
-                     "log_interval": 2, "workers": 1})  # 4 per rank: never a batch of one (BN)
+    args = as_flags(
+        {
+            **IMAGENET_TINY,
+            "data": str(data),
+            "epochs": 4,
+            "batch_size": 8,
+            "eval_interval": 4,
+            "log_interval": 2,
+            "workers": 1,
+        }
+    )  # 4 per rank: never a batch of one (BN)
     single = run_cli("train", *args, "--out", str(tmp_path / "one"))
     assert single.returncode in (0, 1), single.stderr
     ddp = torchrun("-m", "idresnet.cli.main", "train", *args, "--out", str(tmp_path / "two"))

@@ -45,8 +45,7 @@ def test_a_short_run_evaluates_both_crops_and_records_the_loader(tiny_imagenet):
     assert "test_error_48" in rows[0] and "test_top5_error" in rows[0] and "data_time_s" in rows[0]
     evals = [r for r in rows if r["test_error"]]
     assert [int(r["iteration"]) for r in evals] == [3, 6]
-    assert all(r["test_error_48"] and float(r["data_time_s"]) >= 0 and float(r["step_time_s"]) > 0
-               for r in evals)
+    assert all(r["test_error_48"] and float(r["data_time_s"]) >= 0 and float(r["step_time_s"]) > 0 for r in evals)
     assert rows[-1]["test_top5_error"] == ""  # 3 classes: top-5 is only defined above 5
     assert int(rows[-1]["skipped_images"]) >= 1  # the damaged file, met in evaluation or training
     status = json.loads((run / "status.json").read_text())
@@ -86,9 +85,20 @@ def test_interrupted_mid_epoch_then_resumed_equals_the_whole_run(tiny_imagenet, 
 
 
 def test_linear_lr_scaling_and_rrc(tiny_imagenet):
-    result = train(tiny_imagenet(epochs=None, iterations=2, lr_milestones=[1], batch_size=8, lr=0.1,
-                                 lr_scaling="linear", augmentation="rrc", eval_crops=[32],
-                                 eval_interval=2, log_interval=1))
+    result = train(
+        tiny_imagenet(
+            epochs=None,
+            iterations=2,
+            lr_milestones=[1],
+            batch_size=8,
+            lr=0.1,
+            lr_scaling="linear",
+            augmentation="rrc",
+            eval_crops=[32],
+            eval_interval=2,
+            log_interval=1,
+        )
+    )
     recorded = yaml.safe_load((result.run_dir / "config.yaml").read_text())["run_info"]["schedule"]
     assert recorded["base_lr"] == pytest.approx(0.1 * 8 / 256)
     rows = read_metrics(result.run_dir / "metrics.csv")
@@ -96,15 +106,18 @@ def test_linear_lr_scaling_and_rrc(tiny_imagenet):
     assert "test_error_48" not in rows[0]
 
 
-@pytest.mark.parametrize("changes, words", [
-    ({"data": None}, "needs --data DIR"),
-    ({"normalization": "pixel"}, "not available for imagenet"),
-    ({"scale_range": [16, 64]}, "train_crop 32 <= LOW <= HIGH"),
-    ({"eval_resize": [40]}, "one size per eval crop"),
-    ({"eval_crops": [32, 32]}, "distinct"),
-    ({"epochs": None, "schedule_unit": "iter"}, "needs iterations"),
-    ({"workers": -1}, "workers"),
-])
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"data": None}, "needs --data DIR"),
+        ({"normalization": "pixel"}, "not available for imagenet"),
+        ({"scale_range": [16, 64]}, "train_crop 32 <= LOW <= HIGH"),
+        ({"eval_resize": [40]}, "one size per eval crop"),
+        ({"eval_crops": [32, 32]}, "distinct"),
+        ({"epochs": None, "schedule_unit": "iter"}, "needs iterations"),
+        ({"workers": -1}, "workers"),
+    ],
+)
 def test_bad_imagenet_configs_are_one_line_errors(tiny_imagenet, changes, words):
     with pytest.raises(ConfigError, match=words) as exc:
         tiny_imagenet(**changes)
@@ -136,12 +149,25 @@ def test_ctrl_c_with_worker_processes_stops_cleanly_and_resumes(tmp_path, imagen
     """SIGINT (a terminal's Ctrl-C) or SIGTERM (Slurm, systemd) to the whole process group:
     workers ignore it, the loop checkpoints at the end of its step, exit 130 without a
     traceback; resume ends."""
-    args = as_flags({**IMAGENET_TINY, "data": str(imagenet_data), "epochs": 40, "workers": 2,
-                     "eval_interval": 80, "log_interval": 10})
+    args = as_flags(
+        {
+            **IMAGENET_TINY,
+            "data": str(imagenet_data),
+            "epochs": 40,
+            "workers": 2,
+            "eval_interval": 80,
+            "log_interval": 10,
+        }
+    )
     out = tmp_path / "run"
-    proc = subprocess.Popen(cli_command("train", *args, "--checkpoint-interval", "4", "--out", str(out)),
-                            env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cli_command("train", *args, "--checkpoint-interval", "4", "--out", str(out)),
+        env=quiet_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None, proc.communicate()
@@ -160,13 +186,26 @@ def test_ctrl_c_with_worker_processes_stops_cleanly_and_resumes(tmp_path, imagen
 @pytest.mark.slow
 def test_sigkill_with_workers_then_resume_is_bit_identical(tmp_path, imagenet_data):
     """As tests/training/test_kill_resume.py, on the streamed path with 2 worker processes."""
-    args = as_flags({**IMAGENET_TINY, "data": str(imagenet_data), "epochs": 30, "workers": 2,
-                     "eval_interval": 40, "log_interval": 10, "checkpoint_interval": 6})
+    args = as_flags(
+        {
+            **IMAGENET_TINY,
+            "data": str(imagenet_data),
+            "epochs": 30,
+            "workers": 2,
+            "eval_interval": 40,
+            "log_interval": 10,
+            "checkpoint_interval": 6,
+        }
+    )
     ref = tmp_path / "ref"
     assert run_cli("train", *args, "--out", str(ref)).returncode in (0, 1)
     out = tmp_path / "run"
-    proc = subprocess.Popen(cli_command("train", *args, "--out", str(out)), env=quiet_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cli_command("train", *args, "--out", str(out)),
+        env=quiet_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None and time.monotonic() < deadline
@@ -190,9 +229,22 @@ def test_the_cifar10_jpeg_copy_trains_through_the_streamed_path(tmp_path):
     if not helpers.CIFAR_JPEG.exists():
         pytest.skip("no CIFAR-10 JPEG copy")
     data = helpers.cifar_jpeg_subset(tmp_path / "cifar")
-    result = train(TrainConfig(**{**IMAGENET_TINY, "data": str(data), "out": str(tmp_path / "run"),
-                                  "train_crop": 48, "scale_range": [56, 96], "eval_crops": [48, 64],
-                                  "batch_size": 16, "epochs": 2, "eval_interval": 10, "log_interval": 5}))
+    result = train(
+        TrainConfig(
+            **{
+                **IMAGENET_TINY,
+                "data": str(data),
+                "out": str(tmp_path / "run"),
+                "train_crop": 48,
+                "scale_range": [56, 96],
+                "eval_crops": [48, 64],
+                "batch_size": 16,
+                "epochs": 2,
+                "eval_interval": 10,
+                "log_interval": 5,
+            }
+        )
+    )
     assert result.iterations == 10 and set(result.final_test_errors) == {"48", "64"}
     rows = read_metrics(result.run_dir / "metrics.csv")
     assert rows[-1]["test_top5_error"] and rows[-1]["skipped_images"] == "0"  # 10 classes: top-5 defined

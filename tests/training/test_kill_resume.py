@@ -17,8 +17,9 @@ from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics
 
 # 120 iterations over 15 epochs, a checkpoint every 6: the kill lands mid-epoch, mid-interval
-ARGS = tiny_args(iterations=120, lr_milestones=[60, 90], warmup_iters=8, checkpoint_interval=6,
-                 eval_interval=40, log_interval=10)
+ARGS = tiny_args(
+    iterations=120, lr_milestones=[60, 90], warmup_iters=8, checkpoint_interval=6, eval_interval=40, log_interval=10
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,13 @@ def reference(tmp_path_factory):
 
 
 def start_and_wait_for_checkpoint(out):
-    proc = subprocess.Popen(cli_command("train", *ARGS, "--out", str(out)), env=quiet_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli_command("train", *ARGS, "--out", str(out)),
+        env=quiet_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (out / "checkpoints" / "last.ckpt").exists():
         assert proc.poll() is None, proc.communicate()
@@ -47,8 +53,10 @@ def same_weights(a, b):
 
 
 def without_timing(run):
-    return [{k: v for k, v in r.items() if k not in ("images_per_s", "wall_time_s")}
-            for r in read_metrics(run / "metrics.csv")]
+    return [
+        {k: v for k, v in r.items() if k not in ("images_per_s", "wall_time_s")}
+        for r in read_metrics(run / "metrics.csv")
+    ]
 
 
 def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):

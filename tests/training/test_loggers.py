@@ -30,14 +30,14 @@ def test_tensorboard_gets_the_metrics_rows(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     run = tmp_path / "run"
-    result = train(load_config(overrides={**TINY, "out": str(run), "logger": "tensorboard",
-                                          "fail_threshold": 100}))
+    result = train(load_config(overrides={**TINY, "out": str(run), "logger": "tensorboard", "fail_threshold": 100}))
     assert result.status == "finished"
     rows = read_metrics(run / "metrics.csv")
     events = EventAccumulator(str(run / "tensorboard"))
     events.Reload()
     assert {"train/loss", "train/error", "test/loss", "test/error", "lr", "images_per_s"} <= set(
-        events.Tags()["scalars"])
+        events.Tags()["scalars"]
+    )
     for column, name in (("train_loss", "train/loss"), ("lr", "lr"), ("test_error", "test/error")):
         want = [(int(r["iteration"]), float(r[column])) for r in rows if r[column] != ""]
         got = [(e.step, e.value) for e in events.Scalars(name)]

@@ -15,8 +15,7 @@ def paper(**changes):
 def test_default_recipe_lr_exact_at_boundaries():
     s = paper()
     assert s.iterations == 64000 and s.milestones == (32000, 48000) and s.warmup_iters == 400
-    expected = {0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01,
-                48000: 0.001, 63999: 0.001}
+    expected = {0: 0.01, 399: 0.01, 400: 0.1, 31999: 0.1, 32000: 0.01, 47999: 0.01, 48000: 0.001, 63999: 0.001}
     # exact equality: 0.1 * 0.1 is 0.010000000000000002 in floating point; the recipe says 0.01
     assert {it: s.lr(it) for it in expected} == expected
 
@@ -26,14 +25,23 @@ def test_warmup_hands_the_rate_back():
     assert [s.lr(i) for i in (398, 399, 400, 401)] == [0.01, 0.01, 0.1, 0.1]
 
 
-@pytest.mark.parametrize("budget, total, ms, warm", [(0.1, 6400, (3200, 4800), 40),
-                                                      (0.5, 32000, (16000, 24000), 200),
-                                                      (0.01, 640, (320, 480), 4)])
+@pytest.mark.parametrize(
+    "budget, total, ms, warm",
+    [(0.1, 6400, (3200, 4800), 40), (0.5, 32000, (16000, 24000), 200), (0.01, 640, (320, 480), 4)],
+)
 def test_budget_scales_everything_together(budget, total, ms, warm):
     s = paper(budget=budget)
     assert (s.iterations, s.milestones, s.warmup_iters) == (total, ms, warm)
-    assert [s.lr(i) for i in (0, warm - 1, warm, ms[0] - 1, ms[0], ms[1] - 1, ms[1], total - 1)] == \
-        [0.01, 0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    assert [s.lr(i) for i in (0, warm - 1, warm, ms[0] - 1, ms[0], ms[1] - 1, ms[1], total - 1)] == [
+        0.01,
+        0.01,
+        0.1,
+        0.1,
+        0.01,
+        0.01,
+        0.001,
+        0.001,
+    ]
     assert s.record()["budget"] == budget and s.record()["iterations"] == total
 
 
@@ -52,8 +60,16 @@ def test_epoch_mode_default_milestones_are_the_recipe_fractions():
 
 
 def test_imagenet_style_epoch_schedule():
-    s = build_schedule(TrainConfig(model="imagenet_preact_resnet200", schedule_unit="epoch", epochs=90,
-                                   epoch_milestones=[30, 60], warmup_iters=0), 5004)
+    s = build_schedule(
+        TrainConfig(
+            model="imagenet_preact_resnet200",
+            schedule_unit="epoch",
+            epochs=90,
+            epoch_milestones=[30, 60],
+            warmup_iters=0,
+        ),
+        5004,
+    )
     assert [s.lr(i) for i in (0, 30 * 5004 - 1, 30 * 5004, 60 * 5004)] == [0.1, 0.1, 0.01, 0.001]
 
 

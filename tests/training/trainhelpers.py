@@ -5,9 +5,20 @@ import subprocess
 import sys
 
 # preact_resnet20 at width 0.25 (4-8-16 channels, 17k parameters) on 256 synthetic images
-TINY = dict(model="preact_resnet20", model_kwargs={"width": 0.25}, dataset="synthetic",
-            train_size=256, test_size=64, batch_size=32, iterations=24, lr_milestones=[12, 18],
-            warmup_iters=2, log_interval=4, eval_interval=8, progress=False)
+TINY = dict(
+    model="preact_resnet20",
+    model_kwargs={"width": 0.25},
+    dataset="synthetic",
+    train_size=256,
+    test_size=64,
+    batch_size=32,
+    iterations=24,
+    lr_milestones=[12, 18],
+    warmup_iters=2,
+    log_interval=4,
+    eval_interval=8,
+    progress=False,
+)
 
 
 def tiny_args(**changes) -> list[str]:
@@ -44,16 +55,26 @@ def quiet_env() -> dict:
 
 
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout,
-                          env=quiet_env(), **kw)
+    return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=quiet_env(), **kw)
 
 
 # imagenet_resnet18 at width 0.25 (0.7M parameters) on a tiny ImageNet-layout folder of
 # generated JPEGs (3 classes, 16 training files of 40-80 px, one of them damaged, 6 val
 # files), at a 32 px training crop and evaluation crops 32 and 48: 4 steps per epoch.
-IMAGENET_TINY = dict(model="imagenet_resnet18", model_kwargs={"width": 0.25}, dataset="imagenet",
-                     train_crop=32, scale_range=[36, 64], eval_crops=[32, 48], batch_size=4,
-                     epochs=3, log_interval=2, eval_interval=6, workers=0, progress=False)
+IMAGENET_TINY = dict(
+    model="imagenet_resnet18",
+    model_kwargs={"width": 0.25},
+    dataset="imagenet",
+    train_crop=32,
+    scale_range=[36, 64],
+    eval_crops=[32, 48],
+    batch_size=4,
+    epochs=3,
+    log_interval=2,
+    eval_interval=6,
+    workers=0,
+    progress=False,
+)
 
 
 def databuild():

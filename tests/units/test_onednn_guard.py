@@ -14,10 +14,18 @@ import idresnet
 from idresnet.units.conv import NCHWPointwiseConv2d, conv2d, needs_nchw
 
 
-@pytest.mark.parametrize("cin,k,stride,guarded", [
-    (4, 1, 2, True), (7, 1, 2, True), (1, 1, 2, True),
-    (8, 1, 2, False), (4, 1, 1, False), (4, 3, 2, False), (16, 1, 2, False),
-])
+@pytest.mark.parametrize(
+    "cin,k,stride,guarded",
+    [
+        (4, 1, 2, True),
+        (7, 1, 2, True),
+        (1, 1, 2, True),
+        (8, 1, 2, False),
+        (4, 1, 1, False),
+        (4, 3, 2, False),
+        (16, 1, 2, False),
+    ],
+)
 def test_guard_applies_exactly_to_the_faulty_shape(cin, k, stride, guarded):
     assert needs_nchw(cin, k, stride) is guarded
     assert isinstance(conv2d(cin, 8, k, stride=stride), NCHWPointwiseConv2d) is guarded
@@ -74,6 +82,5 @@ def test_narrow_networks_train_in_channels_last_under_avx2():
         print("survived")
     """)
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "survived" in proc.stdout, proc.stderr[-2000:]

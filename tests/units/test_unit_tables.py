@@ -120,8 +120,14 @@ def test_a_kinds_options_are_exactly_its_records(kind):
 
 @pytest.mark.parametrize("kind", SHORTCUTS)
 def test_shortcut_takes_its_values_from_the_spec(kind):
-    values = {"shortcut_scale": 0.25, "residual_scale": 0.75, "gate_bias": -3.0, "gate_bn": True,
-              "dropout_ratio": 0.2, "dropout_rescale": True}
+    values = {
+        "shortcut_scale": 0.25,
+        "residual_scale": 0.75,
+        "gate_bias": -3.0,
+        "gate_bn": True,
+        "dropout_ratio": 0.2,
+        "dropout_rescale": True,
+    }
     options = {n: values[n] for n in SHORTCUT_KINDS[kind].options}
     unit = ResidualUnit(8, 8, spec=UnitSpec(shortcut=kind, **options))
     s = unit.shortcut

@@ -70,8 +70,9 @@ def measure(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> lis
         for h in handles:
             h.remove()
     return [
-        UnitRecord(i, stage_of[i], _rms(x), _rms(x.grad) if x.grad is not None else float("nan"),
-                   gates[i], units[i].shortcut.a)
+        UnitRecord(
+            i, stage_of[i], _rms(x), _rms(x.grad) if x.grad is not None else float("nan"), gates[i], units[i].shortcut.a
+        )
         for i, x in enumerate(inputs)
     ]
 

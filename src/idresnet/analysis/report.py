@@ -13,7 +13,15 @@ from idresnet.analysis.propagation import VARIANTS, measure, predicted_gradient_
 from idresnet.errors import choices_error
 from idresnet.networks import create_model
 
-SUMMARY_COLUMNS = ("model", "variant", "units", "grad first/last", "prod lambda (Eq. 8, F=0)", "signal first/last", "mean gate")
+SUMMARY_COLUMNS = (
+    "model",
+    "variant",
+    "units",
+    "grad first/last",
+    "prod lambda (Eq. 8, F=0)",
+    "signal first/last",
+    "mean gate",
+)
 
 
 def variant_kwargs(name: str) -> dict:
@@ -22,8 +30,9 @@ def variant_kwargs(name: str) -> dict:
     return dict(VARIANTS[name])
 
 
-def analyze(models, variants, images, labels, num_classes, *, model_kwargs=None, zero_residual=False,
-            state_dict=None, seed=0):
+def analyze(
+    models, variants, images, labels, num_classes, *, model_kwargs=None, zero_residual=False, state_dict=None, seed=0
+):
     """``{model: {variant: records}}``; variant ``None`` means the model as named."""
     results = {}
     for model_name in models:
@@ -52,7 +61,9 @@ def summary_rows(results):
             first, last = records[0], records[-1]
             gates = [r.gate_mean for r in records if r.gate_mean is not None]
             yield (
-                model, variant, str(len(records)),
+                model,
+                variant,
+                str(len(records)),
                 _ratio(first.grad_rms, last.grad_rms),
                 f"{predicted_gradient_ratio(records, 0, len(records) - 1):.3g}",
                 _ratio(first.forward_rms, last.forward_rms),
@@ -63,8 +74,12 @@ def summary_rows(results):
 def write_outputs(results, out_dir: Path, title: str) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [row for model, by_variant in results.items() for variant, records in by_variant.items()
-            for row in records_as_rows(records, model=model, variant=variant)]
+    rows = [
+        row
+        for model, by_variant in results.items()
+        for variant, records in by_variant.items()
+        for row in records_as_rows(records, model=model, variant=variant)
+    ]
     csv_path = out_dir / "propagation.csv"
     with open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

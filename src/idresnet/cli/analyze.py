@@ -14,18 +14,32 @@ from idresnet.analysis.propagation import VARIANTS
 
 def add_parser(sub, name):
     p = sub.add_parser(name, help="measure signal and gradient propagation through depth", description=__doc__)
-    p.add_argument("--model", nargs="+", default=None, help="one or more registered model names "
-                   "(with --weights: default the recorded model)")
-    p.add_argument("--variant", nargs="+", default=None, metavar="NAME",
-                   help=f"unit variants to compare: {', '.join(VARIANTS)} (default: the model as named)")
+    p.add_argument(
+        "--model",
+        nargs="+",
+        default=None,
+        help="one or more registered model names (with --weights: default the recorded model)",
+    )
+    p.add_argument(
+        "--variant",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"unit variants to compare: {', '.join(VARIANTS)} (default: the model as named)",
+    )
     p.add_argument("--model-kwargs", nargs="+", default=[], metavar="KEY=VALUE", help="extra model options")
     p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, folder or synthetic")
     p.add_argument("--data", default=None, help="path of the dataset (archive, folder or image folder)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--zero-residual", action="store_true",
-                   help="zero each residual branch's last conv (F = 0: Eqs. 5 and 8 hold exactly)")
-    p.add_argument("--weights", default=None, help="a .safetensors file or run folder to analyse instead of the initialisation")
+    p.add_argument(
+        "--zero-residual",
+        action="store_true",
+        help="zero each residual branch's last conv (F = 0: Eqs. 5 and 8 hold exactly)",
+    )
+    p.add_argument(
+        "--weights", default=None, help="a .safetensors file or run folder to analyse instead of the initialisation"
+    )
     p.add_argument("--out", default="runs/analyze", help="output folder (default: runs/analyze)")
     p.set_defaults(func=run)
 
@@ -66,9 +80,17 @@ def run(args) -> int:
     if not args.model:
         raise UsageError("name at least one --model (see `idresnet models`)")
     images, labels, ds = real_batch(args.dataset, args.data, args.batch_size, args.seed)
-    results = analyze(args.model, args.variant or [None], images, labels, ds.num_classes,
-                      model_kwargs=model_kwargs, zero_residual=args.zero_residual,
-                      state_dict=state_dict, seed=args.seed)
+    results = analyze(
+        args.model,
+        args.variant or [None],
+        images,
+        labels,
+        ds.num_classes,
+        model_kwargs=model_kwargs,
+        zero_residual=args.zero_residual,
+        state_dict=state_dict,
+        seed=args.seed,
+    )
     when = "trained weights" if args.weights else "initialisation"
     title = f"Signal and gradient propagation at {when}; {ds.description}, batch {len(labels)}"
     written = write_outputs(results, Path(args.out), title)

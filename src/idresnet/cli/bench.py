@@ -15,21 +15,27 @@ from __future__ import annotations
 
 import sys
 
-MODE_HELP = ("comma-separated modes, each options joined by '+': eager (fp32 NCHW baseline, always run), "
-             "channels_last, bf16, compile, compile=MODE (e.g. max-autotune-no-cudagraphs), compile=units "
-             "(each residual unit compiled on its own), cudagraphs, ckpt=unit, ckpt=segment:K "
-             "(default: cpu %s; cuda %s)")
+MODE_HELP = (
+    "comma-separated modes, each options joined by '+': eager (fp32 NCHW baseline, always run), "
+    "channels_last, bf16, compile, compile=MODE (e.g. max-autotune-no-cudagraphs), compile=units "
+    "(each residual unit compiled on its own), cudagraphs, ckpt=unit, ckpt=segment:K "
+    "(default: cpu %s; cuda %s)"
+)
 
 
 def add_parser(sub, name):
     from idresnet.perf.runner import DEFAULT_MODES
 
-    p = sub.add_parser(name, help="training throughput and memory per model and execution mode",
-                       description="Training throughput (img/s), FLOP rate and peak memory per model and "
-                                   "execution mode, each mode against the eager fp32 NCHW baseline of the same "
-                                   "run. See docs/performance.md.")
-    p.add_argument("--models", help="comma-separated names or 110, 164, 1001, r50, r200, all "
-                                    "(default: cpu 110,164; cuda all)")
+    p = sub.add_parser(
+        name,
+        help="training throughput and memory per model and execution mode",
+        description="Training throughput (img/s), FLOP rate and peak memory per model and "
+        "execution mode, each mode against the eager fp32 NCHW baseline of the same "
+        "run. See docs/performance.md.",
+    )
+    p.add_argument(
+        "--models", help="comma-separated names or 110, 164, 1001, r50, r200, all (default: cpu 110,164; cuda all)"
+    )
     p.add_argument("--modes", help=MODE_HELP % (DEFAULT_MODES["cpu"], DEFAULT_MODES["cuda"]))
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, help="batch size (default 128 CIFAR, 64 ImageNet)")
@@ -37,12 +43,15 @@ def add_parser(sub, name):
     p.add_argument("--steps", type=int, help="steps per timed repeat (default cpu 2, cuda 20)")
     p.add_argument("--repeats", type=int, help="timed repeats per mode, interleaved (default cpu 3, cuda 5)")
     p.add_argument("--warmup", type=int, help="warm-up steps per mode (default cpu 1, cuda 5)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's; 1 with --quick). "
-                                                "On a shared CPU use 1: see docs/performance.md")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads (default: torch's; 1 with --quick). "
+        "On a shared CPU use 1: see docs/performance.md",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     p.add_argument("--profile", action="store_true", help="add time shares per layer type (one profiled step)")
-    p.add_argument("--quick", action="store_true",
-                   help="smoke test: preact_resnet20, batch 8, 1 step, 1 repeat (CI)")
+    p.add_argument("--quick", action="store_true", help="smoke test: preact_resnet20, batch 8, 1 step, 1 repeat (CI)")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
     p.set_defaults(func=run)

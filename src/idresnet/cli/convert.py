@@ -14,12 +14,20 @@ import argparse
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
-        name, help="convert public weights (fb.resnet.torch .t7, pytorchcv .pth)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        name,
+        help="convert public weights (fb.resnet.torch .t7, pytorchcv .pth)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     p.add_argument("src", metavar="SRC", help="the .t7 or .pth file")
     p.add_argument("--to", required=True, metavar="OUT.safetensors", help="output file")
-    p.add_argument("--from", dest="source", metavar="{torch7,pytorchcv}",
-                   help="source format (default: from the suffix, .t7 or .pth)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="{torch7,pytorchcv}",
+        help="source format (default: from the suffix, .t7 or .pth)",
+    )
     p.add_argument("--arch", help="pytorchcv architecture name (default: from the file name)")
     p.set_defaults(func=run)
     return p
@@ -30,7 +38,9 @@ def run(args) -> int:
 
     rec = convert(args.src, args.to, args.source, args.arch)
     options = " ".join(f"{k}={v}" for k, v in rec["model_kwargs"].items())
-    print(f"wrote {args.to}: {rec['model']}{' ' + options if options else ''}, {rec['num_classes']} classes "
-          f"({rec['dataset']}), from {rec['source']['format']} {rec['source']['arch']} "
-          f"(sha256 {rec['source']['sha256'][:12]}...)")
+    print(
+        f"wrote {args.to}: {rec['model']}{' ' + options if options else ''}, {rec['num_classes']} classes "
+        f"({rec['dataset']}), from {rec['source']['format']} {rec['source']['arch']} "
+        f"(sha256 {rec['source']['sha256'][:12]}...)"
+    )
     return 0

@@ -18,8 +18,12 @@ from idresnet.cli.parsing import add_weights_arguments
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
-        name, help="test error of trained weights", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        name,
+        help="test error of trained weights",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     add_weights_arguments(p)
     p.add_argument("--dataset", help="dataset (default: the one the weights were trained on)")
     p.add_argument("--data", help="dataset file or folder (default: the recorded one, or the cache)")
@@ -28,8 +32,13 @@ def add_parser(subparsers, name):
     p.add_argument("--seed", type=int, help="seed of the subset (default: the recorded one)")
     p.add_argument("--batch-size", type=int, default=256, help="evaluation batch size (default 256)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    p.add_argument("--eval-crops", type=int, nargs="+", metavar="N",
-                   help="imagenet: evaluation crops (default: the run's; the paper's Table 5 uses 224 and 320)")
+    p.add_argument(
+        "--eval-crops",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="imagenet: evaluation crops (default: the run's; the paper's Table 5 uses 224 and 320)",
+    )
     p.add_argument("--workers", type=int, help="imagenet: decoding worker processes (default: the CPUs, at most 8)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -61,37 +70,59 @@ def run(args) -> int:
     rec = rec if same else {}
     device = resolve_device(args.device, DistInfo())
     evalset = eval_loaders(
-        dataset, args.data or _recorded_data(rec.get("data"), file), norm=meta.get("normalization"),
-        batch_size=args.batch_size, device=device, seed=args.seed if args.seed is not None else rec.get("seed", 0),
-        cache_dir=args.cache_dir, train_size=rec.get("train_size"),
+        dataset,
+        args.data or _recorded_data(rec.get("data"), file),
+        norm=meta.get("normalization"),
+        batch_size=args.batch_size,
+        device=device,
+        seed=args.seed if args.seed is not None else rec.get("seed", 0),
+        cache_dir=args.cache_dir,
+        train_size=rec.get("train_size"),
         test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
-        crops=args.eval_crops or rec.get("eval_crops"), train_crop=rec.get("train_crop", 224),
-        resizes=rec.get("eval_resize") if not args.eval_crops else None, workers=args.workers)
+        crops=args.eval_crops or rec.get("eval_crops"),
+        train_crop=rec.get("train_crop", 224),
+        resizes=rec.get("eval_resize") if not args.eval_crops else None,
+        workers=args.workers,
+    )
     net = net.to(device)
     with torch.inference_mode():
-        results = {crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
-                   for crop, loader in evalset.loaders.items()}
+        results = {
+            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
+            for crop, loader in evalset.loaders.items()
+        }
     model = args.model or meta.get("model")
     if None in results:  # one test set, in memory
         res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
         if args.json:
             print(json.dumps(res))
         else:
-            print(f"{model} on {evalset.description}: top-1 error {res['error']:.2f}%{_top5_text(res)} "
-                  f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})")
+            print(
+                f"{model} on {evalset.description}: top-1 error {res['error']:.2f}%{_top5_text(res)} "
+                f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})"
+            )
         return 0
     if args.json:
-        print(json.dumps({"weights": str(file), "model": model, "dataset": evalset.description,
-                          "crops": {str(c): r for c, r in results.items()}}))
+        print(
+            json.dumps(
+                {
+                    "weights": str(file),
+                    "model": model,
+                    "dataset": evalset.description,
+                    "crops": {str(c): r for c, r in results.items()},
+                }
+            )
+        )
         return 0
     for (crop, res), resize in zip(results.items(), evalset.resizes):
-        print(f"{model} on {evalset.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
-              f"{_top5_text(res)} ({res['images']} images, loss {res['loss']:.4f}; weights {file})")
+        print(
+            f"{model} on {evalset.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
+            f"{_top5_text(res)} ({res['images']} images, loss {res['loss']:.4f}; weights {file})"
+        )
     return 0
 
 
 def _top5_text(res: dict) -> str:
-    """", top-5 error X%" where top-5 is defined (more than 5 classes), else nothing."""
+    """ ", top-5 error X%" where top-5 is defined (more than 5 classes), else nothing."""
     return "" if res["top5_error"] is None else f", top-5 error {res['top5_error']:.2f}%"
 
 

@@ -19,11 +19,19 @@ FORMATS = ("safetensors", "onnx")
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
-        name, help="export trained weights (safetensors, onnx)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        name,
+        help="export trained weights (safetensors, onnx)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     add_weights_arguments(p)
-    p.add_argument("--format", default="safetensors", metavar="{" + ",".join(FORMATS) + "}",
-                   help="output format (default safetensors)")
+    p.add_argument(
+        "--format",
+        default="safetensors",
+        metavar="{" + ",".join(FORMATS) + "}",
+        help="output format (default safetensors)",
+    )
     p.add_argument("--out", metavar="FILE", help="output file (default: <model>.<format> beside the weights)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's)")
     p.set_defaults(func=run)
@@ -43,14 +51,21 @@ def export_onnx(net, out: Path, image_shape, opset=None) -> None:
 
     missing = [m for m in ("onnx", "onnxscript") if importlib.util.find_spec(m) is None]
     if missing:
-        raise UsageError(f"ONNX export needs the {' and '.join(missing)} package(s): "
-                         "pip install idresnet[onnx]")
+        raise UsageError(f"ONNX export needs the {' and '.join(missing)} package(s): pip install idresnet[onnx]")
     h, w = image_shape[:2]
     example = torch.zeros(1, 3, h, w)
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(net, (example,), str(out), input_names=["images"], output_names=["logits"],
-                      dynamic_shapes=({0: batch},), opset_version=opset, dynamo=True,
-                      external_data=False)
+    torch.onnx.export(
+        net,
+        (example,),
+        str(out),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+    )
 
 
 def run(args) -> int:
@@ -69,8 +84,12 @@ def run(args) -> int:
     if out.suffix != f".{args.format}":
         raise UsageError(f"--out {out}: expected a .{args.format} file name")
     if args.format == "safetensors":
-        record = {**meta, "model": model, "model_kwargs": kwargs if kwargs is not None
-                  else meta.get("model_kwargs", {}), "exported_from": str(file)}
+        record = {
+            **meta,
+            "model": model,
+            "model_kwargs": kwargs if kwargs is not None else meta.get("model_kwargs", {}),
+            "exported_from": str(file),
+        }
         save_weights(out, net.state_dict(), record)
     else:
         export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)

@@ -18,8 +18,13 @@ def rows(family=None):
     for name in list_models(family):
         info = model_info(name, with_params=True)
         yield (
-            name, info["family"], str(info["depth"]), info["block"], info["placement"],
-            "-".join(map(str, info["units_per_stage"])), f"{info['params']:,}",
+            name,
+            info["family"],
+            str(info["depth"]),
+            info["block"],
+            info["placement"],
+            "-".join(map(str, info["units_per_stage"])),
+            f"{info['params']:,}",
         )
 
 

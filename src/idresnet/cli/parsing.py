@@ -22,8 +22,9 @@ class StrictParser(argparse.ArgumentParser):
 
 def add_weights_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags that name trained weights and, where they lack a record, their network."""
-    parser.add_argument("--weights", required=True, metavar="RUN_OR_FILE",
-                        help="run folder, .safetensors or .ckpt file")
+    parser.add_argument(
+        "--weights", required=True, metavar="RUN_OR_FILE", help="run folder, .safetensors or .ckpt file"
+    )
     parser.add_argument("--model", help="network name (needed for weights without a record)")
     parser.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE", help="model options")
     parser.add_argument("--num-classes", type=int, help="classes of the network (default: recorded)")

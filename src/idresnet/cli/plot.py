@@ -12,8 +12,11 @@ def add_parser(sub, name):
     p.add_argument("runs", nargs="+", help="run folders (each with metrics.csv)")
     p.add_argument("--labels", nargs="+", default=None, help="one legend label per run (default: folder names)")
     p.add_argument("--title", default="", help="figure title")
-    p.add_argument("--out", default=None, help="output path without suffix (default: RUN/curves for one "
-                   "run, the runs' common folder/curves for several)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output path without suffix (default: RUN/curves for one run, the runs' common folder/curves for several)",
+    )
     p.set_defaults(func=run)
 
 

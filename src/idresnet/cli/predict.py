@@ -20,8 +20,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
-        name, help="top-k classes of images under trained or converted weights", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        name,
+        help="top-k classes of images under trained or converted weights",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--weights", required=True, metavar="FILE_OR_RUN", help=".safetensors, run folder or .ckpt")
     p.add_argument("--top-k", type=int, default=5, help="classes to show per image (default 5)")
@@ -85,16 +89,27 @@ def predict(net, files, meta, top_k: int, batch_size: int, device) -> list[dict]
     names, ids = meta.get("classes"), meta.get("class_ids")
     results = []
     for start in range(0, len(files), batch_size):
-        chunk = files[start:start + batch_size]
+        chunk = files[start : start + batch_size]
         x = torch.from_numpy(np.stack([load_image(p, crop, resize) for p in chunk])).to(device)
         x = x.permute(0, 3, 1, 2).float() * scale + shift
         with torch.inference_mode():
             probs = net(x).float().softmax(1)
         values, indices = probs.topk(min(top_k, probs.shape[1]), dim=1)
         for path, v, i in zip(chunk, values.tolist(), indices.tolist()):
-            results.append({"image": str(path), "top": [
-                {"index": k, "class": names[k] if names else str(k), "id": ids[k] if ids else None,
-                 "probability": p} for p, k in zip(v, i)]})
+            results.append(
+                {
+                    "image": str(path),
+                    "top": [
+                        {
+                            "index": k,
+                            "class": names[k] if names else str(k),
+                            "id": ids[k] if ids else None,
+                            "probability": p,
+                        }
+                        for p, k in zip(v, i)
+                    ],
+                }
+            )
     return results
 
 

@@ -19,16 +19,32 @@ def add_parser(sub, name):
     p.add_argument("--scale", default="reduced", help="full (the paper's recipe), reduced (CPU budget), smoke")
     p.add_argument("--rows", nargs="+", default=None, metavar="ID", help="only these rows")
     p.add_argument("--out", default=None, help="output folder (default: runs/reproduce/<table>-<scale>)")
-    p.add_argument("--data", default=None, help="CIFAR-10 source: official archive, its folder, or an image "
-                                                "folder such as cifar10-jpeg.tar.gz (default: cache, then download)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="CIFAR-10 source: official archive, its folder, or an image "
+        "folder such as cifar10-jpeg.tar.gz (default: cache, then download)",
+    )
     p.add_argument("--cifar100-data", default=None, help="CIFAR-100 source for the CIFAR-100 rows")
-    p.add_argument("--imagenet-data", default=None, metavar="DIR",
-                   help="ImageNet-layout folder (train/<wnid>/, val/<wnid>/) for the ImageNet rows (table5)")
-    p.add_argument("--dataset", default=None, choices=("cifar10", "synthetic"),
-                   help="run the CIFAR-10 rows on this dataset instead (synthetic: plumbing checks)")
+    p.add_argument(
+        "--imagenet-data",
+        default=None,
+        metavar="DIR",
+        help="ImageNet-layout folder (train/<wnid>/, val/<wnid>/) for the ImageNet rows (table5)",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        choices=("cifar10", "synthetic"),
+        help="run the CIFAR-10 rows on this dataset instead (synthetic: plumbing checks)",
+    )
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads of torch (default: its own; 1 on a CPU shared with other jobs)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads of torch (default: its own; 1 on a CPU shared with other jobs)",
+    )
     p.set_defaults(func=run)
 
 
@@ -51,8 +67,10 @@ def describe(dataset: str, path) -> str:
     if dataset != "imagenet":
         return load_dataset(dataset, path).description
     if path is None:
-        raise UsageError("the ImageNet rows need --imagenet-data DIR, a folder with train/<wnid>/ and "
-                         "val/<wnid>/ images (ImageNet is not downloaded)")
+        raise UsageError(
+            "the ImageNet rows need --imagenet-data DIR, a folder with train/<wnid>/ and "
+            "val/<wnid>/ images (ImageNet is not downloaded)"
+        )
     return load_imagenet(path).description
 
 
@@ -88,14 +106,27 @@ def run(args) -> int:
     out = Path(args.out or f"runs/reproduce/{table.name}-{args.scale}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{table.title}: {len(rows)} rows x {args.runs} runs at {args.scale} scale -> {out}")
-    outcomes, wall = reproduce(table, rows, runs=args.runs, scale_name=args.scale, out=out, data=data,
-                               device=args.device)
-    command = "idresnet " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[0].endswith("idresnet") \
+    outcomes, wall = reproduce(
+        table, rows, runs=args.runs, scale_name=args.scale, out=out, data=data, device=args.device
+    )
+    command = (
+        "idresnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[0].endswith("idresnet")
         else f"idresnet reproduce {args.table} --scale {args.scale} --runs {args.runs}"
+    )
     settings = {r.id: describe_override(row_override(scale, r.id)) for r in rows if r.id in scale["rows"]}
-    written = write_report(table, outcomes, scale_name=args.scale, scale_note=scale["note"], runs=args.runs,
-                           out=out, dataset_descriptions=descriptions, wall_s=wall, command=command,
-                           row_settings=settings)
+    written = write_report(
+        table,
+        outcomes,
+        scale_name=args.scale,
+        scale_note=scale["note"],
+        runs=args.runs,
+        out=out,
+        dataset_descriptions=descriptions,
+        wall_s=wall,
+        command=command,
+        row_settings=settings,
+    )
     print(written[0].read_text())
     print("wrote " + ", ".join(map(str, written)))
     return 0

@@ -18,7 +18,6 @@ from pathlib import Path
 EXIT = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
 
-
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; values are parsed and checked by the config."""
     from dataclasses import MISSING
@@ -38,8 +37,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         elif f.default_factory is not MISSING:
             help_ += f" (default: {f.default_factory()})"
         if kind in ("bool", "auto_bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
         elif kind in ("int_list", "opt_int_list", "dict"):
             metavar = "KEY=VALUE" if kind == "dict" else "N"
             parser.add_argument(flag, nargs="+", metavar=metavar, default=argparse.SUPPRESS, help=help_)
@@ -50,8 +48,12 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def add_parser(subparsers, name):
     parser = subparsers.add_parser(
-        name, help="train a network (the paper's recipe by default)", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        name,
+        help="train a network (the paper's recipe by default)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     parser.add_argument("-c", "--config", metavar="FILE.yaml", help="read config keys from this file")
     add_config_flags(parser)
     parser.set_defaults(func=run)
@@ -81,11 +83,16 @@ def run(args) -> int:
     if not from_env().is_main:
         return EXIT[result.status]
     if result.status == "interrupted":
-        print(f"interrupted at iteration {result.iterations}; continue with: idresnet train "
-              f"--resume --out {result.run_dir}", file=sys.stderr)
+        print(
+            f"interrupted at iteration {result.iterations}; continue with: idresnet train "
+            f"--resume --out {result.run_dir}",
+            file=sys.stderr,
+        )
     else:
         final = "-" if result.final_test_error is None else f"{result.final_test_error:.2f}%"
         best = "-" if result.best_test_error is None else f"{result.best_test_error:.2f}%"
-        print(f"{result.status}: {result.run_dir} after {result.iterations} iterations, "
-              f"final test error {final}, best {best}, {result.wall_time_s:.0f} s")
+        print(
+            f"{result.status}: {result.run_dir} after {result.iterations} iterations, "
+            f"final test error {final}, best {best}, {result.wall_time_s:.0f} s"
+        )
     return EXIT[result.status]

@@ -15,6 +15,16 @@ from idresnet.data.load import DATASETS, load_dataset
 from idresnet.data.loader import DeviceLoader
 from idresnet.data.stream import CorruptImageWarning, StreamLoader
 
-__all__ = ["DATASETS", "CorruptImageWarning", "DeviceLoader", "FileDataset", "ImageDataset",
-           "StreamLoader", "default_cache_dir", "fingerprint", "load_dataset", "load_imagenet",
-           "locate"]
+__all__ = [
+    "DATASETS",
+    "CorruptImageWarning",
+    "DeviceLoader",
+    "FileDataset",
+    "ImageDataset",
+    "StreamLoader",
+    "default_cache_dir",
+    "fingerprint",
+    "load_dataset",
+    "load_imagenet",
+    "locate",
+]

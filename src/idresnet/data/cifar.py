@@ -22,15 +22,15 @@ from idresnet.errors import DatasetError
 
 @dataclass(frozen=True)
 class CifarSpec:
-    title: str          # "CIFAR-10"
+    title: str  # "CIFAR-10"
     url: str
     md5: str
-    archive: str        # file name of the official archive
-    folder: str         # top folder inside it
+    archive: str  # file name of the official archive
+    folder: str  # top folder inside it
     train: tuple[str, ...]
     test: str
     meta: str
-    labels: dict        # label set -> (label key, names key, number of classes)
+    labels: dict  # label set -> (label key, names key, number of classes)
 
 
 BASE_URL = "https://www.cs.toronto.edu/~kriz/"
@@ -38,19 +38,30 @@ ENV_URL = "IDRESNET_CIFAR_URL"  # a base URL (folder) that replaces BASE_URL, e.
 
 SPECS = {
     "cifar10": CifarSpec(
-        "CIFAR-10", BASE_URL + "cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a",
-        "cifar-10-python.tar.gz", "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta",
-        {"fine": ("labels", "label_names", 10)}),
+        "CIFAR-10",
+        BASE_URL + "cifar-10-python.tar.gz",
+        "c58f30108f718f92721af3b95e74349a",
+        "cifar-10-python.tar.gz",
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+        "batches.meta",
+        {"fine": ("labels", "label_names", 10)},
+    ),
     "cifar100": CifarSpec(
-        "CIFAR-100", BASE_URL + "cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85",
-        "cifar-100-python.tar.gz", "cifar-100-python", ("train",), "test", "meta",
-        {"fine": ("fine_labels", "fine_label_names", 100),
-         "coarse": ("coarse_labels", "coarse_label_names", 20)}),
+        "CIFAR-100",
+        BASE_URL + "cifar-100-python.tar.gz",
+        "eb9058c3a382ffc7106e4002c42a8d85",
+        "cifar-100-python.tar.gz",
+        "cifar-100-python",
+        ("train",),
+        "test",
+        "meta",
+        {"fine": ("fine_labels", "fine_label_names", 100), "coarse": ("coarse_labels", "coarse_label_names", 20)},
+    ),
 }
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 def source_url(spec: CifarSpec) -> str:
@@ -75,12 +86,10 @@ def _decode_batch(raw: bytes, where: str, label_key: str, num_classes: int):
         if key not in batch:
             raise DatasetError(f"{where}: missing key {key!r}")
     data = batch["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != 3072:
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         shape = getattr(data, "shape", None)
         dtype = getattr(data, "dtype", type(data).__name__)
-        raise DatasetError(f"{where}: 'data' has shape {shape} and type {dtype}, "
-                           "expected uint8 of shape (N, 3072)")
+        raise DatasetError(f"{where}: 'data' has shape {shape} and type {dtype}, expected uint8 of shape (N, 3072)")
     labels = batch[label_key]
     try:
         labels = np.asarray(labels)
@@ -91,8 +100,7 @@ def _decode_batch(raw: bytes, where: str, label_key: str, num_classes: int):
         raise DatasetError(f"{where}: {label_key!r} must be {len(data)} integers, one per image")
     bad = (labels < 0) | (labels >= num_classes)
     if bad.any():
-        raise DatasetError(f"{where}: label {int(labels[bad][0])} out of range "
-                           f"[0, {num_classes}) in {label_key!r}")
+        raise DatasetError(f"{where}: label {int(labels[bad][0])} out of range [0, {num_classes}) in {label_key!r}")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images), labels.astype(np.int64)
 
@@ -120,8 +128,7 @@ def _read_members(spec: CifarSpec, source: Path) -> tuple[dict[str, bytes], str]
         return found, str(source)
     for rel, _member, fileobj in iter_members(source):
         parts = rel.parts
-        if fileobj is not None and len(parts) == 2 and parts[0] == spec.folder \
-                and parts[1] in wanted:
+        if fileobj is not None and len(parts) == 2 and parts[0] == spec.folder and parts[1] in wanted:
             found[parts[1]] = fileobj.read()  # damage: DatasetError naming the archive
     missing = sorted(wanted - set(found))
     if missing:
@@ -137,11 +144,9 @@ def read_cifar(name: str, source: Path, label_set: str = "fine") -> dict:
     spec = SPECS[name]
     label_key, names_key, num_classes = spec.labels[label_set]
     members, prefix = _read_members(spec, Path(source))
-    out = {"classes": _decode_meta(members[spec.meta], f"{prefix}/{spec.meta}",
-                                   names_key, num_classes)}
+    out = {"classes": _decode_meta(members[spec.meta], f"{prefix}/{spec.meta}", names_key, num_classes)}
     for split, names in (("train", spec.train), ("test", (spec.test,))):
-        parts = [_decode_batch(members[n], f"{prefix}/{n}", label_key, num_classes)
-                 for n in names]
+        parts = [_decode_batch(members[n], f"{prefix}/{n}", label_key, num_classes) for n in names]
         out[f"{split}_images"] = np.concatenate([p[0] for p in parts])
         out[f"{split}_labels"] = np.concatenate([p[1] for p in parts])
     return out

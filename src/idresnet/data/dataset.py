@@ -55,12 +55,11 @@ class ImageDataset:
         """
         total = np.zeros(self.train_images.shape[1:], dtype=np.float64)
         for i in range(0, len(self.train_images), 4096):
-            total += self.train_images[i:i + 4096].sum(axis=0, dtype=np.float64)
+            total += self.train_images[i : i + 4096].sum(axis=0, dtype=np.float64)
         return (total / (255.0 * len(self.train_images))).astype(np.float32)
 
 
-def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int,
-                    what: str = "train_size") -> np.ndarray:
+def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int, what: str = "train_size") -> np.ndarray:
     """Sorted indices of a seeded, class-balanced subset of ``size`` samples.
 
     Each class is shuffled; samples are then taken round-robin over the classes (in a
@@ -80,34 +79,32 @@ def balanced_subset(labels: np.ndarray, size: int, num_classes: int, seed: int,
     return np.sort(np.argsort(key, kind="stable")[:size])
 
 
-def subset_indices(train_labels, test_labels, train_size: int | None, test_size: int | None,
-                   num_classes: int, seed: int):
+def subset_indices(
+    train_labels, test_labels, train_size: int | None, test_size: int | None, num_classes: int, seed: int
+):
     """Indices of the balanced train and test subsets (None: the split is kept whole). The
     one seeding rule of every dataset, so that evaluation picks the training run's subset."""
     train = None if train_size is None else balanced_subset(train_labels, train_size, num_classes, seed)
-    test = None if test_size is None else balanced_subset(test_labels, test_size, num_classes, seed + 1,
-                                                          "test_size")
+    test = None if test_size is None else balanced_subset(test_labels, test_size, num_classes, seed + 1, "test_size")
     return train, test
 
 
-def subset(ds: ImageDataset, train_size: int | None, test_size: int | None,
-           seed: int) -> ImageDataset:
+def subset(ds: ImageDataset, train_size: int | None, test_size: int | None, seed: int) -> ImageDataset:
     """``ds`` reduced to balanced subsets (None keeps a split whole)."""
-    train_keep, test_keep = subset_indices(ds.train_labels, ds.test_labels, train_size, test_size,
-                                           ds.num_classes, seed)
+    train_keep, test_keep = subset_indices(ds.train_labels, ds.test_labels, train_size, test_size, ds.num_classes, seed)
     if train_keep is not None:
         ds.train_images, ds.train_labels = ds.train_images[train_keep], ds.train_labels[train_keep]
     if test_keep is not None:
         ds.test_images, ds.test_labels = ds.test_images[test_keep], ds.test_labels[test_keep]
     if train_size is not None or test_size is not None:
-        ds.description += (f" [subset: {len(ds.train_labels)} train, "
-                           f"{len(ds.test_labels)} test, seed {seed}]")
+        ds.description += f" [subset: {len(ds.train_labels)} train, {len(ds.test_labels)} test, seed {seed}]"
         ds._stats = None
     return ds
 
 
-def synthetic(train_size: int | None = None, test_size: int | None = None, seed: int = 0,
-              num_classes: int = 10, size: int = 32) -> ImageDataset:
+def synthetic(
+    train_size: int | None = None, test_size: int | None = None, seed: int = 0, num_classes: int = 10, size: int = 32
+) -> ImageDataset:
     """A learnable synthetic dataset: each class has its own colour and stripe pattern,
     plus Gaussian noise. Deterministic from ``seed``; needs no files."""
     train_size = 1024 if train_size is None else train_size
@@ -132,6 +129,11 @@ def synthetic(train_size: int | None = None, test_size: int | None = None, seed:
     train_images, train_labels = make(train_size)
     test_images, test_labels = make(test_size)
     return ImageDataset(
-        "synthetic", f"synthetic ({num_classes} classes, {size}x{size}, seed {seed})",
+        "synthetic",
+        f"synthetic ({num_classes} classes, {size}x{size}, seed {seed})",
         [f"class{i}" for i in range(num_classes)],
-        train_images, train_labels, test_images, test_labels)
+        train_images,
+        train_labels,
+        test_images,
+        test_labels,
+    )

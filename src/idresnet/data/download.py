@@ -60,8 +60,9 @@ def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
             os.unlink(tmp)
 
 
-def download(url: str, dest: Path, md5: str | None = None, *, attempts: int = ATTEMPTS,
-             timeout: float = TIMEOUT_S) -> Path:
+def download(
+    url: str, dest: Path, md5: str | None = None, *, attempts: int = ATTEMPTS, timeout: float = TIMEOUT_S
+) -> Path:
     """Download ``url`` to ``dest`` (atomically), verifying ``md5``; retry on failure.
 
     Raises :class:`ChecksumError` for a bad checksum and :class:`DatasetError`

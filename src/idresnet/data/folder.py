@@ -26,15 +26,16 @@ from idresnet.progress import progress
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 TEST_SPLITS = ("test", "val")  # the first present is the test split
-POOL_MIN_FILES = 4000          # below this, decode in-process (no pool start-up)
-CHUNK = 1000                   # images per task of a decoding worker
-CHUNK_TIMEOUT_S = 300.0        # no chunk finished for this long: the workers are stuck
+POOL_MIN_FILES = 4000  # below this, decode in-process (no pool start-up)
+CHUNK = 1000  # images per task of a decoding worker
+CHUNK_TIMEOUT_S = 300.0  # no chunk finished for this long: the workers are stuck
 
 
 @dataclass
 class FolderIndex:
     """Files and labels of an image folder. A file is a path, or ``(name, bytes)``
     for a member read from a tarball."""
+
     root: str
     classes: list[str]
     test_split: str
@@ -68,15 +69,21 @@ def scan_folder(root: Path) -> FolderIndex:
     for split in ("train",) + TEST_SPLITS:
         if (found / split).is_dir():
             tree[split] = {
-                d.name: sorted(str(found / split / d.name / e.name)
-                               for e in os.scandir(d.path) if e.is_file() and _is_image(e.name))
-                for d in os.scandir(found / split) if d.is_dir() and not d.name.startswith(".")}
+                d.name: sorted(
+                    str(found / split / d.name / e.name)
+                    for e in os.scandir(d.path)
+                    if e.is_file() and _is_image(e.name)
+                )
+                for d in os.scandir(found / split)
+                if d.is_dir() and not d.name.startswith(".")
+            }
     return index_tree(str(found), tree)
 
 
 def scan_tar(archive: Path) -> FolderIndex:
     """Index a tarball of an image folder, reading every member (checked) into memory."""
     from idresnet.data.safetar import iter_members
+
     files: dict[tuple, list] = {}
     dirs: set[tuple] = set()
     for rel, _member, fileobj in iter_members(archive):
@@ -94,8 +101,7 @@ def scan_tar(archive: Path) -> FolderIndex:
     for split in ("train",) + TEST_SPLITS:
         base = prefix + (split,)
         if base in dirs:
-            classes = {d[-1] for d in dirs if len(d) == len(base) + 1 and d[:-1] == base
-                       and not d[-1].startswith(".")}
+            classes = {d[-1] for d in dirs if len(d) == len(base) + 1 and d[:-1] == base and not d[-1].startswith(".")}
             tree[split] = {c: sorted(files.get(base + (c,), [])) for c in classes}
     return index_tree(str(archive) + (f":{prefix[0]}" if prefix else ""), tree)
 
@@ -112,8 +118,7 @@ def index_tree(root: str, tree: dict) -> FolderIndex:
     for split, other in (("train", test_split), (test_split, "train")):
         missing = sorted(set(tree[other]) - set(tree[split]))
         if missing:
-            raise DatasetError(f"{root}: class {missing[0]!r} is in {other}/ "
-                               f"but missing from {split}/")
+            raise DatasetError(f"{root}: class {missing[0]!r} is in {other}/ but missing from {split}/")
     out = {}
     for split in ("train", test_split):
         files, labels = [], []
@@ -128,6 +133,7 @@ def index_tree(root: str, tree: dict) -> FolderIndex:
 
 def _open(item):
     from PIL import Image
+
     if isinstance(item, tuple):
         return item[0], Image.open(io.BytesIO(item[1]))
     return item, Image.open(item)
@@ -142,8 +148,10 @@ def _decode_one(item, size):
     except Exception as exc:  # PIL raises many types for damaged files
         return None, f"{path}: unreadable image ({type(exc).__name__}: {one_line(exc)})"
     if size is not None and arr.shape[:2] != tuple(size):
-        return None, (f"{path}: image size {arr.shape[1]}x{arr.shape[0]} differs from "
-                      f"{size[1]}x{size[0]}; all images of a dataset must share one size")
+        return None, (
+            f"{path}: image size {arr.shape[1]}x{arr.shape[0]} differs from "
+            f"{size[1]}x{size[0]}; all images of a dataset must share one size"
+        )
     return arr, None
 
 
@@ -181,13 +189,13 @@ def decode_files(files: list, size, desc: str = "decoding", workers: int | None 
     :data:`CHUNK` (:class:`DecodePool`). An unreadable image is a DatasetError naming it.
     """
     out = np.empty((len(files), size[0], size[1], 3), dtype=np.uint8)
-    chunks = [files[i:i + CHUNK] for i in range(0, len(files), CHUNK)]
+    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
     workers = min(workers or min(os.cpu_count() or 1, 8), len(chunks))
     pooled = workers > 1 and len(files) >= POOL_MIN_FILES
     with progress(len(files), desc, "img") as bar, contextlib.ExitStack() as stack:
         done = stack.enter_context(DecodePool(workers)).map(chunks, size) if pooled else _map(chunks, size)
         for i, arr in done:
-            out[i * CHUNK:i * CHUNK + len(arr)] = arr
+            out[i * CHUNK : i * CHUNK + len(arr)] = arr
             bar.update(len(arr))
     return out
 
@@ -222,8 +230,9 @@ class DecodePool:
         try:
             for _ in range(workers):
                 parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(child, self.conns + [parent]),
-                                   name="idresnet-decode", daemon=True)
+                proc = ctx.Process(
+                    target=_serve, args=(child, self.conns + [parent]), name="idresnet-decode", daemon=True
+                )
                 proc.start()
                 child.close()
                 self.procs.append(proc)
@@ -271,8 +280,10 @@ class DecodePool:
             ready = wait(list(busy), timeout=CHUNK_TIMEOUT_S)
             if not ready:
                 first = _name(chunks[min(busy.values())][0])
-                raise DatasetError(f"decoding stalled: no chunk of up to {CHUNK} images finished in "
-                                   f"{CHUNK_TIMEOUT_S:.0f} s (one starts at {first})")
+                raise DatasetError(
+                    f"decoding stalled: no chunk of up to {CHUNK} images finished in "
+                    f"{CHUNK_TIMEOUT_S:.0f} s (one starts at {first})"
+                )
             for conn in ready:
                 index = busy.pop(conn)
                 try:
@@ -288,10 +299,17 @@ class DecodePool:
         proc = self.procs[self.conns.index(conn)]
         proc.join(1)
         code = proc.exitcode
-        how = ("its pipe closed" if code is None else
-               f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}")
-        return (f"a decoding worker process died ({how}; out of memory?) while decoding "
-                f"{len(chunk)} images from {_name(chunk[0])}")
+        how = (
+            "its pipe closed"
+            if code is None
+            else f"killed by {signal.Signals(-code).name}"
+            if code < 0
+            else f"exit code {code}"
+        )
+        return (
+            f"a decoding worker process died ({how}; out of memory?) while decoding "
+            f"{len(chunk)} images from {_name(chunk[0])}"
+        )
 
 
 def _serve(conn, inherited) -> None:
@@ -309,11 +327,74 @@ def _serve(conn, inherited) -> None:
 
 
 # libjpeg's standard luminance table (ITU T.81 Annex K.1), natural order.
-_LUMA = np.array([
-    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+_LUMA = np.array(
+    [
+        16,
+        11,
+        10,
+        16,
+        24,
+        40,
+        51,
+        61,
+        12,
+        12,
+        14,
+        19,
+        26,
+        58,
+        60,
+        55,
+        14,
+        13,
+        16,
+        24,
+        40,
+        57,
+        69,
+        56,
+        14,
+        17,
+        22,
+        29,
+        51,
+        87,
+        80,
+        62,
+        18,
+        22,
+        37,
+        56,
+        68,
+        109,
+        103,
+        77,
+        24,
+        35,
+        55,
+        64,
+        81,
+        104,
+        113,
+        92,
+        49,
+        64,
+        78,
+        87,
+        103,
+        121,
+        120,
+        101,
+        72,
+        92,
+        95,
+        98,
+        112,
+        100,
+        103,
+        99,
+    ]
+)
 
 
 def jpeg_quality(tables) -> int | None:

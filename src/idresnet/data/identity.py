@@ -52,9 +52,15 @@ def fingerprint(ds) -> dict:
         for array in (ds.train_images, ds.train_labels, ds.test_images, ds.test_labels):
             _update(digest, array)
         counts = [len(ds.train_labels), len(ds.test_labels)]
-    return {"dataset": name, "classes": [str(c) for c in ds.classes], "num_classes": len(ds.classes),
-            "train": counts[0], "test": counts[1], "image_shape": shape,
-            "sha256": digest.hexdigest()[:16]}
+    return {
+        "dataset": name,
+        "classes": [str(c) for c in ds.classes],
+        "num_classes": len(ds.classes),
+        "train": counts[0],
+        "test": counts[1],
+        "image_shape": shape,
+        "sha256": digest.hexdigest()[:16],
+    }
 
 
 def locate(recorded: str | os.PathLike, near=()) -> Path | None:

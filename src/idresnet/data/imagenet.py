@@ -48,8 +48,11 @@ class StreamingFolder:
 
 
 def _images(folder: Path) -> list[str]:
-    return sorted(e.path for e in os.scandir(folder)
-                  if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(IMAGE_SUFFIXES))
+    return sorted(
+        e.path
+        for e in os.scandir(folder)
+        if e.is_file() and not e.name.startswith(".") and e.name.lower().endswith(IMAGE_SUFFIXES)
+    )
 
 
 def scan(root: str | os.PathLike) -> StreamingFolder:
@@ -59,47 +62,61 @@ def scan(root: str | os.PathLike) -> StreamingFolder:
     if not root.exists():
         raise DatasetError(f"{root}: no such folder ({expected})")
     if not root.is_dir():
-        raise DatasetError(f"{root}: not a folder; the imagenet dataset reads an extracted "
-                           f"image folder ({expected})")
+        raise DatasetError(f"{root}: not a folder; the imagenet dataset reads an extracted image folder ({expected})")
     tree = {}
     for split in SPLITS:
         base = root / split
         if not base.is_dir():
             hint = "; rename or link test/ to val/" if split == "val" and (root / "test").is_dir() else ""
             raise DatasetError(f"{root}: no {split}/ folder ({expected}){hint}")
-        tree[split] = {d.name: _images(Path(d.path)) for d in os.scandir(base)
-                       if d.is_dir() and not d.name.startswith(".")}
+        tree[split] = {
+            d.name: _images(Path(d.path)) for d in os.scandir(base) if d.is_dir() and not d.name.startswith(".")
+        }
         if not tree[split] and _images(base):
-            raise DatasetError(f"{base}: images but no class folders; sort them into "
-                               f"{split}/<class>/ (for ImageNet's val/, by the published labels)")
+            raise DatasetError(
+                f"{base}: images but no class folders; sort them into "
+                f"{split}/<class>/ (for ImageNet's val/, by the published labels)"
+            )
     index = index_tree(str(root), tree)  # empty class, class in one split only: errors
-    return StreamingFolder(str(root), index.classes, _paths(index.train_files), index.train_labels,
-                           _paths(index.test_files), index.test_labels)
+    return StreamingFolder(
+        str(root),
+        index.classes,
+        _paths(index.train_files),
+        index.train_labels,
+        _paths(index.test_files),
+        index.test_labels,
+    )
 
 
 def _paths(files: list[str]) -> np.ndarray:
     return np.array([os.fsencode(f) for f in files])
 
 
-def load_imagenet(data, *, train_size: int | None = None, test_size: int | None = None,
-                  seed: int = 0) -> StreamingFolder:
+def load_imagenet(
+    data, *, train_size: int | None = None, test_size: int | None = None, seed: int = 0
+) -> StreamingFolder:
     """The index of ``data`` with seeded class-balanced subsets (as ``load_dataset``)."""
     if data is None:
-        raise DatasetError("dataset 'imagenet' needs --data DIR, a folder with train/<class>/ "
-                           "and val/<class>/ images (ImageNet is not downloaded)")
+        raise DatasetError(
+            "dataset 'imagenet' needs --data DIR, a folder with train/<class>/ "
+            "and val/<class>/ images (ImageNet is not downloaded)"
+        )
     folder = scan(data)
     sub = ""
-    train_keep, val_keep = subset_indices(folder.train_labels, folder.val_labels, train_size, test_size,
-                                          folder.num_classes, seed)
+    train_keep, val_keep = subset_indices(
+        folder.train_labels, folder.val_labels, train_size, test_size, folder.num_classes, seed
+    )
     if train_keep is not None:
         folder.train_files, folder.train_labels = folder.train_files[train_keep], folder.train_labels[train_keep]
     if val_keep is not None:
         folder.val_files, folder.val_labels = folder.val_files[val_keep], folder.val_labels[val_keep]
     if train_size is not None or test_size is not None:
         sub = f" [subset: {len(folder.train_labels)} train, {len(folder.val_labels)} val, seed {seed}]"
-    folder.description = (f"image folder {folder.root} ({folder.num_classes} classes, "
-                          f"{len(folder.train_labels)} train / {len(folder.val_labels)} val images, "
-                          f"streamed){sub}")
+    folder.description = (
+        f"image folder {folder.root} ({folder.num_classes} classes, "
+        f"{len(folder.train_labels)} train / {len(folder.val_labels)} val images, "
+        f"streamed){sub}"
+    )
     return folder
 
 
@@ -114,8 +131,7 @@ class FileDataset(torch.utils.data.Dataset):
     random draws come from ``(seed, epoch, index)``. An item is ``(uint8 (H, W, 3)
     tensor, label, None)``, or ``(None, label, reason)`` for a file that cannot be decoded."""
 
-    def __init__(self, files: np.ndarray, labels: np.ndarray, transform, *, seed: int = 0,
-                 random: bool = True):
+    def __init__(self, files: np.ndarray, labels: np.ndarray, transform, *, seed: int = 0, random: bool = True):
         self.files, self.labels = files, np.asarray(labels, dtype=np.int64)
         self.transform, self.seed, self.random = transform, seed, random
 
@@ -140,5 +156,4 @@ def collate(samples):
     skipped = [s[2] for s in samples if s[0] is None]
     if not good:
         return None, None, skipped
-    return (torch.stack([s[0] for s in good]), torch.tensor([s[1] for s in good], dtype=torch.int64),
-            skipped)
+    return (torch.stack([s[0] for s in good]), torch.tensor([s[1] for s in good], dtype=torch.int64), skipped)

@@ -19,13 +19,20 @@ from idresnet.progress import progress
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 MAX_DECODED_BYTES = 8 << 30  # larger image folders must stream from disk (ImageNet)
-TAR_IN_MEMORY = 2 << 30      # smaller image-folder tarballs are decoded without extracting
+TAR_IN_MEMORY = 2 << 30  # smaller image-folder tarballs are decoded without extracting
 
 
-def load_dataset(name: str, data: str | os.PathLike | None = None, *, cache_dir=None,
-                 download: bool = True, train_size: int | None = None,
-                 test_size: int | None = None, seed: int = 0,
-                 label_set: str = "fine") -> ImageDataset:
+def load_dataset(
+    name: str,
+    data: str | os.PathLike | None = None,
+    *,
+    cache_dir=None,
+    download: bool = True,
+    train_size: int | None = None,
+    test_size: int | None = None,
+    seed: int = 0,
+    label_set: str = "fine",
+) -> ImageDataset:
     """Load dataset ``name`` (one of :data:`DATASETS`) as uint8 arrays.
 
     ``data``: for cifar10/cifar100 the official archive, its extracted folder, a folder
@@ -35,8 +42,10 @@ def load_dataset(name: str, data: str | os.PathLike | None = None, *, cache_dir=
     ``test_size`` take seeded class-balanced subsets.
     """
     if name == "imagenet":
-        raise UsageError("dataset 'imagenet' is streamed from disk (idresnet.data.load_imagenet and "
-                         "StreamLoader, or `idresnet train --dataset imagenet`), not loaded into memory")
+        raise UsageError(
+            "dataset 'imagenet' is streamed from disk (idresnet.data.load_imagenet and "
+            "StreamLoader, or `idresnet train --dataset imagenet`), not loaded into memory"
+        )
     if name not in DATASETS:
         raise choices_error("dataset", name, DATASETS)
     if name == "synthetic":
@@ -44,8 +53,7 @@ def load_dataset(name: str, data: str | os.PathLike | None = None, *, cache_dir=
             raise UsageError("dataset 'synthetic' is generated and takes no data path")
         return synthetic(train_size, test_size, seed)
     if label_set not in ("fine", "coarse") or (label_set == "coarse" and name != "cifar100"):
-        raise UsageError(f"label_set {label_set!r} is not valid for {name}; "
-                         "valid: fine (all), coarse (cifar100 only)")
+        raise UsageError(f"label_set {label_set!r} is not valid for {name}; valid: fine (all), coarse (cifar100 only)")
     cache = resolve_cache_dir(cache_dir)
     if name == "folder":
         if data is None:
@@ -65,9 +73,14 @@ def _existing(data) -> Path:
 
 def _arrays_to_dataset(name: str, arrays: dict) -> ImageDataset:
     return ImageDataset(
-        name, str(arrays["description"]), [str(c) for c in arrays["classes"]],
-        arrays["train_images"], arrays["train_labels"],
-        arrays["test_images"], arrays["test_labels"])
+        name,
+        str(arrays["description"]),
+        [str(c) for c in arrays["classes"]],
+        arrays["train_images"],
+        arrays["train_labels"],
+        arrays["test_images"],
+        arrays["test_labels"],
+    )
 
 
 def _cached(name: str, kind: str, source: Path, cache: Path, options: dict, build):
@@ -84,6 +97,7 @@ def _cached(name: str, kind: str, source: Path, cache: Path, options: dict, buil
 
 # ---------------------------------------------------------------- CIFAR
 
+
 def _load_cifar(name, data, cache, allow_download, label_set) -> ImageDataset:
     spec = cifar.SPECS[name]
     if data is None:
@@ -93,8 +107,9 @@ def _load_cifar(name, data, cache, allow_download, label_set) -> ImageDataset:
         layout = cifar.classify_dir(name, path)
         if layout is None:
             if folder.find_root(path) is None:
-                raise DatasetError(f"{path}: no {spec.archive}, {spec.folder}/ or image "
-                                   "folder (train/<class>/) found here")
+                raise DatasetError(
+                    f"{path}: no {spec.archive}, {spec.folder}/ or image folder (train/<class>/) found here"
+                )
             return _load_folder(name, path, cache)
         kind, path = layout
     elif is_tar(path):
@@ -104,14 +119,22 @@ def _load_cifar(name, data, cache, allow_download, label_set) -> ImageDataset:
         elif any(n.split("/")[0] == "train" or n.split("/")[1:2] == ["train"] for n in names):
             return _load_folder(name, path, cache)
         else:
-            raise DatasetError(f"{path}: neither the official {spec.archive} layout "
-                               f"({spec.folder}/) nor an image folder (train/<class>/)")
+            raise DatasetError(
+                f"{path}: neither the official {spec.archive} layout "
+                f"({spec.folder}/) nor an image folder (train/<class>/)"
+            )
     else:
         raise DatasetError(f"{path}: not a tar archive or a folder")
     extracted = "" if kind == "archive" else ", extracted"
     desc = f"{_title(spec, label_set)} (official python archive{extracted}, {path})"
-    return _cached(name, kind, path, cache, {"labels": label_set},
-                   lambda: {**cifar.read_cifar(name, path, label_set), "description": desc})
+    return _cached(
+        name,
+        kind,
+        path,
+        cache,
+        {"labels": label_set},
+        lambda: {**cifar.read_cifar(name, path, label_set), "description": desc},
+    )
 
 
 def _title(spec, label_set: str) -> str:
@@ -124,11 +147,12 @@ def _load_cifar_cached(name, spec, cache, allow_download, label_set) -> ImageDat
         return _load_verified(name, spec, archive, cache, label_set)
     if (cache / spec.folder).is_dir():
         return _load_cifar(name, cache / spec.folder, cache, False, label_set)
-    hint = (f"pass --data PATH to a local {spec.archive}, its extracted folder, "
-            "or an image folder such as cifar10-jpeg.tar.gz")
+    hint = (
+        f"pass --data PATH to a local {spec.archive}, its extracted folder, "
+        "or an image folder such as cifar10-jpeg.tar.gz"
+    )
     if not allow_download:
-        raise DatasetError(f"{spec.title} not found in the cache {cache} and download is off; "
-                           f"{hint}")
+        raise DatasetError(f"{spec.title} not found in the cache {cache} and download is off; {hint}")
     url = cifar.source_url(spec)
     try:
         fetch(url, archive, spec.md5)
@@ -139,17 +163,21 @@ def _load_cifar_cached(name, spec, cache, allow_download, label_set) -> ImageDat
 
 def _load_verified(name, spec, archive, cache, label_set) -> ImageDataset:
     """A cached download: its md5 is checked before it is first decoded."""
+
     def build():
         got = md5_of(archive)
         if got != spec.md5:
-            raise DatasetError(f"{archive}: md5 mismatch (got {got}, expected {spec.md5}); "
-                               "delete it to download again")
-        return {**cifar.read_cifar(name, archive, label_set),
-                "description": f"{_title(spec, label_set)} (official python archive)"}
+            raise DatasetError(f"{archive}: md5 mismatch (got {got}, expected {spec.md5}); delete it to download again")
+        return {
+            **cifar.read_cifar(name, archive, label_set),
+            "description": f"{_title(spec, label_set)} (official python archive)",
+        }
+
     return _cached(name, "archive", archive, cache, {"labels": label_set, "md5": spec.md5}, build)
 
 
 # ---------------------------------------------------------------- image folders
+
 
 def _extracted(archive: Path, cache: Path) -> Path:
     """The tarball extracted once into the cache (keyed like the arrays)."""
@@ -181,25 +209,32 @@ def _load_folder(name: str, path: Path, cache: Path) -> ImageDataset:
         size, fmt, quality = folder.probe(index.train_files[0])
         count = len(index.train_files) + len(index.test_files)
         if count * size[0] * size[1] * 3 > MAX_DECODED_BYTES:
-            raise DatasetError(f"{path}: {count} images of {size[1]}x{size[0]} are too large to "
-                               "hold in memory; --dataset imagenet streams a folder with train/ "
-                               "and val/ from disk")
+            raise DatasetError(
+                f"{path}: {count} images of {size[1]}x{size[0]} are too large to "
+                "hold in memory; --dataset imagenet streams a folder with train/ "
+                "and val/ from disk"
+            )
         if name != "folder" and size != (32, 32):
-            raise DatasetError(f"{index.train_files[0]}: image size {size[1]}x{size[0]}, "
-                               f"{name} images are 32x32")
+            raise DatasetError(f"{index.train_files[0]}: image size {size[1]}x{size[0]}, {name} images are 32x32")
         train = folder.decode_files(index.train_files, size, "decoding train")
         test = folder.decode_files(index.test_files, size, f"decoding {index.test_split}")
-        return {"classes": index.classes,
-                "description": _folder_desc(name, path, fmt, quality, size),
-                "train_images": train, "train_labels": index.train_labels,
-                "test_images": test, "test_labels": index.test_labels}
+        return {
+            "classes": index.classes,
+            "description": _folder_desc(name, path, fmt, quality, size),
+            "train_images": train,
+            "train_labels": index.train_labels,
+            "test_images": test,
+            "test_labels": index.test_labels,
+        }
+
     return _cached(name, "folder", path, cache, {}, build)
 
 
 def _check_classes(name: str, path: Path, classes: list[str]) -> None:
     if name == "cifar10" and tuple(classes) != cifar.CIFAR10_CLASSES:
-        raise DatasetError(f"{path}: classes {' '.join(classes)} are not the 10 CIFAR-10 classes "
-                           f"({' '.join(cifar.CIFAR10_CLASSES)})")
+        raise DatasetError(
+            f"{path}: classes {' '.join(classes)} are not the 10 CIFAR-10 classes ({' '.join(cifar.CIFAR10_CLASSES)})"
+        )
     if name == "cifar100" and len(classes) != 100:
         raise DatasetError(f"{path}: {len(classes)} class folders, CIFAR-100 has 100")
 

@@ -81,11 +81,13 @@ class ShardedBatches:
             self.global_batch = self.batch_size * self.world_size
             self.steps = self.n // self.global_batch
             if self.steps == 0:
-                raise UsageError(f"{self.n} training samples are fewer than one global batch "
-                                 f"({self.batch_size} x {self.world_size} ranks)")
+                raise UsageError(
+                    f"{self.n} training samples are fewer than one global batch "
+                    f"({self.batch_size} x {self.world_size} ranks)"
+                )
         else:
             sizes = [self.n // self.world_size + (r < self.n % self.world_size) for r in range(self.world_size)]
-            self.shard_start, self.shard_size = sum(sizes[:self.rank]), sizes[self.rank]
+            self.shard_start, self.shard_size = sum(sizes[: self.rank]), sizes[self.rank]
             self.steps = -(-self.shard_size // self.batch_size)
 
     def __len__(self) -> int:
@@ -107,14 +109,31 @@ class ShardedBatches:
 class DeviceLoader(ShardedBatches):
     """Batches of a uint8 image array kept on ``device``; see the module docstring."""
 
-    def __init__(self, images, labels, *, batch_size: int, train: bool, device="cpu",
-                 mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), pixel_mean=None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1, channels_last: bool = False,
-                 dtype=torch.float32, augment: bool | None = None, pad: int = 4,
-                 cpu_threads: int | None = 1):
+    def __init__(
+        self,
+        images,
+        labels,
+        *,
+        batch_size: int,
+        train: bool,
+        device="cpu",
+        mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0),
+        pixel_mean=None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        channels_last: bool = False,
+        dtype=torch.float32,
+        augment: bool | None = None,
+        pad: int = 4,
+        cpu_threads: int | None = 1,
+    ):
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise UsageError(f"invalid batch_size {batch_size}, rank {rank} or world_size "
-                             f"{world_size}: need batch_size >= 1 and 0 <= rank < world_size")
+            raise UsageError(
+                f"invalid batch_size {batch_size}, rank {rank} or world_size "
+                f"{world_size}: need batch_size >= 1 and 0 <= rank < world_size"
+            )
         self.device = torch.device(device)
         x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[-1] != 3:
@@ -123,8 +142,9 @@ class DeviceLoader(ShardedBatches):
         self.pad = pad if self.augment else 0
         images = x.to(self.device).permute(0, 3, 1, 2)  # NCHW uint8, padded once if augmenting
         self.images = F.pad(images, (self.pad,) * 4) if self.pad else images.contiguous()
-        self.labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels)
-                                      else labels).to(self.device, torch.int64)
+        self.labels = torch.as_tensor(np.asarray(labels) if not torch.is_tensor(labels) else labels).to(
+            self.device, torch.int64
+        )
         if len(self.labels) != len(self.images):
             raise UsageError(f"{len(self.images)} images but {len(self.labels)} labels")
         self.n, self.hw = len(self.images), tuple(x.shape[1:3])
@@ -136,8 +156,7 @@ class DeviceLoader(ShardedBatches):
         if pixel_mean is not None:  # x/255 - pixel_mean (no std)
             pm = torch.as_tensor(np.asarray(pixel_mean), dtype=torch.float32)
             if tuple(pm.shape) != tuple(x.shape[1:]):
-                raise UsageError(f"pixel_mean shape {tuple(pm.shape)} != image shape "
-                                 f"{tuple(x.shape[1:])}")
+                raise UsageError(f"pixel_mean shape {tuple(pm.shape)} != image shape {tuple(x.shape[1:])}")
             self.scale = torch.full((1, 3, 1, 1), 1 / 255.0, device=self.device)
             self.shift = -pm.permute(2, 0, 1).unsqueeze(0).to(self.device)
         else:
@@ -161,8 +180,7 @@ class DeviceLoader(ShardedBatches):
         flip = torch.randint(0, 2, (len(order),), generator=g).bool()
         return tuple(t.to(self.device) for t in (order, oy, ox, flip))
 
-    def epoch(self, epoch: int,
-              start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch(self, epoch: int, start_batch: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield this rank's ``(images, labels)`` batches of ``epoch`` from ``start_batch``."""
         self._check_start(start_batch)
         return self._batches(self._draws(epoch), start_batch)
@@ -189,14 +207,13 @@ class DeviceLoader(ShardedBatches):
         with zero on the padding: one gather over flat pixel indices."""
         b, c, hp, wp = xp.shape
         (h, w), p = self.hw, self.pad
-        rows = oy[:, None] + torch.arange(h, device=xp.device)                    # (B, H)
+        rows = oy[:, None] + torch.arange(h, device=xp.device)  # (B, H)
         ar = torch.arange(w, device=xp.device)
-        cols = ox[:, None] + torch.where(flip[:, None], w - 1 - ar, ar)           # (B, W)
-        flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w)       # (B, 1, H*W)
+        cols = ox[:, None] + torch.where(flip[:, None], w - 1 - ar, ar)  # (B, W)
+        flat = (rows[:, :, None] * wp + cols[:, None, :]).view(b, 1, h * w)  # (B, 1, H*W)
         x = xp.view(b, c, hp * wp).gather(2, flat.expand(b, c, h * w)).view(b, c, h, w)
         if self.shift.shape[-1] > 1:  # per-pixel mean, gathered at the source pixels
             shift = self.shift_padded[:, flat.view(-1)].view(c, b, h, w).transpose(0, 1)
             return x.float().mul_(self.scale).add_(shift)
-        inside = (((rows >= p) & (rows < p + h))[:, :, None]
-                  & ((cols >= p) & (cols < p + w))[:, None, :])                   # (B, H, W)
+        inside = ((rows >= p) & (rows < p + h))[:, :, None] & ((cols >= p) & (cols < p + w))[:, None, :]  # (B, H, W)
         return torch.addcmul(self.shift * inside[:, None], x.float(), self.scale)

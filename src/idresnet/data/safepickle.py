@@ -74,8 +74,7 @@ def safe_loads(data: bytes, where: str):
         return _Restricted(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
         raise DatasetError(
-            f"{where}: refused to unpickle ({one_line(exc)}): not a plain CIFAR batch, "
-            "possibly hostile") from None
+            f"{where}: refused to unpickle ({one_line(exc)}): not a plain CIFAR batch, possibly hostile"
+        ) from None
     except Exception as exc:  # truncated or garbage pickles raise many types
-        raise DatasetError(
-            f"{where}: damaged pickle ({type(exc).__name__}: {one_line(exc)})") from None
+        raise DatasetError(f"{where}: damaged pickle ({type(exc).__name__}: {one_line(exc)})") from None

@@ -90,16 +90,21 @@ class _Reader:
         """From ``offset``, the block where tarfile stopped, to the end of the stream:
         one zero block or more and nothing else (reading on checks a compressed stream)."""
         kept_from = self.pos - len(self.tail)  # tarfile buffers less than _TAIL bytes
-        size, block = 0, bytes(self.tail[max(offset - kept_from, 0):])
+        size, block = 0, bytes(self.tail[max(offset - kept_from, 0) :])
         while block:
             if block.strip(b"\0"):
-                raise damaged(archive, f"unreadable member header at byte {offset} of the tar "
-                                       "stream, before its end-of-archive marker")
+                raise damaged(
+                    archive,
+                    f"unreadable member header at byte {offset} of the tar stream, before its end-of-archive marker",
+                )
             size += len(block)
             block = self.stream.read(1 << 20)
         if size < tarfile.BLOCKSIZE:
-            raise damaged(archive, f"the tar stream ends at byte {offset + size}, inside a member "
-                                   "header or before its end-of-archive marker")
+            raise damaged(
+                archive,
+                f"the tar stream ends at byte {offset + size}, inside a member "
+                "header or before its end-of-archive marker",
+            )
 
 
 class _MemberFile:
@@ -173,8 +178,7 @@ def safe_extract(archive: Path, dest: Path, progress=None) -> Path:
         for rel, member, fileobj in iter_members(archive):
             target = (root / rel).resolve() if rel.parts else root
             if target != root and root not in target.parents:
-                raise DatasetError(
-                    f"{archive}: member {member.name!r} refused (outside the target)")
+                raise DatasetError(f"{archive}: member {member.name!r} refused (outside the target)")
             _second_opinion(archive, member, root)
             if fileobj is None:
                 target.mkdir(parents=True, exist_ok=True)

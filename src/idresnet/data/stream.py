@@ -66,8 +66,10 @@ def worker_failure(exc: BaseException, workers: int) -> BaseException | None:
     text = str(exc)
     hint = "out of memory? fewer workers may help"
     if text.startswith("DataLoader timed out"):
-        return DatasetError(f"no batch from the {workers} DataLoader worker processes in "
-                            f"{WORKER_TIMEOUT_S} s (a file that hangs on read?)")
+        return DatasetError(
+            f"no batch from the {workers} DataLoader worker processes in "
+            f"{WORKER_TIMEOUT_S} s (a file that hangs on read?)"
+        )
     if text.startswith("DataLoader worker (pid"):  # torch: exited unexpectedly, killed by signal
         first = one_line(text.splitlines()[0])
         if any(f"killed by signal: {name}" in first for name in STOPPED):
@@ -76,8 +78,7 @@ def worker_failure(exc: BaseException, workers: int) -> BaseException | None:
     if workers and isinstance(exc, (OSError, EOFError)) and not text.startswith("Caught "):
         # a worker that dies while it hands over a batch breaks the connection (not an
         # error of the worker's own, which torch re-raises as "Caught ... in DataLoader worker")
-        return DatasetError(f"lost a DataLoader worker process ({type(exc).__name__}: {one_line(text)}; "
-                            f"{hint})")
+        return DatasetError(f"lost a DataLoader worker process ({type(exc).__name__}: {one_line(text)}; {hint})")
     return None
 
 
@@ -120,14 +121,29 @@ class _Batches:
 class StreamLoader(ShardedBatches):
     """Batches of a :class:`~idresnet.data.imagenet.FileDataset`; see the module docstring."""
 
-    def __init__(self, dataset, *, batch_size: int, train: bool, device="cpu", seed: int = 0,
-                 rank: int = 0, world_size: int = 1, workers: int = 0, mean=IMAGENET_MEAN,
-                 std=IMAGENET_STD, channels_last: bool = False, dtype=torch.float32,
-                 prefetch: int = 2):
+    def __init__(
+        self,
+        dataset,
+        *,
+        batch_size: int,
+        train: bool,
+        device="cpu",
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 0,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        channels_last: bool = False,
+        dtype=torch.float32,
+        prefetch: int = 2,
+    ):
         if batch_size < 1 or world_size < 1 or not 0 <= rank < world_size or workers < 0:
-            raise UsageError(f"invalid batch_size {batch_size}, rank {rank}, world_size {world_size} "
-                             f"or workers {workers}: need batch_size >= 1, 0 <= rank < world_size, "
-                             "workers >= 0")
+            raise UsageError(
+                f"invalid batch_size {batch_size}, rank {rank}, world_size {world_size} "
+                f"or workers {workers}: need batch_size >= 1, 0 <= rank < world_size, "
+                "workers >= 0"
+            )
         self.dataset, self.n = dataset, len(dataset)
         self.batch_size, self.train, self.seed = batch_size, train, seed
         self.rank, self.world_size, self.workers, self.prefetch = rank, world_size, workers, prefetch
@@ -143,11 +159,20 @@ class StreamLoader(ShardedBatches):
         return self._batches(_Batches(self, epoch, start_batch))
 
     def _data_loader(self, sampler: _Batches) -> DataLoader:
-        extra = {"prefetch_factor": self.prefetch, "worker_init_fn": _worker_init,
-                 "timeout": WORKER_TIMEOUT_S} if self.workers else {}
-        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=self.workers,
-                          collate_fn=collate, pin_memory=self.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(self.seed), **extra)
+        extra = (
+            {"prefetch_factor": self.prefetch, "worker_init_fn": _worker_init, "timeout": WORKER_TIMEOUT_S}
+            if self.workers
+            else {}
+        )
+        return DataLoader(
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=self.workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(self.seed),
+            **extra,
+        )
 
     def _batches(self, sampler: _Batches):
         batches = iter(self._data_loader(sampler))

@@ -75,8 +75,7 @@ class ScaleAugment:
     def __init__(self, crop: int, scale_range=(256, 480)):
         lo, hi = scale_range
         if not crop <= lo <= hi:
-            raise UsageError(f"scale_range {list(scale_range)} must satisfy train_crop {crop} "
-                             "<= low <= high")
+            raise UsageError(f"scale_range {list(scale_range)} must satisfy train_crop {crop} <= low <= high")
         self.crop, self.lo, self.hi = crop, lo, hi
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:

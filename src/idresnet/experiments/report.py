@@ -91,19 +91,28 @@ def table_rows(table, outcomes, scale_name: str, row_settings: dict | None = Non
         headings = [*table.columns.values(), "ours (error %)", paper_heading, "ours - paper"]
     else:
         tag = scale_name.upper()
-        headings = [*table.columns.values(), f"ours, {tag} scale: test error %",
-                    f"ours, {tag} scale: final train loss", paper_heading]
+        headings = [
+            *table.columns.values(),
+            f"ours, {tag} scale: test error %",
+            f"ours, {tag} scale: final train loss",
+            paper_heading,
+        ]
     top5 = any(o.row.paper_top5 is not None for o in outcomes)
     if top5:
-        headings += ["ours (top-5 error %)" if full else f"ours, {scale_name.upper()} scale: top-5 error %",
-                     "paper (top-5 error %, full recipe)"]
+        headings += [
+            "ours (top-5 error %)" if full else f"ours, {scale_name.upper()} scale: top-5 error %",
+            "paper (top-5 error %, full recipe)",
+        ]
     rows = []
     for o in outcomes:
         text, median = ours(o, full)
         paper = o.row.paper if o.row.paper == "fail" else f"{o.row.paper:.2f}"
         last = difference(o.row.paper, median) if full else None
-        rows.append([*o.row.labels.values(), text, paper, last] if full else
-                    [*o.row.labels.values(), text, final_train_loss(o), paper])
+        rows.append(
+            [*o.row.labels.values(), text, paper, last]
+            if full
+            else [*o.row.labels.values(), text, final_train_loss(o), paper]
+        )
         if top5:
             rows[-1] += [ours_top5(o), "-" if o.row.paper_top5 is None else f"{o.row.paper_top5:.2f}"]
     if row_settings:
@@ -113,20 +122,33 @@ def table_rows(table, outcomes, scale_name: str, row_settings: dict | None = Non
     return headings, rows
 
 
-def write_report(table, outcomes, *, scale_name: str, scale_note: str, runs: int, out: Path,
-                 dataset_descriptions: dict, wall_s: float, command: str,
-                 row_settings: dict | None = None) -> list[Path]:
+def write_report(
+    table,
+    outcomes,
+    *,
+    scale_name: str,
+    scale_note: str,
+    runs: int,
+    out: Path,
+    dataset_descriptions: dict,
+    wall_s: float,
+    command: str,
+    row_settings: dict | None = None,
+) -> list[Path]:
     out = Path(out)
     headings, rows = table_rows(table, outcomes, scale_name, row_settings)
     runs_once = {r.run_dir: r.wall_time_s for o in outcomes for r in o.results}  # shared runs once
     trained = sum(runs_once.values())
     md = [f"# {table.title}: reproduced at {scale_name} scale", ""]
-    md += [f"- scale: **{scale_name}** — {scale_note}",
-           f"- data: {'; '.join(sorted(set(dataset_descriptions.values())))}",
-           f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: {table.paper_runs}",
-           f"- hardware: {hardware()}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
-           f"({wall_s / 60:.1f} min spent by this command)",
-           f"- command: `{command}`", ""]
+    md += [
+        f"- scale: **{scale_name}** — {scale_note}",
+        f"- data: {'; '.join(sorted(set(dataset_descriptions.values())))}",
+        f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: {table.paper_runs}",
+        f"- hardware: {hardware()}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
+        f"({wall_s / 60:.1f} min spent by this command)",
+        f"- command: `{command}`",
+        "",
+    ]
     md += ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
     md_path = out / f"{table.name}.md"

@@ -36,10 +36,18 @@ def row_config(row: Row, scale: dict, run: int, out: Path, data: dict, device: s
         if info["family"] == "cifar":
             model_kwargs["depth"] = depth_for_units(info["block"], scale["units_per_stage"])
     values = {
-        "model": row.model, "model_kwargs": model_kwargs, "dataset": row.dataset,
-        "data": data.get(row.dataset), "out": str(run_dir(out, row, run)), "seed": run,
-        "device": device, "progress": progress, "resume": holds_run(run_dir(out, row, run)),
-        **scale["recipe"], **row.recipe, **override["recipe"],
+        "model": row.model,
+        "model_kwargs": model_kwargs,
+        "dataset": row.dataset,
+        "data": data.get(row.dataset),
+        "out": str(run_dir(out, row, run)),
+        "seed": run,
+        "device": device,
+        "progress": progress,
+        "resume": holds_run(run_dir(out, row, run)),
+        **scale["recipe"],
+        **row.recipe,
+        **override["recipe"],
     }
     return TrainConfig(**values)
 
@@ -57,8 +65,18 @@ def row_errors(row: Row, result: RunResult) -> tuple[float | None, float | None]
     return errors.get("top1"), errors.get("top5")
 
 
-def reproduce(table: Table, rows: list[Row], *, runs: int, scale_name: str, out: Path, data: dict,
-              device: str = "auto", progress="auto", log=print) -> tuple[list[RowOutcome], float]:
+def reproduce(
+    table: Table,
+    rows: list[Row],
+    *,
+    runs: int,
+    scale_name: str,
+    out: Path,
+    data: dict,
+    device: str = "auto",
+    progress="auto",
+    log=print,
+) -> tuple[list[RowOutcome], float]:
     """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""
     scale = resolve_scale(scale_name, table.scales)
     start, outcomes = time.time(), []
@@ -71,8 +89,10 @@ def reproduce(table: Table, rows: list[Row], *, runs: int, scale_name: str, out:
             results.append(result)
             top1 = row_errors(row, result)[0]
             error = "-" if top1 is None else f"{top1:.2f}%"
-            log(f"[{i * runs + k + 1}/{total}] {row.id} run {k}: {result.status}, "
-                f"test error {error}, {result.iterations} iterations, {result.wall_time_s:.0f} s")
+            log(
+                f"[{i * runs + k + 1}/{total}] {row.id} run {k}: {result.status}, "
+                f"test error {error}, {result.iterations} iterations, {result.wall_time_s:.0f} s"
+            )
             if result.status == "interrupted":  # Ctrl-C: stop here; the same command resumes
                 raise KeyboardInterrupt
         outcomes.append(RowOutcome(row, results))

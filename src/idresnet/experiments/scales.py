@@ -20,17 +20,33 @@ SCALES = {
     },
     "reduced": {
         "note": "a CPU budget: networks at full depth and half width, batch 64, 500 iterations "
-                "(0.01 warm-up for 50, then 0.1, /10 at 250 and 375; about 0.6 epoch), "
-                "test error on 2,000 test images",
-        "recipe": {"batch_size": 64, "iterations": 500, "lr_milestones": [250, 375], "warmup_iters": 50,
-                   "test_size": 2000, "eval_interval": 50, "log_interval": 10, "fail_threshold": 100.0},
+        "(0.01 warm-up for 50, then 0.1, /10 at 250 and 375; about 0.6 epoch), "
+        "test error on 2,000 test images",
+        "recipe": {
+            "batch_size": 64,
+            "iterations": 500,
+            "lr_milestones": [250, 375],
+            "warmup_iters": 50,
+            "test_size": 2000,
+            "eval_interval": 50,
+            "log_interval": 10,
+            "fail_threshold": 100.0,
+        },
         "model_kwargs": {"width": 0.5},
     },
     "smoke": {
         "note": "plumbing only: 1 unit per stage, width 1/4, 3 iterations at batch 8 on 64 images",
-        "recipe": {"iterations": 3, "lr_milestones": [2], "warmup_iters": 1, "batch_size": 8,
-                   "train_size": 64, "test_size": 32, "eval_interval": 3, "log_interval": 1,
-                   "fail_threshold": 100.0},
+        "recipe": {
+            "iterations": 3,
+            "lr_milestones": [2],
+            "warmup_iters": 1,
+            "batch_size": 8,
+            "train_size": 64,
+            "test_size": 32,
+            "eval_interval": 3,
+            "log_interval": 1,
+            "fail_threshold": 100.0,
+        },
         "model_kwargs": {"width": 0.25},
         "units_per_stage": 1,
     },
@@ -49,8 +65,10 @@ def resolve_scale(name: str, table_scales: dict | None = None) -> dict:
     rows = own.get("rows") or {}
     for row_id, override in rows.items():
         if not isinstance(override, dict) or set(override) - set(OVERRIDE_KEYS):
-            raise UsageError(f"scale {name!r}, row {row_id!r}: a row override may set only "
-                             f"{', '.join(OVERRIDE_KEYS)}, got {override!r}")
+            raise UsageError(
+                f"scale {name!r}, row {row_id!r}: a row override may set only "
+                f"{', '.join(OVERRIDE_KEYS)}, got {override!r}"
+            )
     return {
         "note": own.get("note", base["note"]),
         "recipe": {**base["recipe"], **(own.get("recipe") or {})},

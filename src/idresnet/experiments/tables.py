@@ -22,8 +22,7 @@ from idresnet.errors import UsageError, choices_error
 
 TABLES_PACKAGE = "idresnet.experiments"
 PAPER_RUNS = "median of 5"  # what a table's paper numbers are, unless it says otherwise
-ROW_KEYS = {"id", "model", "model_kwargs", "dataset", "recipe", "paper", "paper_mean", "paper_top5",
-            "eval_crop", "run"}
+ROW_KEYS = {"id", "model", "model_kwargs", "dataset", "recipe", "paper", "paper_mean", "paper_top5", "eval_crop", "run"}
 
 
 @dataclass
@@ -117,18 +116,34 @@ def parse_table(doc, path: Path | None = None) -> Table:
         if raw["id"] in seen:
             raise UsageError(f"{where}: duplicate row id {raw['id']!r}")
         seen.add(raw["id"])
-        rows.append(Row(
-            id=str(raw["id"]), model=raw["model"], paper=paper,
-            dataset=raw.get("dataset", doc["dataset"]),
-            model_kwargs=dict(raw.get("model_kwargs") or {}), recipe=dict(raw.get("recipe") or {}),
-            paper_mean=raw.get("paper_mean"),
-            labels={k: str(raw.get(k, "")) for k in columns},
-            paper_top5=top5, eval_crop=crop, run=None if raw.get("run") is None else str(raw["run"]),
-        ))
+        rows.append(
+            Row(
+                id=str(raw["id"]),
+                model=raw["model"],
+                paper=paper,
+                dataset=raw.get("dataset", doc["dataset"]),
+                model_kwargs=dict(raw.get("model_kwargs") or {}),
+                recipe=dict(raw.get("recipe") or {}),
+                paper_mean=raw.get("paper_mean"),
+                labels={k: str(raw.get(k, "")) for k in columns},
+                paper_top5=top5,
+                eval_crop=crop,
+                run=None if raw.get("run") is None else str(raw["run"]),
+            )
+        )
     _check_shared_runs(rows, where)
     _check_scale_rows(doc.get("scales") or {}, {r.id for r in rows}, where)
-    return Table(doc["name"], doc["title"], doc.get("figure"), doc["dataset"], dict(columns), rows,
-                 dict(doc.get("scales") or {}), path, str(doc.get("paper_runs", PAPER_RUNS)))
+    return Table(
+        doc["name"],
+        doc["title"],
+        doc.get("figure"),
+        doc["dataset"],
+        dict(columns),
+        rows,
+        dict(doc.get("scales") or {}),
+        path,
+        str(doc.get("paper_runs", PAPER_RUNS)),
+    )
 
 
 def _check_shared_runs(rows: list[Row], where) -> None:
@@ -138,8 +153,10 @@ def _check_shared_runs(rows: list[Row], where) -> None:
         train = (row.model, row.model_kwargs, row.dataset, row.recipe)
         other = first.setdefault(row.run_name, (row.id, train))
         if other[1] != train:
-            raise UsageError(f"{where}: rows {other[0]!r} and {row.id!r} share run {row.run_name!r} "
-                             "but train differently (model, model_kwargs, dataset or recipe)")
+            raise UsageError(
+                f"{where}: rows {other[0]!r} and {row.id!r} share run {row.run_name!r} "
+                "but train differently (model, model_kwargs, dataset or recipe)"
+            )
 
 
 def _check_scale_rows(scales: dict, ids: set, where) -> None:

@@ -81,8 +81,12 @@ def segment_bounds(n_units: int, mode) -> list[tuple[int, int]]:
 
 
 def _tracking_bns(modules) -> list[nn.Module]:
-    return [m for mod in modules for m in mod.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats]
+    return [
+        m
+        for mod in modules
+        for m in mod.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
 
 
 @contextlib.contextmanager
@@ -90,8 +94,12 @@ def frozen_bn_statistics(modules):
     """Inside the block, BatchNorm layers among ``modules`` compute exactly as in training
     mode, but their running statistics and ``num_batches_tracked`` are restored on exit:
     a recomputation leaves them as the forward pass left them."""
-    buffers = [b for m in _tracking_bns(modules)
-               for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+    buffers = [
+        b
+        for m in _tracking_bns(modules)
+        for b in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if b is not None
+    ]
     saved = [b.clone() for b in buffers]
     try:
         yield
@@ -106,6 +114,7 @@ def _run(modules):
         for m in modules:
             x = m(x)
         return x
+
     return forward
 
 
@@ -118,7 +127,10 @@ def checkpoint_modules(modules, x: torch.Tensor) -> torch.Tensor:
         # replayed, so no guard is needed (and Dynamo does not accept a custom context_fn).
         return checkpoint(_run(modules), x, use_reentrant=False)
     return checkpoint(
-        _run(modules), x, use_reentrant=False, preserve_rng_state=True,
+        _run(modules),
+        x,
+        use_reentrant=False,
+        preserve_rng_state=True,
         context_fn=lambda: (contextlib.nullcontext(), frozen_bn_statistics(modules)),
     )
 

@@ -44,8 +44,16 @@ def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential
     return nn.Sequential(conv, *activation(LAYOUTS[placement].stem, channels))
 
 
-def cifar_resnet(depth: int, spec: UnitSpec, num_classes: int = 10, width: float = 1.0, in_channels: int = 3,
-                 first_preact: str = "shared", stage_preact: str = "shared", stride_index: int = 0) -> ResNet:
+def cifar_resnet(
+    depth: int,
+    spec: UnitSpec,
+    num_classes: int = 10,
+    width: float = 1.0,
+    in_channels: int = 3,
+    first_preact: str = "shared",
+    stage_preact: str = "shared",
+    stride_index: int = 0,
+) -> ResNet:
     n = units_per_stage(depth, spec.block)
     widths = scaled_widths(CIFAR_WIDTHS[spec.block], width, 4 if spec.block == "bottleneck" else 1)
     (stem_channels,) = scaled_widths([16], width)

@@ -39,14 +39,20 @@ def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
 
 def imagenet_block(depth: int) -> str:
     if depth not in IMAGENET_STAGES:
-        raise UsageError(
-            f"depth {depth} is not an ImageNet ResNet; valid: {', '.join(map(str, IMAGENET_STAGES))}"
-        )
+        raise UsageError(f"depth {depth} is not an ImageNet ResNet; valid: {', '.join(map(str, IMAGENET_STAGES))}")
     return IMAGENET_STAGES[depth][0]
 
 
-def imagenet_resnet(depth: int, spec: UnitSpec, num_classes: int = 1000, width: float = 1.0, in_channels: int = 3,
-                    first_preact: str = "none", stage_preact: str = "shared", stride_index: int | None = None) -> ResNet:
+def imagenet_resnet(
+    depth: int,
+    spec: UnitSpec,
+    num_classes: int = 1000,
+    width: float = 1.0,
+    in_channels: int = 3,
+    first_preact: str = "none",
+    stage_preact: str = "shared",
+    stride_index: int | None = None,
+) -> ResNet:
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")

@@ -24,8 +24,11 @@ NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preac
 # Layout options of pre-activation nets where public implementations differ (docs/pretrained.md):
 # what the first unit's and each later stage's first unit's pre-activation feeds, and which
 # bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3).
-LAYOUT_CHOICES = {"first_preact": ("shared", "residual", "none"), "stage_preact": ("shared", "residual"),
-                  "stride_index": (0, 1)}
+LAYOUT_CHOICES = {
+    "first_preact": ("shared", "residual", "none"),
+    "stage_preact": ("shared", "residual"),
+    "stride_index": (0, 1),
+}
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,13 @@ def _cifar_entries():
             for prefix, placement in (("", "original"), ("preact_", "full_preact")):
                 kind = "pre-activation" if prefix else "original"
                 yield ModelEntry(
-                    f"{prefix}resnet{depth}{suffix}", "cifar", depth, block, placement, downsample,
-                    f"CIFAR ResNet-{depth}, {kind} {block} units"
-                    + (" (1-layer skip)" if block == "single" else ""),
+                    f"{prefix}resnet{depth}{suffix}",
+                    "cifar",
+                    depth,
+                    block,
+                    placement,
+                    downsample,
+                    f"CIFAR ResNet-{depth}, {kind} {block} units" + (" (1-layer skip)" if block == "single" else ""),
                 )
 
 
@@ -60,7 +67,12 @@ def _imagenet_entries():
         for prefix, placement in (("", "original"), ("preact_", "full_preact")):
             kind = "pre-activation" if prefix else "original"
             yield ModelEntry(
-                f"imagenet_{prefix}resnet{depth}", "imagenet", depth, block, placement, "projection",
+                f"imagenet_{prefix}resnet{depth}",
+                "imagenet",
+                depth,
+                block,
+                placement,
+                "projection",
                 f"ImageNet ResNet-{depth}, {kind} {block} units",
             )
 
@@ -75,8 +87,11 @@ def list_models(filter: str | None = None, family: str | None = None) -> list[st
         filter, family = None, filter
     if family not in (None, "cifar", "imagenet"):
         raise choices_error("model family", family, ("cifar", "imagenet"))
-    return [n for n, e in MODELS.items() if (family is None or e.family == family)
-            and (not filter or fnmatch.fnmatchcase(n, filter))]
+    return [
+        n
+        for n, e in MODELS.items()
+        if (family is None or e.family == family) and (not filter or fnmatch.fnmatchcase(n, filter))
+    ]
 
 
 def _entry(name: str) -> ModelEntry:
@@ -107,8 +122,14 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     return entry, net, UnitSpec(**unit)
 
 
-def create_model(name: str, num_classes: int | None = None, pretrained=False, checkpoint_path=None,
-                 in_chans: int | None = None, **overrides) -> nn.Module:
+def create_model(
+    name: str,
+    num_classes: int | None = None,
+    pretrained=False,
+    checkpoint_path=None,
+    in_chans: int | None = None,
+    **overrides,
+) -> nn.Module:
     """Build a registered network; ``overrides`` are network options (depth, width,
     in_channels, first_preact, stage_preact, stride_index) or unit options (placement,
     shortcut, block, downsample, shortcut_scale, residual_scale, gate_bias, gate_bn,
@@ -149,11 +170,26 @@ def default_cfg(entry: ModelEntry, num_classes: int, in_channels: int = 3) -> di
     from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     if entry.family == "cifar":
-        return {"architecture": entry.name, "input_size": (in_channels, 32, 32), "crop_pct": 1.0,
-                "mean": None, "std": None, "num_classes": num_classes, "classes": None}
-    return {"architecture": entry.name, "input_size": (in_channels, 224, 224), "crop_pct": 0.875,
-            "test_input_size": (in_channels, 320, 320), "interpolation": "bilinear",
-            "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "num_classes": num_classes, "classes": None}
+        return {
+            "architecture": entry.name,
+            "input_size": (in_channels, 32, 32),
+            "crop_pct": 1.0,
+            "mean": None,
+            "std": None,
+            "num_classes": num_classes,
+            "classes": None,
+        }
+    return {
+        "architecture": entry.name,
+        "input_size": (in_channels, 224, 224),
+        "crop_pct": 0.875,
+        "test_input_size": (in_channels, 320, 320),
+        "interpolation": "bilinear",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "num_classes": num_classes,
+        "classes": None,
+    }
 
 
 def _check_size(entry: ModelEntry, depth: int, block: str, width: float) -> None:
@@ -165,9 +201,11 @@ def _check_size(entry: ModelEntry, depth: int, block: str, width: float) -> None
     params = footprint(entry.family, depth, block, width)["params"]
     total = physical_memory()
     if total and 4 * params > total:
-        raise UsageError(f"{entry.name} with depth {depth} and width {width:g} has about {params:,} "
-                         f"parameters ({human_bytes(4 * params)} of weights); this machine has "
-                         f"{human_bytes(total)}: use a smaller depth or width")
+        raise UsageError(
+            f"{entry.name} with depth {depth} and width {width:g} has about {params:,} "
+            f"parameters ({human_bytes(4 * params)} of weights); this machine has "
+            f"{human_bytes(total)}: use a smaller depth or width"
+        )
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -53,7 +53,7 @@ class ResNet(nn.Module):
             units = []
             for i in range(count):
                 stride = (first_stride if s == 0 else 2) if i == 0 else 1
-                mode = ("residual" if i else (stage_preact_mode if s else first_preact_mode))
+                mode = "residual" if i else (stage_preact_mode if s else first_preact_mode)
                 units.append(ResidualUnit(channels, width, stride, self.spec, mode, stride_index))
                 channels = width
             stages.append(nn.Sequential(*units))
@@ -103,8 +103,12 @@ class ResNet(nn.Module):
 
     def forward_features(self, x):
         x = self.stem(x)
-        if self.checkpoint_mode != "none" and self.training and torch.is_grad_enabled() \
-                and not torch.jit.is_scripting():
+        if (
+            self.checkpoint_mode != "none"
+            and self.training
+            and torch.is_grad_enabled()
+            and not torch.jit.is_scripting()
+        ):
             x = self._checkpointed_stages(x)
         else:
             x = self.stages(x)

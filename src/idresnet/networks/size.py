@@ -37,9 +37,17 @@ def _unit_params(block: str, c_in: int, c_out: int) -> float:
     return 9 * c_in * c_out + 9 * c_out * c_out
 
 
-def footprint(family: str, depth: int, block: str, width: float = 1.0, batch_size: int = 1,
-              image_size: int | None = None, checkpointing: bool = False, shortcut: str = "identity",
-              num_classes: int | None = None) -> dict:
+def footprint(
+    family: str,
+    depth: int,
+    block: str,
+    width: float = 1.0,
+    batch_size: int = 1,
+    image_size: int | None = None,
+    checkpointing: bool = False,
+    shortcut: str = "identity",
+    num_classes: int | None = None,
+) -> dict:
     """``{"params", "activation_bytes", "bytes"}`` of a training step (fp32).
 
     ``image_size`` None counts parameters only (activations 0).
@@ -58,7 +66,7 @@ def footprint(family: str, depth: int, block: str, width: float = 1.0, batch_siz
     params, kept = float(stem + widths[-1] * classes), 0.0
     per_unit = KEPT_PER_UNIT[block] + KEPT_BY_SHORTCUT.get(shortcut, 0.0)
     for s, (n, c) in enumerate(zip(stages, widths)):
-        side = (image_size or 0) / (scale * 2 ** s)
+        side = (image_size or 0) / (scale * 2**s)
         params += _unit_params(block, c_prev, c) + (n - 1) * _unit_params(block, c, c)
         if c_prev != c and (family == "imagenet" or block == "bottleneck"):
             params += c_prev * c  # the projection shortcut
@@ -67,8 +75,7 @@ def footprint(family: str, depth: int, block: str, width: float = 1.0, batch_siz
     if checkpointing:
         kept *= CHECKPOINTED_SHARE
     activation = 4.0 * batch_size * kept
-    return {"params": int(params), "activation_bytes": activation,
-            "bytes": activation + BYTES_PER_PARAM * params}
+    return {"params": int(params), "activation_bytes": activation, "bytes": activation + BYTES_PER_PARAM * params}
 
 
 def physical_memory() -> int | None:

@@ -67,14 +67,13 @@ def _affordable_size(n: int, device, dtype, min_time: float, probe: int = 256) -
     torch.mm(a, a)
     start = time.perf_counter()
     torch.mm(a, a)
-    rate = 2.0 * probe ** 3 / max(time.perf_counter() - start, 1e-9)
-    while n > probe and 2.0 * n ** 3 / rate > min_time:
+    rate = 2.0 * probe**3 / max(time.perf_counter() - start, 1e-9)
+    while n > probe and 2.0 * n**3 / rate > min_time:
         n //= 2
     return n
 
 
-def matmul_rate(n: int = 2048, device="cpu", dtype=torch.float32, min_time: float = 1.0,
-                repeats: int = 3) -> float:
+def matmul_rate(n: int = 2048, device="cpu", dtype=torch.float32, min_time: float = 1.0, repeats: int = 3) -> float:
     """FLOP/s of an ``n x n`` by ``n x n`` matrix product (2 n^3 FLOP), the best of
     ``repeats`` timings of at least ``min_time`` seconds each.
 
@@ -100,7 +99,7 @@ def matmul_rate(n: int = 2048, device="cpu", dtype=torch.float32, min_time: floa
                 elapsed = time.perf_counter() - start
                 if elapsed >= min_time:
                     break
-        best = max(best, 2.0 * n ** 3 * count / elapsed)
+        best = max(best, 2.0 * n**3 * count / elapsed)
     return best
 
 
@@ -124,5 +123,5 @@ def onednn_gemm_rate(n: int = 2048, min_time: float = 1.0, repeats: int = 3) -> 
             elapsed = time.perf_counter() - start
             if elapsed >= min_time:
                 break
-        best = max(best, 2.0 * n ** 3 * count / elapsed)
+        best = max(best, 2.0 * n**3 * count / elapsed)
     return best

@@ -41,8 +41,11 @@ class TensorMemoryTracker(TorchDispatchMode):
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 if inputs is None:  # outputs that alias an input (in-place ops, views) are not new
-                    inputs = {a.untyped_storage().data_ptr() for a in tree_leaves((args, kwargs))
-                              if isinstance(a, torch.Tensor) and a.device.type != "meta"}
+                    inputs = {
+                        a.untyped_storage().data_ptr()
+                        for a in tree_leaves((args, kwargs))
+                        if isinstance(a, torch.Tensor) and a.device.type != "meta"
+                    }
                 if t.untyped_storage().data_ptr() not in inputs:
                     self._add(t)
         return out
@@ -86,14 +89,19 @@ def step_memory(step_fn, device: torch.device) -> dict:
 
         step_fn(mark)
         torch.cuda.synchronize(device)
-        return {"peak_bytes": torch.cuda.max_memory_allocated(device) - base,
-                "after_forward_bytes": marks.get("forward"),
-                "method": "torch.cuda.max_memory_allocated minus memory allocated before the step"}
+        return {
+            "peak_bytes": torch.cuda.max_memory_allocated(device) - base,
+            "after_forward_bytes": marks.get("forward"),
+            "method": "torch.cuda.max_memory_allocated minus memory allocated before the step",
+        }
     tracker = TensorMemoryTracker()
     with tracker:
         step_fn(tracker.mark)
-    return {"peak_bytes": tracker.peak, "after_forward_bytes": tracker.marks.get("forward"),
-            "method": "tensor storages created in the step and alive at once (TorchDispatchMode tracker)"}
+    return {
+        "peak_bytes": tracker.peak,
+        "after_forward_bytes": tracker.marks.get("forward"),
+        "method": "tensor storages created in the step and alive at once (TorchDispatchMode tracker)",
+    }
 
 
 def saved_tensor_bytes(fn) -> int:

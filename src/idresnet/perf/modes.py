@@ -32,8 +32,7 @@ import torch.nn.functional as F
 from idresnet.errors import UsageError
 from idresnet.networks.checkpointing import canonical_mode
 
-OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit",
-           "ckpt=segment:K")
+OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit", "ckpt=segment:K")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "units")
 _ALIASES = {"cl": "channels_last", "nhwc": "channels_last", "fp32": "eager", "graphs": "cudagraphs"}
 
@@ -120,8 +119,16 @@ class TrainStep:
     same weights; the batch is fixed (synthetic), so only the execution differs.
     """
 
-    def __init__(self, model_fn, mode: Mode, x: torch.Tensor, y: torch.Tensor, device: torch.device,
-                 lr: float = 0.1, seed: int = 0):
+    def __init__(
+        self,
+        model_fn,
+        mode: Mode,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        device: torch.device,
+        lr: float = 0.1,
+        seed: int = 0,
+    ):
         self.mode, self.device = mode, device
         fmt = torch.channels_last if mode.channels_last else torch.contiguous_format
         torch.manual_seed(seed)
@@ -147,8 +154,9 @@ class TrainStep:
 
     def _autocast(self):
         # CUDA graphs: no autocast weight cache (cached casts would be freed after capture)
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.mode.bf16,
-                              cache_enabled=not self.mode.cudagraphs)
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.mode.bf16, cache_enabled=not self.mode.cudagraphs
+        )
 
     def _eager_step(self, mark=None) -> torch.Tensor:
         with self._autocast():
@@ -212,8 +220,11 @@ class TrainStep:
         from idresnet.perf.memory import step_memory
 
         if self.graph is not None:
-            return {"peak_bytes": None, "after_forward_bytes": None,
-                    "method": "not measured under CUDA graphs (memory is the graph's private pool)"}
+            return {
+                "peak_bytes": None,
+                "after_forward_bytes": None,
+                "method": "not measured under CUDA graphs (memory is the graph's private pool)",
+            }
         return step_memory(self._eager_step, self.device)
 
     def profile(self) -> dict:

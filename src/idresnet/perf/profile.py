@@ -75,5 +75,9 @@ def layer_time_shares(step, device: torch.device) -> dict:
         per_op[evt.key] = per_op.get(evt.key, 0.0) + s
     total = sum(seconds.values()) or 1.0
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:8]
-    return {"shares": {c: seconds[c] / total for c in CATEGORIES}, "seconds": seconds,
-            "total_s": total, "top": [{"op": k, "seconds": v, "category": categorize(k)} for k, v in top]}
+    return {
+        "shares": {c: seconds[c] / total for c in CATEGORIES},
+        "seconds": seconds,
+        "total_s": total,
+        "top": [{"op": k, "seconds": v, "category": categorize(k)} for k, v in top],
+    }

@@ -48,20 +48,32 @@ def _fmt(v, spec: str, none: str = "-") -> str:
 def format_markdown(report: dict) -> str:
     """The report as Markdown: hardware, the results table, profiles (if any)."""
     hw = report["hardware"]
-    lines = [f"Hardware: **{hw['name']}**; torch {hw['torch']}; device `{hw['device']}`"
-             + (f"; CUDA {hw.get('cuda')}, cuDNN {hw.get('cudnn')}, driver {hw.get('driver')}" if hw.get("gpu") else "")
-             + (f"; load average {hw['load_average']} at start, {hw.get('load_average_end')} at end"
-                if hw.get("load_average") and hw["device"] == "cpu" else ""),
-             f"Date: {report['date']}. Command: `{report['command']}`",
-             f"Matrix product {report['matmul']['n']}x{report['matmul']['n']} fp32: "
-             f"{report['matmul']['fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
-             + (f"; the same product through oneDNN: {report['matmul']['onednn_fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
-                if report["matmul"].get("onednn_fp32_flop_per_s") else "")
-             + (f"; bf16: {report['matmul']['bf16_flop_per_s'] / 1e9:.1f} GFLOP/s"
-                if report["matmul"].get("bf16_flop_per_s") else ""),
-             f"Settings: {report['settings']['steps']} steps x {report['settings']['repeats']} repeats "
-             f"after {report['settings']['warmup']} warm-up step(s), {report['settings']['threads']} threads; "
-             f"{report['convention']}.", ""]
+    lines = [
+        f"Hardware: **{hw['name']}**; torch {hw['torch']}; device `{hw['device']}`"
+        + (f"; CUDA {hw.get('cuda')}, cuDNN {hw.get('cudnn')}, driver {hw.get('driver')}" if hw.get("gpu") else "")
+        + (
+            f"; load average {hw['load_average']} at start, {hw.get('load_average_end')} at end"
+            if hw.get("load_average") and hw["device"] == "cpu"
+            else ""
+        ),
+        f"Date: {report['date']}. Command: `{report['command']}`",
+        f"Matrix product {report['matmul']['n']}x{report['matmul']['n']} fp32: "
+        f"{report['matmul']['fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
+        + (
+            f"; the same product through oneDNN: {report['matmul']['onednn_fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
+            if report["matmul"].get("onednn_fp32_flop_per_s")
+            else ""
+        )
+        + (
+            f"; bf16: {report['matmul']['bf16_flop_per_s'] / 1e9:.1f} GFLOP/s"
+            if report["matmul"].get("bf16_flop_per_s")
+            else ""
+        ),
+        f"Settings: {report['settings']['steps']} steps x {report['settings']['repeats']} repeats "
+        f"after {report['settings']['warmup']} warm-up step(s), {report['settings']['threads']} threads; "
+        f"{report['convention']}.",
+        "",
+    ]
     lines += _results_table(report)
     if report.get("profiles"):
         lines += _profile_table(report["profiles"])
@@ -71,44 +83,64 @@ def format_markdown(report: dict) -> str:
 def _results_table(report: dict) -> list[str]:
     cpu = report["hardware"]["device"] == "cpu"
     onednn = bool(report["matmul"].get("onednn_fp32_flop_per_s"))
-    head = ["model", "batch", "mode", "img/s", "x baseline"] + (["img/CPU-s x base"] if cpu else []) + \
-           ["GFLOP/s", "of matmul"] + (["of oneDNN GEMM"] if onednn else []) + \
-           ["peak MiB", "mem x base", "warm-up s"]
+    head = (
+        ["model", "batch", "mode", "img/s", "x baseline"]
+        + (["img/CPU-s x base"] if cpu else [])
+        + ["GFLOP/s", "of matmul"]
+        + (["of oneDNN GEMM"] if onednn else [])
+        + ["peak MiB", "mem x base", "warm-up s"]
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["results"]:
         if r["status"] != "ok":
             cells = [r["model"], str(r["batch_size"]), r["mode"], f"{r['status']}: {r.get('reason', '')}"]
             cells += [""] * (len(head) - len(cells))
         else:
-            cells = [r["model"], str(r["batch_size"]), r["mode"], _fmt(r.get("img_per_s"), ",.1f"),
-                     _fmt(r.get("ratio"), ".2f") + ("" if not r["baseline"] else " (base)")]
+            cells = [
+                r["model"],
+                str(r["batch_size"]),
+                r["mode"],
+                _fmt(r.get("img_per_s"), ",.1f"),
+                _fmt(r.get("ratio"), ".2f") + ("" if not r["baseline"] else " (base)"),
+            ]
             if cpu:
                 cells.append(_fmt(r.get("cpu_ratio"), ".2f"))
             cells += [_fmt(r["flop_per_s"] / 1e9, ",.1f"), _fmt(r.get("matmul_fraction"), ".2f")]
             if onednn:
                 cells.append(_fmt(r.get("onednn_fraction"), ".2f"))
-            cells += [_fmt(r["peak_bytes"] / 2**20 if r.get("peak_bytes") else None, ",.0f"),
-                      _fmt(r.get("memory_ratio"), ".2f"), _fmt(r.get("setup_s"), ".1f")]
+            cells += [
+                _fmt(r["peak_bytes"] / 2**20 if r.get("peak_bytes") else None, ",.0f"),
+                _fmt(r.get("memory_ratio"), ".2f"),
+                _fmt(r.get("setup_s"), ".1f"),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
 def _profile_table(profiles: list[dict]) -> list[str]:
-    lines = ["", "Time shares of one step by layer type (torch.profiler, operator self time; "
-             "conv GFLOP/s: 6 x that type's multiply-adds / its profiled time):", "",
-             "| model | mode | " + " | ".join(CATEGORIES) + " | conv3x3 GFLOP/s | conv1x1 GFLOP/s |",
-             "|" + "---|" * (4 + len(CATEGORIES))]
+    lines = [
+        "",
+        "Time shares of one step by layer type (torch.profiler, operator self time; "
+        "conv GFLOP/s: 6 x that type's multiply-adds / its profiled time):",
+        "",
+        "| model | mode | " + " | ".join(CATEGORIES) + " | conv3x3 GFLOP/s | conv1x1 GFLOP/s |",
+        "|" + "---|" * (4 + len(CATEGORIES)),
+    ]
     for p in profiles:
         rates = p.get("gflop_per_s", {})
-        lines.append(f"| {p['model']} | {p['mode']} | "
-                     + " | ".join(f"{100 * p['shares'][c]:.0f}%" for c in CATEGORIES)
-                     + f" | {_fmt(rates.get('conv3x3'), ',.0f')} | {_fmt(rates.get('conv1x1'), ',.0f')} |")
+        lines.append(
+            f"| {p['model']} | {p['mode']} | "
+            + " | ".join(f"{100 * p['shares'][c]:.0f}%" for c in CATEGORIES)
+            + f" | {_fmt(rates.get('conv3x3'), ',.0f')} | {_fmt(rates.get('conv1x1'), ',.0f')} |"
+        )
     return lines
 
 
 def write_outputs(report: dict, json_path=None, markdown_path=None) -> None:
     """The report as JSON and as Markdown, each written atomically where a path is given."""
-    for path, text in ((json_path, lambda: json.dumps(report, indent=2, default=str)),
-                       (markdown_path, lambda: format_markdown(report))):
+    for path, text in (
+        (json_path, lambda: json.dumps(report, indent=2, default=str)),
+        (markdown_path, lambda: format_markdown(report)),
+    ):
         if path:
             atomic_write_bytes(path, text().encode())

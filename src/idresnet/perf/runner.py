@@ -38,22 +38,33 @@ from idresnet.training import runtime
 from idresnet.training.distributed import DistInfo
 
 ALIASES = {
-    "110": "preact_resnet110", "164": "preact_resnet164", "1001": "preact_resnet1001",
-    "20": "preact_resnet20", "r50": "imagenet_preact_resnet50", "r200": "imagenet_preact_resnet200",
+    "110": "preact_resnet110",
+    "164": "preact_resnet164",
+    "1001": "preact_resnet1001",
+    "20": "preact_resnet20",
+    "r50": "imagenet_preact_resnet50",
+    "r200": "imagenet_preact_resnet200",
 }
 DEFAULT_MODELS = {
     "cpu": ("preact_resnet110", "preact_resnet164"),
-    "cuda": ("preact_resnet110", "preact_resnet164", "preact_resnet1001",
-             "imagenet_preact_resnet50", "imagenet_preact_resnet200"),
+    "cuda": (
+        "preact_resnet110",
+        "preact_resnet164",
+        "preact_resnet1001",
+        "imagenet_preact_resnet50",
+        "imagenet_preact_resnet200",
+    ),
 }
 DEFAULT_MODES = {
     "cpu": "eager,channels_last,bf16+channels_last",
     "cuda": "eager,channels_last,bf16+channels_last,bf16+channels_last+cudagraphs",
 }
 QUICK_MODELS = ("preact_resnet20",)
-CONVENTION = ("FLOP rate = 6 x multiply-adds (conv + linear) of one image's forward pass x images/s "
-              "(forward 2 FLOP per MAC, a training step about 3 forward passes); "
-              "matmul rate = 2 n^3 / t for an n x n fp32 product, same process, same threads")
+CONVENTION = (
+    "FLOP rate = 6 x multiply-adds (conv + linear) of one image's forward pass x images/s "
+    "(forward 2 FLOP per MAC, a training step about 3 forward passes); "
+    "matmul rate = 2 n^3 / t for an n x n fp32 product, same process, same threads"
+)
 
 
 @dataclass
@@ -105,20 +116,39 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def hardware_info(device: torch.device) -> dict:
-    info = {"device": str(device), "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": runtime.cpu_model(), "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "cpu_capability": _safe(lambda: torch.backends.cpu.get_cpu_capability())}
+    info = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": runtime.cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": _safe(lambda: torch.backends.cpu.get_cpu_capability()),
+    }
     if hasattr(os, "getloadavg"):
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update(gpu=runtime.device_name(device), gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    compute_capability=f"{props.major}.{props.minor}", cuda=torch.version.cuda,
-                    cudnn=_safe(lambda: torch.backends.cudnn.version()),
-                    driver=_safe(lambda: subprocess.run(
+        info.update(
+            gpu=runtime.device_name(device),
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+            compute_capability=f"{props.major}.{props.minor}",
+            cuda=torch.version.cuda,
+            cudnn=_safe(lambda: torch.backends.cudnn.version()),
+            driver=_safe(
+                lambda: (
+                    subprocess.run(
                         ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                        capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]))
+                        capture_output=True,
+                        text=True,
+                        timeout=10,
+                    )
+                    .stdout.strip()
+                    .splitlines()[0]
+                )
+            ),
+        )
         info["name"] = info["gpu"]
     else:
         info["name"] = f"{info['cpu']} ({info['cpu_count']} cores, {info['torch_threads']} torch threads)"
@@ -167,19 +197,30 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     report = {
         "format": "idresnet-bench/1",
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "command": " ".join(["idresnet"] + sys.argv[1:]) if Path(sys.argv[0]).name == "idresnet" else " ".join(sys.argv),
+        "command": " ".join(["idresnet"] + sys.argv[1:])
+        if Path(sys.argv[0]).name == "idresnet"
+        else " ".join(sys.argv),
         "hardware": hardware_info(device),
-        "settings": {"steps": cfg.steps, "repeats": cfg.repeats, "warmup": cfg.warmup,
-                     "batch_size": cfg.batch_size, "threads": torch.get_num_threads(),
-                     "timing": "median over repeats of (steps x batch) / wall seconds; modes interleaved"},
+        "settings": {
+            "steps": cfg.steps,
+            "repeats": cfg.repeats,
+            "warmup": cfg.warmup,
+            "batch_size": cfg.batch_size,
+            "threads": torch.get_num_threads(),
+            "timing": "median over repeats of (steps x batch) / wall seconds; modes interleaved",
+        },
         "convention": CONVENTION,
-        "matmul": {}, "results": [], "profiles": [],
+        "matmul": {},
+        "results": [],
+        "profiles": [],
     }
     log(f"bench on {report['hardware']['name']}, torch {torch.__version__}")
     report["matmul"] = matmul_reference(cfg, device, bf16=any(m.bf16 for m in modes))
     onednn = report["matmul"].get("onednn_fp32_flop_per_s")
-    log(f"matmul {cfg.matmul_n}x{cfg.matmul_n} fp32: {report['matmul']['fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
-        + (f" (oneDNN: {onednn / 1e9:.1f})" if onednn else ""))
+    log(
+        f"matmul {cfg.matmul_n}x{cfg.matmul_n} fp32: {report['matmul']['fp32_flop_per_s'] / 1e9:.1f} GFLOP/s"
+        + (f" (oneDNN: {onednn / 1e9:.1f})" if onednn else "")
+    )
     for name in cfg.models:
         rows = bench_model(name, modes, cfg, device, report, log)
         add_ratios(rows)
@@ -195,19 +236,21 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
 def matmul_reference(cfg: BenchConfig, device: torch.device, bf16: bool) -> dict:
     """The n x n matrix-product rates the FLOP rates are compared with: fp32 (``torch.mm``),
     bf16 when a mode uses it, and on the CPU the same fp32 product through oneDNN."""
-    out = {"n": cfg.matmul_n, "fp32_flop_per_s": matmul_rate(cfg.matmul_n, device, torch.float32,
-                                                             min_time=cfg.matmul_time)}
+    out = {
+        "n": cfg.matmul_n,
+        "fp32_flop_per_s": matmul_rate(cfg.matmul_n, device, torch.float32, min_time=cfg.matmul_time),
+    }
     if bf16:
-        out["bf16_flop_per_s"] = _safe(lambda: matmul_rate(cfg.matmul_n, device, torch.bfloat16,
-                                                           min_time=cfg.matmul_time))
+        out["bf16_flop_per_s"] = _safe(
+            lambda: matmul_rate(cfg.matmul_n, device, torch.bfloat16, min_time=cfg.matmul_time)
+        )
     onednn = _safe(lambda: onednn_gemm_rate(cfg.matmul_n, min_time=cfg.matmul_time)) if device.type == "cpu" else None
     if onednn:
         out["onednn_fp32_flop_per_s"] = onednn
     return out
 
 
-def bench_model(name: str, modes: list[Mode], cfg: BenchConfig, device: torch.device, report: dict,
-                log) -> list[dict]:
+def bench_model(name: str, modes: list[Mode], cfg: BenchConfig, device: torch.device, report: dict, log) -> list[dict]:
     """One row per mode for one model: set up every mode, time them interleaved, then
     measure memory and (``cfg.profile``) the time shares of each. Profiles go to
     ``report["profiles"]``, the memory method to ``report["settings"]``."""
@@ -222,8 +265,15 @@ def bench_model(name: str, modes: list[Mode], cfg: BenchConfig, device: torch.de
     y = torch.randint(0, classes, (batch,), generator=g)
     rows, runners = [], []
     for mode in modes:
-        row = {"model": name, "mode": mode.name, "baseline": mode.is_baseline, "batch_size": batch,
-               "image_size": size, "macs_per_image": macs, "status": "ok"}
+        row = {
+            "model": name,
+            "mode": mode.name,
+            "baseline": mode.is_baseline,
+            "batch_size": batch,
+            "image_size": size,
+            "macs_per_image": macs,
+            "status": "ok",
+        }
         rows.append(row)
         runners.append(_setup(row, mode, model_fn, x, y, device, cfg, log))
     walls, cpus = _time_interleaved(runners, rows, cfg, device)
@@ -276,7 +326,7 @@ def _time_interleaved(runners: list, rows: list[dict], cfg: BenchConfig, device:
     cpus = [[] for _ in runners]
     live = [i for i, r in enumerate(runners) if r is not None]
     for rep in range(cfg.repeats):
-        order = live[rep % len(live):] + live[:rep % len(live)] if live else []
+        order = live[rep % len(live) :] + live[: rep % len(live)] if live else []
         for i in order:
             try:
                 wall, cpu = runners[i].timed(cfg.steps)
@@ -305,9 +355,13 @@ def _profile(row: dict, runner: TrainStep, macs_by_type: dict, profiles: list) -
         prof = runner.profile()
         # FLOP rate of each convolution type in the profiled step (profiler time)
         batch = row["batch_size"]
-        prof["gflop_per_s"] = {k: FLOP_PER_MAC_TRAIN * macs_by_type[k] * batch / prof["seconds"][k] / 1e9
-                               for k in ("conv3x3", "conv1x1") if macs_by_type[k] and prof["seconds"][k]}
-        profiles.append({"model": row["model"], "mode": row["mode"], "batch_size": batch,
-                         "macs_by_type": macs_by_type, **prof})
+        prof["gflop_per_s"] = {
+            k: FLOP_PER_MAC_TRAIN * macs_by_type[k] * batch / prof["seconds"][k] / 1e9
+            for k in ("conv3x3", "conv1x1")
+            if macs_by_type[k] and prof["seconds"][k]
+        }
+        profiles.append(
+            {"model": row["model"], "mode": row["mode"], "batch_size": batch, "macs_by_type": macs_by_type, **prof}
+        )
     except Exception as exc:  # noqa: BLE001
         row["profile_error"] = exception_line(exc)

@@ -51,8 +51,14 @@ def convert(src, out, source: str | None = None, arch: str | None = None) -> dic
     state = assign(model, found["model"], found["layers"], str(src))
     model.load_state_dict(state, strict=True)
     mean, std = (found["mean"], found["std"]) if found["mean"] else IMAGENET_NORM
-    record = make_record(found["model"], found["model_kwargs"], found["dataset"], mean, std, {
-        "format": fmt, "file": src.name, "sha256": sha256(src), "arch": found["arch"],
-        "layout": found["layout"]}, classes)
+    record = make_record(
+        found["model"],
+        found["model_kwargs"],
+        found["dataset"],
+        mean,
+        std,
+        {"format": fmt, "file": src.name, "sha256": sha256(src), "arch": found["arch"], "layout": found["layout"]},
+        classes,
+    )
     save_weights(out, model.state_dict(), record)
     return record

@@ -68,8 +68,10 @@ def state_dict_layers(state: dict, where: str) -> list[Layer]:
         elif keys == {"weight", "bias"} and tensors["weight"].ndim == 2:
             kind = "linear"
         else:
-            raise UsageError(f"{where}: module {prefix!r} holds {sorted(keys)}, not a convolution "
-                             "without bias, a BatchNorm or a linear layer")
+            raise UsageError(
+                f"{where}: module {prefix!r} holds {sorted(keys)}, not a convolution "
+                "without bias, a BatchNorm or a linear layer"
+            )
         out.append(Layer(kind, prefix, tensors))
     return out
 
@@ -81,15 +83,19 @@ def assign(target: nn.Module, target_name: str, source: list[Layer], where: str)
     ours = model_layers(target)
     if len(ours) != len(source):
         extra = source[len(ours)].name if len(source) > len(ours) else ours[len(source)].name
-        raise UsageError(f"{where} does not match {target_name}: {len(source)} weight layers, "
-                         f"{target_name} has {len(ours)} (first unmatched: {extra})")
+        raise UsageError(
+            f"{where} does not match {target_name}: {len(source)} weight layers, "
+            f"{target_name} has {len(ours)} (first unmatched: {extra})"
+        )
     for i, (mine, theirs) in enumerate(zip(ours, source)):
         same = mine.kind == theirs.kind and all(
-            k in theirs.tensors and tuple(theirs.tensors[k].shape) == tuple(v.shape)
-            for k, v in mine.tensors.items())
+            k in theirs.tensors and tuple(theirs.tensors[k].shape) == tuple(v.shape) for k, v in mine.tensors.items()
+        )
         if not same:
-            raise UsageError(f"{where} does not match {target_name}: layer {i + 1} ({theirs.name}) is "
-                             f"{theirs.describe()}, {target_name} has {mine.describe()} at {mine.name}")
+            raise UsageError(
+                f"{where} does not match {target_name}: layer {i + 1} ({theirs.name}) is "
+                f"{theirs.describe()}, {target_name} has {mine.describe()} at {mine.name}"
+            )
     state = {}
     for mine, theirs in zip(ours, source):
         for k in mine.tensors:

@@ -83,8 +83,10 @@ def read(path: Path, arch: str | None) -> dict:
     """What :func:`idresnet.pretrained.convert` needs: model, options, dataset, layers."""
     arch = arch or guess_arch(path)
     if arch is None:
-        raise UsageError(f"cannot tell the pytorchcv architecture from the file name {path.name}; "
-                         f"pass --arch NAME (one of: {', '.join(arch_names())})")
+        raise UsageError(
+            f"cannot tell the pytorchcv architecture from the file name {path.name}; "
+            f"pass --arch NAME (one of: {', '.join(arch_names())})"
+        )
     model, kwargs, dataset = layout(arch)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -96,6 +98,13 @@ def read(path: Path, arch: str | None) -> dict:
     if not isinstance(state, dict):
         raise UsageError(f"{path} holds a {type(state).__name__}, not a state dict")
     mean, std = CIFAR_NORM if dataset != "imagenet" else (None, None)
-    return {"model": model, "model_kwargs": kwargs, "dataset": dataset, "arch": arch,
-            "layers": state_dict_layers(state, str(path)), "mean": mean, "std": std,
-            "layout": kwargs}
+    return {
+        "model": model,
+        "model_kwargs": kwargs,
+        "dataset": dataset,
+        "arch": arch,
+        "layers": state_dict_layers(state, str(path)),
+        "mean": mean,
+        "std": std,
+        "layout": kwargs,
+    }

@@ -54,20 +54,31 @@ def sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def make_record(model: str, model_kwargs: dict, dataset: str, mean, std, source: dict,
-                num_classes: int) -> dict:
+def make_record(model: str, model_kwargs: dict, dataset: str, mean, std, source: dict, num_classes: int) -> dict:
     """The metadata of converted weights (see the module docstring)."""
     d = DATASETS[dataset]
     names, ids = class_names(dataset) if num_classes == d["num_classes"] else (None, None)
     return {
-        "format": "idresnet-weights", "model": model, "model_kwargs": model_kwargs,
-        "num_classes": num_classes, "classes": names, "class_ids": ids, "dataset": dataset,
+        "format": "idresnet-weights",
+        "model": model,
+        "model_kwargs": model_kwargs,
+        "num_classes": num_classes,
+        "classes": names,
+        "class_ids": ids,
+        "dataset": dataset,
         "image_shape": d["image_shape"],
         "normalization": {"kind": "channel", "mean": list(mean), "std": list(std), "pixel_mean": None},
         "input": {"crop": d["crop"], "resize": d["resize"], "interpolation": "bilinear"},
-        "dataset_args": {"dataset": dataset, **({"train_crop": 224, "eval_crops": [d["crop"]],
-                                                 "eval_resize": [d["resize"]]} if dataset == "imagenet" else {})},
-        "source": source, "idresnet_version": idresnet.__version__,
+        "dataset_args": {
+            "dataset": dataset,
+            **(
+                {"train_crop": 224, "eval_crops": [d["crop"]], "eval_resize": [d["resize"]]}
+                if dataset == "imagenet"
+                else {}
+            ),
+        },
+        "source": source,
+        "idresnet_version": idresnet.__version__,
     }
 
 
@@ -94,8 +105,15 @@ def model_cfg(meta: dict, num_classes: int, in_channels: int = 3) -> dict:
     """timm's ``pretrained_cfg`` from a weights record."""
     crop, resize = input_geometry(meta)
     norm = meta.get("normalization") or {}
-    return {"architecture": meta.get("model"), "input_size": (in_channels, crop, crop),
-            "crop_pct": crop / resize, "interpolation": "bilinear", "mean": tuple(norm.get("mean") or ()) or None,
-            "std": tuple(norm.get("std") or ()) or None, "num_classes": num_classes,
-            "classes": meta.get("classes"), "class_ids": meta.get("class_ids"),
-            "source": meta.get("source")}
+    return {
+        "architecture": meta.get("model"),
+        "input_size": (in_channels, crop, crop),
+        "crop_pct": crop / resize,
+        "interpolation": "bilinear",
+        "mean": tuple(norm.get("mean") or ()) or None,
+        "std": tuple(norm.get("std") or ()) or None,
+        "num_classes": num_classes,
+        "classes": meta.get("classes"),
+        "class_ids": meta.get("class_ids"),
+        "source": meta.get("source"),
+    }

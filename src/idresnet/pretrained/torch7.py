@@ -70,10 +70,13 @@ def _load(path: Path):
             if not isinstance(storage, np.ndarray) or min(sizes) < 0 or min(strides) < 0 or offset < 0:
                 raise torchfile.T7ReaderException("tensor with negative sizes, strides or offset")
             if min(sizes) and offset + sum((n - 1) * s for n, s in zip(sizes, strides)) >= len(storage):
-                raise torchfile.T7ReaderException(f"tensor of size {sizes} reaches past its storage "
-                                                  f"of {len(storage)} elements")
-            return np.lib.stride_tricks.as_strided(storage[offset:], shape=sizes,
-                                                   strides=[storage.dtype.itemsize * s for s in strides])
+                raise torchfile.T7ReaderException(
+                    f"tensor of size {sizes} reaches past its storage of {len(storage)} elements"
+                )
+            return np.lib.stride_tricks.as_strided(
+                storage[offset:], shape=sizes, strides=[storage.dtype.itemsize * s for s in strides]
+            )
+
         return read
 
     def storage_reader(dtype):
@@ -83,10 +86,18 @@ def _load(path: Path):
             if not 0 <= n * np.dtype(dtype).itemsize <= left:
                 raise torchfile.T7ReaderException(f"storage of {n} elements, the file has {left} bytes left")
             return np.fromfile(reader.f, dtype=dtype, count=n)
+
         return read
 
-    kinds = {"Byte": np.uint8, "Char": np.int8, "Short": np.int16, "Int": np.int32, "Long": np.int64,
-             "Float": np.float32, "Double": np.float64}
+    kinds = {
+        "Byte": np.uint8,
+        "Char": np.int8,
+        "Short": np.int16,
+        "Int": np.int32,
+        "Long": np.int64,
+        "Float": np.float32,
+        "Double": np.float64,
+    }
     handlers = {}
     for kind, dtype in kinds.items():
         for cuda in ("", "Cuda"):
@@ -117,6 +128,7 @@ def _handlers(table: dict, replacements: dict):
 
 
 # ---------------------------------------------------------------- the module tree
+
 
 def _kind(m) -> str:
     """``nn.SpatialConvolution`` -> ``SpatialConvolution`` (also cudnn., fbnn., ...)."""
@@ -154,8 +166,7 @@ def _tensor(value, where) -> torch.Tensor:
 
 
 CONV, BN, LINEAR = "SpatialConvolution", "SpatialBatchNormalization", "Linear"
-IGNORED = {"ReLU", "SpatialMaxPooling", "SpatialAveragePooling", "View", "Copy", "Reshape", "Identity",
-           "Dropout"}
+IGNORED = {"ReLU", "SpatialMaxPooling", "SpatialAveragePooling", "View", "Copy", "Reshape", "Identity", "Dropout"}
 
 
 def _layer(m, where: str) -> Layer:
@@ -177,13 +188,22 @@ def _layer(m, where: str) -> Layer:
             var = _tensor(_get(m, "running_var"), where)
         else:  # nn before 2016 kept 1/sqrt(var + eps)
             var = _tensor(_field(m, "running_std", where), where).pow(-2) - eps
-        return Layer("bn", where, {"weight": _tensor(_field(m, "weight", where), where),
-                                   "bias": _tensor(_field(m, "bias", where), where),
-                                   "running_mean": _tensor(_field(m, "running_mean", where), where),
-                                   "running_var": var})
+        return Layer(
+            "bn",
+            where,
+            {
+                "weight": _tensor(_field(m, "weight", where), where),
+                "bias": _tensor(_field(m, "bias", where), where),
+                "running_mean": _tensor(_field(m, "running_mean", where), where),
+                "running_var": var,
+            },
+        )
     if kind == LINEAR:
-        return Layer("linear", where, {"weight": _tensor(_field(m, "weight", where), where),
-                                       "bias": _tensor(_field(m, "bias", where), where)})
+        return Layer(
+            "linear",
+            where,
+            {"weight": _tensor(_field(m, "weight", where), where), "bias": _tensor(_field(m, "bias", where), where)},
+        )
     raise AssertionError(kind)
 
 
@@ -203,13 +223,16 @@ def _unit(m, where: str) -> dict:
     if "ConcatTable" not in kinds or "CAddTable" not in kinds:
         raise UsageError(f"{where}: expected a residual unit (ConcatTable, CAddTable), found {kinds}")
     at = kinds.index("ConcatTable")
-    before, after = kinds[:at], kinds[kinds.index("CAddTable") + 1:]
+    before, after = kinds[:at], kinds[kinds.index("CAddTable") + 1 :]
     paths = _children(parts[at])
     if len(paths) != 2:
         raise UsageError(f"{where}: a ConcatTable of {len(paths)} paths, expected the branch and the shortcut")
     branch = _flat(paths[0], f"{where}.branch")
-    shortcut = _flat(paths[1], f"{where}.shortcut") if _children(paths[1]) \
+    shortcut = (
+        _flat(paths[1], f"{where}.shortcut")
+        if _children(paths[1])
         else [(_kind(paths[1]), paths[1], f"{where}.shortcut")]
+    )
     bkinds = [k for k, _, _ in branch if k in (CONV, BN)]
     convs = [c for k, c, _ in branch if k == CONV]
     skinds = [k for k, _, _ in shortcut]
@@ -234,9 +257,15 @@ def _unit(m, where: str) -> dict:
     preact = "shared" if before else ("residual" if bkinds[:1] == [BN] else "none")
     strides = [int(_get(c, "dH") or 1) for c in convs]
     layers = [(k, c, w) for k, c, w in _flat(m, where) if k in (CONV, BN, LINEAR)]
-    return {"placement": placement, "preact": preact, "shortcut": short, "convs": len(convs),
-            "stride_index": strides.index(2) if 2 in strides else None,
-            "layers": [_layer(c, w) for _, c, w in layers], "where": where}
+    return {
+        "placement": placement,
+        "preact": preact,
+        "shortcut": short,
+        "convs": len(convs),
+        "stride_index": strides.index(2) if 2 in strides else None,
+        "layers": [_layer(c, w) for _, c, w in layers],
+        "where": where,
+    }
 
 
 def _top(tree) -> list:
@@ -271,11 +300,15 @@ def read(path: Path, arch: str | None = None) -> dict:
             raise UsageError(f"{where}: unexpected {kind} in a ResNet")
     units = [u for s in stages for u in s]
     if not units or [l.kind for l in stem] != ["conv", "bn"] or not tail or tail[-1].kind != "linear":
-        raise UsageError(f"{path} is not a ResNet of fb.resnet.torch (a 7x7 conv-BN stem, stages of "
-                         "residual units, a linear classifier)")
+        raise UsageError(
+            f"{path} is not a ResNet of fb.resnet.torch (a 7x7 conv-BN stem, stages of "
+            "residual units, a linear classifier)"
+        )
     if tuple(stem[0].tensors["weight"].shape[2:]) != (7, 7):
-        raise UsageError(f"{path}: the stem is a {tuple(stem[0].tensors['weight'].shape[2:])} convolution; "
-                         "only the ImageNet nets (7x7 stem) of fb.resnet.torch are supported")
+        raise UsageError(
+            f"{path}: the stem is a {tuple(stem[0].tensors['weight'].shape[2:])} convolution; "
+            "only the ImageNet nets (7x7 stem) of fb.resnet.torch are supported"
+        )
     return {**_options(path, stages, stem, tail), "layers": stem + [l for u in units for l in u["layers"]] + tail}
 
 
@@ -288,8 +321,10 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
     counts = tuple(len(s) for s in stages)
     depth = next((d for d, (b, c) in IMAGENET_STAGES.items() if (b, c) == (block, counts)), None)
     if depth is None:
-        raise UsageError(f"{where}: {block} units {counts} per stage is not an ImageNet ResNet; valid: "
-                         + ", ".join(f"{d}: {b} {c}" for d, (b, c) in IMAGENET_STAGES.items()))
+        raise UsageError(
+            f"{where}: {block} units {counts} per stage is not an ImageNet ResNet; valid: "
+            + ", ".join(f"{d}: {b} {c}" for d, (b, c) in IMAGENET_STAGES.items())
+        )
     width = stem[0].tensors["weight"].shape[0] / 64
     kwargs = {} if width == 1 else {"width": width}
     strided = {u["stride_index"] for u in units if u["stride_index"] is not None}
@@ -322,6 +357,12 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
         name = f"imagenet_resnet{depth}"
         if placement != "original":
             kwargs["placement"] = placement
-    return {"model": name, "model_kwargs": kwargs, "dataset": "imagenet", "arch": f"fb.resnet.torch {name}",
-            "mean": None, "std": None, "layout": {"placement": placement, "shortcut": shortcut,
-                                                  "first_preact": units[0]["preact"]}}
+    return {
+        "model": name,
+        "model_kwargs": kwargs,
+        "dataset": "imagenet",
+        "arch": f"fb.resnet.torch {name}",
+        "mean": None,
+        "std": None,
+        "layout": {"placement": placement, "shortcut": shortcut, "first_preact": units[0]["preact"]},
+    }

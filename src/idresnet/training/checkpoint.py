@@ -63,7 +63,7 @@ def load_checkpoint(path: str | Path) -> dict:
     if legacy:
         payload = data  # version 1: a plain archive, no checksum
     else:
-        digest, payload = data[len(MAGIC):len(MAGIC) + _DIGEST], data[len(MAGIC) + _DIGEST:]
+        digest, payload = data[len(MAGIC) : len(MAGIC) + _DIGEST], data[len(MAGIC) + _DIGEST :]
         if hashlib.sha256(payload).digest() != digest:
             raise _damaged(path, f"checksum mismatch: {len(data)} bytes, truncated or altered")
     try:
@@ -74,8 +74,10 @@ def load_checkpoint(path: str | Path) -> dict:
         raise UsageError(f"{path} is not an idresnet checkpoint (no '{FORMAT}' marker)")
     version = state.get("version")
     if version != VERSION and not (legacy and version in LEGACY_VERSIONS):
-        raise UsageError(f"checkpoint {path} has version {version}; "
-                         f"this idresnet reads versions {', '.join(map(str, (*LEGACY_VERSIONS, VERSION)))}")
+        raise UsageError(
+            f"checkpoint {path} has version {version}; "
+            f"this idresnet reads versions {', '.join(map(str, (*LEGACY_VERSIONS, VERSION)))}"
+        )
     return state
 
 
@@ -101,11 +103,14 @@ def load_latest(paths: list[Path], warn=None) -> tuple[dict, Path]:
     missing = all(p.endswith("is missing") for p in problems)
     if missing:
         raise FileNotFoundError(2, "no checkpoint", str(paths[0]))
-    raise UsageError(next(p for p in problems if not p.endswith("is missing"))
-                     + "; no older whole checkpoint: delete the checkpoints folder to start over")
+    raise UsageError(
+        next(p for p in problems if not p.endswith("is missing"))
+        + "; no older whole checkpoint: delete the checkpoints folder to start over"
+    )
 
 
 # ---------------------------------------------------------------- RNG states
+
 
 def rng_state() -> dict:
     """The global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain types."""
@@ -113,10 +118,17 @@ def rng_state() -> dict:
     py_state = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": py_state[0], "state": torch.tensor(py_state[1], dtype=torch.int64),
-                   "gauss_next": py_state[2]},
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {
+            "version": py_state[0],
+            "state": torch.tensor(py_state[1], dtype=torch.int64),
+            "gauss_next": py_state[2],
+        },
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -126,8 +138,9 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
     p = state["python"]
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
@@ -136,6 +149,7 @@ def set_rng_state(state: dict) -> None:
 
 
 # ---------------------------------------------------------------- weights (safetensors)
+
 
 def save_weights(path: str | Path, state_dict: dict, metadata: dict) -> None:
     """The model's tensors as safetensors, with ``metadata`` (values JSON-encoded)."""

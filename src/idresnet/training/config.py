@@ -43,66 +43,106 @@ class TrainConfig:
 
     model: str | None = _f(None, "str", "network name (see `idresnet models`)")
     model_kwargs: dict = _f({}, "dict", "model options, KEY=VALUE ... (depth, width, shortcut, ...)")
-    dataset: str = _f("cifar10", "choice", "dataset (imagenet: an ImageNet-layout folder streamed "
-                      "from disk)", ("cifar10", "cifar100", "folder", "synthetic", "imagenet"))
+    dataset: str = _f(
+        "cifar10",
+        "choice",
+        "dataset (imagenet: an ImageNet-layout folder streamed from disk)",
+        ("cifar10", "cifar100", "folder", "synthetic", "imagenet"),
+    )
     data: str | None = _f(None, "path", "dataset file or folder (default: cache, then download)")
     cache_dir: str | None = _f(None, "path", "dataset cache folder")
     download: bool = _f(True, "bool", "download a missing dataset")
     train_size: int | None = _f(None, "opt_int", "use a class-balanced subset of this many training images")
     test_size: int | None = _f(None, "opt_int", "use a class-balanced subset of this many test images")
-    normalization: str = _f("channel", "choice", "input normalisation: per-channel mean/std or "
-                            "per-pixel mean", ("channel", "pixel"))
-    workers: int | None = _f(None, "opt_int", "imagenet: DataLoader worker processes per process "
-                             "(default: the CPUs per process, at most 8; 0: decode in the training process)")
-    augmentation: str = _f("scale", "choice", "imagenet: training augmentation, the paper's scale "
-                           "augmentation or random-resized crop (scale + aspect ratio)", ("scale", "rrc"))
+    normalization: str = _f(
+        "channel", "choice", "input normalisation: per-channel mean/std or per-pixel mean", ("channel", "pixel")
+    )
+    workers: int | None = _f(
+        None,
+        "opt_int",
+        "imagenet: DataLoader worker processes per process "
+        "(default: the CPUs per process, at most 8; 0: decode in the training process)",
+    )
+    augmentation: str = _f(
+        "scale",
+        "choice",
+        "imagenet: training augmentation, the paper's scale augmentation or random-resized crop (scale + aspect ratio)",
+        ("scale", "rrc"),
+    )
     train_crop: int = _f(224, "int", "imagenet: training crop size")
     scale_range: list = _f([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
-    eval_crops: list = _f([224], "int_list", "imagenet: evaluation crop sizes (the first is the run's "
-                          "test error; the paper's Table 5 also uses 320)")
-    eval_resize: list | None = _f(None, "opt_int_list", "imagenet: shorter side before each evaluation "
-                                  "crop (default: crop/0.875 for the training crop size, the crop itself "
-                                  "for larger crops: 224 of 256, 320 of 320)")
+    eval_crops: list = _f(
+        [224],
+        "int_list",
+        "imagenet: evaluation crop sizes (the first is the run's test error; the paper's Table 5 also uses 320)",
+    )
+    eval_resize: list | None = _f(
+        None,
+        "opt_int_list",
+        "imagenet: shorter side before each evaluation "
+        "crop (default: crop/0.875 for the training crop size, the crop itself "
+        "for larger crops: 224 of 256, 320 of 320)",
+    )
     out: str | None = _f(None, "path", "run folder (default runs/<model>-<dataset>-<time>)")
     batch_size: int = _f(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
     lr: float = _f(0.1, "float", "base learning rate")
-    lr_scaling: str = _f("none", "choice", "linear: lr x global batch / the recipe's batch "
-                         "(cifar 128, imagenet 256)", ("none", "linear"))
+    lr_scaling: str = _f(
+        "none", "choice", "linear: lr x global batch / the recipe's batch (cifar 128, imagenet 256)", ("none", "linear")
+    )
     momentum: float = _f(0.9, "float", "SGD momentum")
     weight_decay: float = _f(1e-4, "float", "weight decay (on all parameters, as the paper's code)")
     nesterov: bool = _f(False, "bool", "Nesterov momentum")
     iterations: int | None = _f(None, "int", "training iterations (schedule_unit iter)", recipe=True)
-    lr_milestones: list | None = _f(None, "int_list", "iterations at which lr is multiplied by lr_gamma",
-                                    recipe=True)
+    lr_milestones: list | None = _f(None, "int_list", "iterations at which lr is multiplied by lr_gamma", recipe=True)
     lr_gamma: float = _f(0.1, "float", "lr factor at each milestone")
     warmup_iters: int = _f(None, "int", "iterations at warmup_lr before the base lr (0: none)", recipe=True)
     warmup_lr: float = _f(0.01, "float", "learning rate during warm-up")
-    schedule_unit: str = _f(None, "choice", "unit of the schedule: iterations or epochs",
-                            ("iter", "epoch"), recipe=True)
+    schedule_unit: str = _f(
+        None, "choice", "unit of the schedule: iterations or epochs", ("iter", "epoch"), recipe=True
+    )
     epochs: int | None = _f(None, "opt_int", "training epochs (schedule_unit epoch)", recipe=True)
-    epoch_milestones: list | None = _f(None, "opt_int_list", "epochs at which lr drops (schedule_unit "
-                                       "epoch; cifar: 1/2 and 3/4 of epochs)", recipe=True)
+    epoch_milestones: list | None = _f(
+        None,
+        "opt_int_list",
+        "epochs at which lr drops (schedule_unit epoch; cifar: 1/2 and 3/4 of epochs)",
+        recipe=True,
+    )
     budget: float = _f(1.0, "float", "scale the schedule (iterations, milestones, warm-up) by this")
     eval_interval: int | None = _f(None, "opt_int", "evaluate every N iterations (default: ~20 per run)")
     log_interval: int = _f(100, "int", "write a metrics row every N iterations")
-    checkpoint_interval: int | None = _f(None, "opt_int", "checkpoint every N iterations (default: eval_interval, at most 500)")
-    fail_threshold: float | None = _f(None, "opt_float", "final test error (%) above which the run is "
-                                      "'failed' (default: 20 for a full-schedule run; a reduced run, "
-                                      "budget < 1 or fewer iterations, is not judged unless a value is given)")
+    checkpoint_interval: int | None = _f(
+        None, "opt_int", "checkpoint every N iterations (default: eval_interval, at most 500)"
+    )
+    fail_threshold: float | None = _f(
+        None,
+        "opt_float",
+        "final test error (%) above which the run is "
+        "'failed' (default: 20 for a full-schedule run; a reduced run, "
+        "budget < 1 or fewer iterations, is not judged unless a value is given)",
+    )
     seed: int = _f(0, "int", "random seed (initialisation, data order, augmentation)")
     device: str = _f(AUTO, "device", "auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
     channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
     amp: str = _f(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
     compile: bool = _f(False, "bool", "torch.compile the model")
-    threads: int | None = _f(None, "opt_int", "CPU threads of torch in this process (default: torch's "
-                             "own); 1 on a CPU shared with other jobs, see docs/performance.md")
-    activation_checkpointing: str = _f("none", "str", "activation checkpointing of the residual units: "
-                                       "none, unit, segment:K (K segments per stage)")
+    threads: int | None = _f(
+        None,
+        "opt_int",
+        "CPU threads of torch in this process (default: torch's "
+        "own); 1 on a CPU shared with other jobs, see docs/performance.md",
+    )
+    activation_checkpointing: str = _f(
+        "none", "str", "activation checkpointing of the residual units: none, unit, segment:K (K segments per stage)"
+    )
     sync_bn: bool = _f(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
     resume: bool = _f(False, "bool", "continue the run in --out from its last checkpoint")
     progress: bool | str = _f(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
-    logger: str = _f("none", "choice", "also send metrics rows to an experiment tracker (optional "
-                     "extra: pip install idresnet[tensorboard])", ("none", "tensorboard"))
+    logger: str = _f(
+        "none",
+        "choice",
+        "also send metrics rows to an experiment tracker (optional extra: pip install idresnet[tensorboard])",
+        ("none", "tensorboard"),
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -119,11 +159,25 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 # Fields that may differ when a run is resumed: they change neither the weights'
 # trajectory's definition nor the data (only speed, logging or the final verdict).
-RESUME_MUTABLE = ("data", "cache_dir", "download", "workers", "threads", "device", "channels_last", "amp",
-                  "compile",
-                  "activation_checkpointing",
-                  "resume", "progress", "log_interval", "eval_interval", "checkpoint_interval",
-                  "fail_threshold", "logger")
+RESUME_MUTABLE = (
+    "data",
+    "cache_dir",
+    "download",
+    "workers",
+    "threads",
+    "device",
+    "channels_last",
+    "amp",
+    "compile",
+    "activation_checkpointing",
+    "resume",
+    "progress",
+    "log_interval",
+    "eval_interval",
+    "checkpoint_interval",
+    "fail_threshold",
+    "logger",
+)
 
 
 def load_config(path: str | Path | None = None, overrides: dict | None = None) -> TrainConfig:
@@ -164,6 +218,7 @@ def config_differences(a: TrainConfig, b: TrainConfig, ignore=()) -> list[str]:
 
 
 # ---------------------------------------------------------------- parsing
+
 
 def parse_model_kwargs(items) -> dict:
     """``["width=0.5", "shortcut=gate"]`` (or a mapping) as a dict of model options."""
@@ -212,8 +267,16 @@ def _to_float(name, v):
 
 def _to_bool(name, v):
     if isinstance(v, str):
-        v = {"true": True, "yes": True, "on": True, "1": True,
-             "false": False, "no": False, "off": False, "0": False}.get(v.strip().lower(), v)
+        v = {
+            "true": True,
+            "yes": True,
+            "on": True,
+            "1": True,
+            "false": False,
+            "no": False,
+            "off": False,
+            "0": False,
+        }.get(v.strip().lower(), v)
     if not isinstance(v, bool):
         raise _bad(name, v, "true or false")
     return v
@@ -296,6 +359,7 @@ def plain(v):
 
 # ---------------------------------------------------------------- checks
 
+
 def _need(cond: bool, name: str, value, what: str):
     if not cond:
         raise ConfigError(f"invalid {name} {value!r}: must be {what}")
@@ -306,15 +370,15 @@ def _check(c: TrainConfig):
     from idresnet.networks.checkpointing import canonical_mode
 
     if c.model is None:
-        raise ConfigError("no model given: pass --model NAME (or `model:` in the config file); "
-                          "`idresnet models` lists them")
+        raise ConfigError(
+            "no model given: pass --model NAME (or `model:` in the config file); `idresnet models` lists them"
+        )
     if c.model not in list_models():
         raise ConfigError(str(choices_error("model", c.model, list_models())))
     model_info(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
     for name in ("batch_size", "log_interval", "train_crop"):
         _need(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
-    for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size",
-                 "threads"):
+    for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size", "threads"):
         value = getattr(c, name)
         _need(value is None or value >= 1, name, value, ">= 1 (or none)")
     for name in ("lr", "weight_decay", "warmup_lr"):
@@ -323,16 +387,25 @@ def _check(c: TrainConfig):
     _need(c.lr_gamma > 0, "lr_gamma", c.lr_gamma, "> 0")
     _need(c.warmup_iters >= 0, "warmup_iters", c.warmup_iters, ">= 0")
     _need(c.budget > 0, "budget", c.budget, "> 0")
-    _need(c.fail_threshold is None or 0 <= c.fail_threshold <= 100, "fail_threshold", c.fail_threshold,
-          "a test error in [0, 100] (or none: the paper's 20 at full schedule)")
+    _need(
+        c.fail_threshold is None or 0 <= c.fail_threshold <= 100,
+        "fail_threshold",
+        c.fail_threshold,
+        "a test error in [0, 100] (or none: the paper's 20 at full schedule)",
+    )
     for name in ("lr_milestones", "epoch_milestones"):
         ms = getattr(c, name)
-        _need(ms is None or (all(m >= 1 for m in ms) and list(ms) == sorted(set(ms))),
-              name, ms, "positive and strictly increasing")
+        _need(
+            ms is None or (all(m >= 1 for m in ms) and list(ms) == sorted(set(ms))),
+            name,
+            ms,
+            "positive and strictly increasing",
+        )
     if c.schedule_unit == "epoch" and c.epochs is None:
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
-    _need(bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device,
-          "auto, cpu, cuda, cuda:N or mps")
+    _need(
+        bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device, "auto, cpu, cuda, cuda:N or mps"
+    )
     try:
         c.activation_checkpointing = canonical_mode(c.activation_checkpointing)
     except UsageError as exc:
@@ -348,18 +421,33 @@ def _check_streaming(c: TrainConfig):
     """The keys of the streaming (imagenet) path."""
     _need(c.workers is None or c.workers >= 0, "workers", c.workers, ">= 0 (or none: automatic)")
     if c.augmentation == "scale":
-        _need(len(c.scale_range) == 2 and c.train_crop <= c.scale_range[0] <= c.scale_range[1],
-              "scale_range", c.scale_range, f"two sizes LOW HIGH with train_crop {c.train_crop} <= LOW <= HIGH")
-    _need(len(c.eval_crops) >= 1 and min(c.eval_crops) >= 1 and len(set(c.eval_crops)) == len(c.eval_crops),
-          "eval_crops", c.eval_crops, "one or more distinct sizes >= 1")
+        _need(
+            len(c.scale_range) == 2 and c.train_crop <= c.scale_range[0] <= c.scale_range[1],
+            "scale_range",
+            c.scale_range,
+            f"two sizes LOW HIGH with train_crop {c.train_crop} <= LOW <= HIGH",
+        )
+    _need(
+        len(c.eval_crops) >= 1 and min(c.eval_crops) >= 1 and len(set(c.eval_crops)) == len(c.eval_crops),
+        "eval_crops",
+        c.eval_crops,
+        "one or more distinct sizes >= 1",
+    )
     if c.eval_resize is not None:
-        _need(len(c.eval_resize) == len(c.eval_crops)
-              and all(r >= k for r, k in zip(c.eval_resize, c.eval_crops)),
-              "eval_resize", c.eval_resize, f"one size per eval crop {c.eval_crops}, each >= its crop")
+        _need(
+            len(c.eval_resize) == len(c.eval_crops) and all(r >= k for r, k in zip(c.eval_resize, c.eval_crops)),
+            "eval_resize",
+            c.eval_resize,
+            f"one size per eval crop {c.eval_crops}, each >= its crop",
+        )
     if c.dataset in STREAMING:
         if c.data is None:
-            raise ConfigError(f"dataset {c.dataset!r} needs --data DIR, a folder with train/<class>/ "
-                              "and val/<class>/ images (it is not downloaded)")
+            raise ConfigError(
+                f"dataset {c.dataset!r} needs --data DIR, a folder with train/<class>/ "
+                "and val/<class>/ images (it is not downloaded)"
+            )
         if c.normalization != "channel":
-            raise ConfigError(f"normalization {c.normalization!r} is not available for {c.dataset}; "
-                              "valid: channel (the ImageNet mean and std)")
+            raise ConfigError(
+                f"normalization {c.normalization!r} is not available for {c.dataset}; "
+                "valid: channel (the ImageNet mean and std)"
+            )

@@ -56,9 +56,15 @@ class RunData:
 
     def record(self) -> dict:
         """The dataset part of ``run_info`` in config.yaml."""
-        return {"name": self.name, "description": self.description, "num_classes": self.num_classes,
-                "train_images": self.train_count, "test_images": self.test_count,
-                "image_shape": list(self.image_shape), "fingerprint": self.fingerprint}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "num_classes": self.num_classes,
+            "train_images": self.train_count,
+            "test_images": self.test_count,
+            "image_shape": list(self.image_shape),
+            "fingerprint": self.fingerprint,
+        }
 
     def skipped(self) -> int:
         """Unreadable images skipped so far by this process's loaders."""
@@ -113,8 +119,9 @@ class StreamedData(RunData):
         out = {"test_top5_error": results[crops[0]]["top5_error"]}
         for c in crops[1:]:
             r = results[c]
-            out.update({f"test_loss_{c}": r["loss"], f"test_error_{c}": r["error"],
-                        f"test_top5_error_{c}": r["top5_error"]})
+            out.update(
+                {f"test_loss_{c}": r["loss"], f"test_error_{c}": r["error"], f"test_top5_error_{c}": r["top5_error"]}
+            )
         return out
 
     def _eval_record(self, results: dict) -> dict:
@@ -133,8 +140,9 @@ class StreamedData(RunData):
         crops = (last_eval or {}).get("crops")
         if not crops:
             return None
-        return {c: {"top1": finite_or_none(r["error"]), "top5": finite_or_none(r["top5_error"])}
-                for c, r in crops.items()}
+        return {
+            c: {"top1": finite_or_none(r["error"]), "top5": finite_or_none(r["top5_error"])} for c, r in crops.items()
+        }
 
 
 def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_last: bool) -> RunData:
@@ -146,10 +154,19 @@ def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_la
     norm = normalization(ds, cfg.normalization)
     loader = dict(device=device, seed=cfg.seed, info=info, channels_last=channels_last)
     train = make_loader(ds.train_images, ds.train_labels, norm, batch_size=per_process, train=True, **loader)
-    test = make_loader(ds.test_images, ds.test_labels, norm, batch_size=max(per_process, 256), train=False,
-                       **loader)
-    return MemoryData(ds.name, ds.description, list(ds.classes), len(ds.train_labels), len(ds.test_labels),
-                      list(ds.image_shape), norm, train, {None: test}, fingerprint=fingerprint(ds))
+    test = make_loader(ds.test_images, ds.test_labels, norm, batch_size=max(per_process, 256), train=False, **loader)
+    return MemoryData(
+        ds.name,
+        ds.description,
+        list(ds.classes),
+        len(ds.train_labels),
+        len(ds.test_labels),
+        list(ds.image_shape),
+        norm,
+        train,
+        {None: test},
+        fingerprint=fingerprint(ds),
+    )
 
 
 def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> StreamedData:
@@ -160,21 +177,47 @@ def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> Str
     folder = load_imagenet(cfg.data, train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
     workers = auto_workers(cfg.workers)
     norm = {"kind": "channel", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "pixel_mean": None}
-    common = dict(device=device, seed=cfg.seed, rank=info.rank, world_size=info.world_size,
-                  workers=workers, mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=channels_last)
+    common = dict(
+        device=device,
+        seed=cfg.seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        workers=workers,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        channels_last=channels_last,
+    )
     augment = train_transform(cfg.augmentation, cfg.train_crop, cfg.scale_range)
-    train = StreamLoader(FileDataset(folder.train_files, folder.train_labels, augment, seed=cfg.seed),
-                         batch_size=per_process, train=True, **common)
+    train = StreamLoader(
+        FileDataset(folder.train_files, folder.train_labels, augment, seed=cfg.seed),
+        batch_size=per_process,
+        train=True,
+        **common,
+    )
     resizes = cfg.eval_resize or [eval_resize(c, cfg.train_crop) for c in cfg.eval_crops]
     tests = val_loaders(folder, cfg.eval_crops, resizes, batch_size=per_process, **common)
-    loading = {"workers": workers, "augmentation": cfg.augmentation, "train_crop": cfg.train_crop,
-               "scale_range": list(cfg.scale_range) if cfg.augmentation == "scale" else None,
-               "eval": [{"crop": c, "resize": r} for c, r in zip(cfg.eval_crops, resizes)]}
-    return StreamedData(cfg.dataset, folder.description, list(folder.classes), len(folder.train_labels),
-                        len(folder.val_labels), [cfg.train_crop, cfg.train_crop, 3], norm, train, tests,
-                        fingerprint=fingerprint(folder), columns=stream_columns(cfg.eval_crops),
-                        dataset_keys=DATASET_KEYS + ("train_crop", "eval_crops", "eval_resize"),
-                        loading=loading)
+    loading = {
+        "workers": workers,
+        "augmentation": cfg.augmentation,
+        "train_crop": cfg.train_crop,
+        "scale_range": list(cfg.scale_range) if cfg.augmentation == "scale" else None,
+        "eval": [{"crop": c, "resize": r} for c, r in zip(cfg.eval_crops, resizes)],
+    }
+    return StreamedData(
+        cfg.dataset,
+        folder.description,
+        list(folder.classes),
+        len(folder.train_labels),
+        len(folder.val_labels),
+        [cfg.train_crop, cfg.train_crop, 3],
+        norm,
+        train,
+        tests,
+        fingerprint=fingerprint(folder),
+        columns=stream_columns(cfg.eval_crops),
+        dataset_keys=DATASET_KEYS + ("train_crop", "eval_crops", "eval_resize"),
+        loading=loading,
+    )
 
 
 @dataclass
@@ -187,9 +230,22 @@ class EvalSet:
     resizes: list | None = None
 
 
-def eval_loaders(dataset: str, data, *, norm: dict | None, batch_size: int, device, seed: int = 0,
-                 cache_dir=None, train_size=None, test_size=None, crops=None, resizes=None,
-                 train_crop: int = 224, workers=None) -> EvalSet:
+def eval_loaders(
+    dataset: str,
+    data,
+    *,
+    norm: dict | None,
+    batch_size: int,
+    device,
+    seed: int = 0,
+    cache_dir=None,
+    train_size=None,
+    test_size=None,
+    crops=None,
+    resizes=None,
+    train_crop: int = 224,
+    workers=None,
+) -> EvalSet:
     """The test split of ``dataset`` as the training saw it: the same loading code, the
     weights' normalisation (or the dataset's statistics when none is recorded)."""
     info = distributed.DistInfo()
@@ -200,16 +256,34 @@ def eval_loaders(dataset: str, data, *, norm: dict | None, batch_size: int, devi
         folder = load_imagenet(data, test_size=test_size, seed=seed)
         crops = crops or [train_crop]
         resizes = resizes or [eval_resize(c, train_crop) for c in crops]
-        loaders = val_loaders(folder, crops, resizes, batch_size=batch_size, seed=seed, device=device,
-                              workers=auto_workers(workers), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        loaders = val_loaders(
+            folder,
+            crops,
+            resizes,
+            batch_size=batch_size,
+            seed=seed,
+            device=device,
+            workers=auto_workers(workers),
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+        )
         return EvalSet(folder.description, loaders, list(resizes))
     from idresnet.data import load_dataset
 
     # the recorded train_size too: the synthetic test split depends on it
     ds = load_dataset(dataset, data, cache_dir=cache_dir, train_size=train_size, test_size=test_size, seed=seed)
     norm = norm or normalization(ds, "channel")
-    loader = make_loader(ds.test_images, ds.test_labels, norm, batch_size=batch_size, train=False,
-                         device=device, seed=seed, info=info, channels_last=False)
+    loader = make_loader(
+        ds.test_images,
+        ds.test_labels,
+        norm,
+        batch_size=batch_size,
+        train=False,
+        device=device,
+        seed=seed,
+        info=info,
+        channels_last=False,
+    )
     return EvalSet(ds.description, {None: loader})
 
 
@@ -241,13 +315,21 @@ def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loa
 
 # ---------------------------------------------------------------- in-memory data
 
+
 def load_data(cfg: TrainConfig, info: distributed.DistInfo):
     """The dataset; rank 0 first (it may download or fill the cache), then the others."""
     from idresnet.data import load_dataset
 
     def load():
-        return load_dataset(cfg.dataset, cfg.data, cache_dir=cfg.cache_dir, download=cfg.download,
-                            train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
+        return load_dataset(
+            cfg.dataset,
+            cfg.data,
+            cache_dir=cfg.cache_dir,
+            download=cfg.download,
+            train_size=cfg.train_size,
+            test_size=cfg.test_size,
+            seed=cfg.seed,
+        )
 
     ds = load() if info.is_main else None
     distributed.barrier(info)
@@ -257,8 +339,7 @@ def load_data(cfg: TrainConfig, info: distributed.DistInfo):
 def normalization(ds, kind: str) -> dict:
     """The input normalisation, as plain numbers: channel mean/std, or the pixel mean."""
     mean, std = ds.channel_stats()
-    record = {"kind": kind, "mean": [float(m) for m in mean], "std": [float(s) for s in std],
-              "pixel_mean": None}
+    record = {"kind": kind, "mean": [float(m) for m in mean], "std": [float(s) for s in std], "pixel_mean": None}
     if kind == "pixel":
         record["pixel_mean"] = ds.pixel_mean().tolist()
     return record
@@ -269,6 +350,17 @@ def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, 
     from idresnet.data import DeviceLoader
 
     pixel = None if norm.get("pixel_mean") is None else np.asarray(norm["pixel_mean"], np.float32)
-    return DeviceLoader(images, labels, batch_size=batch_size, train=train, device=device,
-                        mean=norm["mean"], std=norm["std"], pixel_mean=pixel, seed=seed,
-                        rank=info.rank, world_size=info.world_size, channels_last=channels_last)
+    return DeviceLoader(
+        images,
+        labels,
+        batch_size=batch_size,
+        train=train,
+        device=device,
+        mean=norm["mean"],
+        std=norm["std"],
+        pixel_mean=pixel,
+        seed=seed,
+        rank=info.rank,
+        world_size=info.world_size,
+        channels_last=channels_last,
+    )

@@ -99,9 +99,11 @@ class _Trainer:
                 return self._finish(self._loop())
             except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
                 where = exc.filename or self.run_dir
-                raise UsageError(f"{exc.strerror or exc} writing {where}; the last checkpoint is intact: "
-                                 f"make room and continue with idresnet train --resume --out "
-                                 f"{self.run_dir}") from None
+                raise UsageError(
+                    f"{exc.strerror or exc} writing {where}; the last checkpoint is intact: "
+                    f"make room and continue with idresnet train --resume --out "
+                    f"{self.run_dir}"
+                ) from None
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -134,8 +136,9 @@ class _Trainer:
         self.amp = runtime.resolve_amp(cfg.amp, dev)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
         if cfg.batch_size % info.world_size:
-            raise ConfigError(f"batch_size {cfg.batch_size} (global) is not divisible by the "
-                              f"{info.world_size} processes")
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} (global) is not divisible by the {info.world_size} processes"
+            )
         if cfg.sync_bn and info.active and dev.type != "cuda":
             raise ConfigError("sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
         if dev.type == "cuda":
@@ -145,7 +148,8 @@ class _Trainer:
         per_process = cfg.batch_size // info.world_size
         self.schedule = build_schedule(cfg, len(self.train_loader))
         self.eval_every = cfg.eval_interval or default_eval_interval(
-            self.schedule.iterations, cfg.batch_size, ds.test_count)
+            self.schedule.iterations, cfg.batch_size, ds.test_count
+        )
         self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
         seed_everything(cfg.seed)
@@ -163,35 +167,61 @@ class _Trainer:
             ids = [dev.index] if dev.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
         # weight decay on every parameter (BN and biases too), as the paper's Torch code
-        self.optimizer = torch.optim.SGD(raw.parameters(), lr=self.schedule.lr(0), momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        self.optimizer = torch.optim.SGD(
+            raw.parameters(),
+            lr=self.schedule.lr(0),
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
+        )
         self.meter = Meter(dev)
         self.it, self.wall0 = 0, 0.0
         self.best: float | None = None  # the best test error so far, and its iteration
         self.best_it: int | None = None
         self.last_eval: dict | None = None
         self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
-        self.metrics = MetricsLog(self.run_dir / "metrics.csv", enabled=self.main, columns=ds.columns,
-                                  loggers=make_loggers(cfg.logger, self.run_dir) if self.main else ())
+        self.metrics = MetricsLog(
+            self.run_dir / "metrics.csv",
+            enabled=self.main,
+            columns=ds.columns,
+            loggers=make_loggers(cfg.logger, self.run_dir) if self.main else (),
+        )
         self.meta = {
-            "format": "idresnet-weights", "model": cfg.model, "model_kwargs": cfg.model_kwargs,
-            "num_classes": ds.num_classes, "classes": list(ds.classes), "dataset": cfg.dataset,
-            "dataset_description": ds.description, "image_shape": list(ds.image_shape),
-            "normalization": self.norm, "idresnet_version": idresnet.__version__,
+            "format": "idresnet-weights",
+            "model": cfg.model,
+            "model_kwargs": cfg.model_kwargs,
+            "num_classes": ds.num_classes,
+            "classes": list(ds.classes),
+            "dataset": cfg.dataset,
+            "dataset_description": ds.description,
+            "image_shape": list(ds.image_shape),
+            "normalization": self.norm,
+            "idresnet_version": idresnet.__version__,
             "dataset_fingerprint": ds.fingerprint,
             "dataset_args": {k: getattr(cfg, k) for k in ds.dataset_keys},
         }
         self.info_record = {
-            "idresnet_version": idresnet.__version__, "torch_version": torch.__version__,
-            "python_version": platform.python_version(), "device": str(dev),
-            "device_name": runtime.device_name(dev), "world_size": info.world_size,
-            "per_process_batch": per_process, "channels_last": self.channels_last,
-            "amp": "bf16" if self.amp else "off", "compile": cfg.compile,
+            "idresnet_version": idresnet.__version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            "device": str(dev),
+            "device_name": runtime.device_name(dev),
+            "world_size": info.world_size,
+            "per_process_batch": per_process,
+            "channels_last": self.channels_last,
+            "amp": "bf16" if self.amp else "off",
+            "compile": cfg.compile,
             "activation_checkpointing": cfg.activation_checkpointing,
-            "schedule": {**self.schedule.record(), "eval_interval": self.eval_every,
-                         "checkpoint_interval": self.ckpt_every, "log_interval": cfg.log_interval},
-            "model": {**idresnet.model_info(str(cfg.model), **cfg.model_kwargs),
-                      "params": sum(p.numel() for p in raw.parameters())},
+            "schedule": {
+                **self.schedule.record(),
+                "eval_interval": self.eval_every,
+                "checkpoint_interval": self.ckpt_every,
+                "log_interval": cfg.log_interval,
+            },
+            "model": {
+                **idresnet.model_info(str(cfg.model), **cfg.model_kwargs),
+                "params": sum(p.numel() for p in raw.parameters()),
+            },
             "dataset": ds.record(),
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
         }
@@ -221,8 +251,10 @@ class _Trainer:
             found = locate(data, near=[self.run_dir])
             if found is not None:
                 if self.main:
-                    _warn(f"the run's data {data} is gone; using {found} (same name, its content "
-                          "is checked against the run's)")
+                    _warn(
+                        f"the run's data {data} is gone; using {found} (same name, its content "
+                        "is checked against the run's)"
+                    )
                 return found
         return data
 
@@ -233,8 +265,10 @@ class _Trainer:
             return
         keys = [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
         shown = ", ".join(f"{k} {recorded.get(k)!r:.40} -> {current.get(k)!r:.40}" for k in keys[:3])
-        raise ConfigError(f"--resume: the data at {self.cfg.data} is not the data {self.run_dir} was "
-                          f"trained on ({shown}); pass --data with the run's dataset")
+        raise ConfigError(
+            f"--resume: the data at {self.cfg.data} is not the data {self.run_dir} was "
+            f"trained on ({shown}); pass --data with the run's dataset"
+        )
 
     def _start_files(self, resumed: bool) -> None:
         self.t_start = self.t_row = time.perf_counter()  # wall time: self.wall0 + since then
@@ -255,9 +289,14 @@ class _Trainer:
     def _loop(self) -> str | None:
         """Train to the end; 'diverged' or 'interrupted' when stopped early."""
         total, per_epoch = self.schedule.iterations, self.schedule.iters_per_epoch
-        self.bar = progress(total, desc=self.run_dir.name, unit="it", initial=self.it,
-                            enabled=self.main and self.cfg.progress is not False,
-                            bar=True if self.cfg.progress is True else None)
+        self.bar = progress(
+            total,
+            desc=self.run_dir.name,
+            unit="it",
+            initial=self.it,
+            enabled=self.main and self.cfg.progress is not False,
+            bar=True if self.cfg.progress is True else None,
+        )
         outcome = None
         self.model.train()
         self.stop.arm()  # from here a signal stops the run after a checkpoint
@@ -303,15 +342,19 @@ class _Trainer:
 
     def _after_step(self) -> str | None:
         it, total, info = self.it, self.schedule.iterations, self.info
-        log, ev, ck = (it % n == 0 or it == total
-                       for n in (self.cfg.log_interval, self.eval_every, self.ckpt_every))
+        log, ev, ck = (it % n == 0 or it == total for n in (self.cfg.log_interval, self.eval_every, self.ckpt_every))
         sync = it % STOP_SYNC == 0 if info.active else self.stop.requested
         if not (log or ev or ck or sync):
             return None
-        flags = torch.stack([torch.tensor(float(self.stop.requested), device=self.device),
-                             (~torch.isfinite(self.meter.sums).all()).float()])
-        stop, diverged = (bool(f) for f in distributed.all_reduce_(
-            flags, info, op=torch.distributed.ReduceOp.MAX).tolist())
+        flags = torch.stack(
+            [
+                torch.tensor(float(self.stop.requested), device=self.device),
+                (~torch.isfinite(self.meter.sums).all()).float(),
+            ]
+        )
+        stop, diverged = (
+            bool(f) for f in distributed.all_reduce_(flags, info, op=torch.distributed.ReduceOp.MAX).tolist()
+        )
         if diverged:
             self._row(evaluate_now=False)
             return "diverged"
@@ -324,10 +367,15 @@ class _Trainer:
     def _row(self, evaluate_now: bool) -> None:
         loss, err, n = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
         now = time.perf_counter()
-        row = {"iteration": self.it, "epoch": round(self.schedule.epoch(self.it), 3),
-               "lr": self.schedule.lr(self.it - 1), "train_loss": loss, "train_error": err,
-               "images_per_s": n / max(now - self.t_row, 1e-9),
-               "wall_time_s": self._wall()}
+        row = {
+            "iteration": self.it,
+            "epoch": round(self.schedule.epoch(self.it), 3),
+            "lr": self.schedule.lr(self.it - 1),
+            "train_loss": loss,
+            "train_error": err,
+            "images_per_s": n / max(now - self.t_row, 1e-9),
+            "wall_time_s": self._wall(),
+        }
         data_time, step_time = self._data_times(now)
         if evaluate_now:
             self._evaluate(row)
@@ -342,8 +390,9 @@ class _Trainer:
             for buf in self.raw.buffers():
                 torch.distributed.broadcast(buf, 0)
         lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
-        res, columns, record = self.data.evaluate(self.eval_model, device=self.device, amp_dtype=self.amp,
-                                                  info=self.info, report=lines)
+        res, columns, record = self.data.evaluate(
+            self.eval_model, device=self.device, amp_dtype=self.amp, info=self.info, report=lines
+        )
         self.last_eval = {"iteration": self.it, **res, **record}
         row.update(columns)
         if self.best is None or res["error"] < self.best:
@@ -365,12 +414,16 @@ class _Trainer:
     def _report(self, row) -> None:
         if not self.main or self.cfg.progress is False:
             return
-        self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}",
-                             img_s=f"{row['images_per_s']:.0f}", refresh=False)
+        self.bar.set_postfix(
+            loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}", img_s=f"{row['images_per_s']:.0f}", refresh=False
+        )
         if "test_error" in row and isinstance(self.bar, LineProgress):
-            print(f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
-                  f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
-                  f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)", flush=True)
+            print(
+                f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
+                f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
+                f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)",
+                flush=True,
+            )
 
     def _checkpoint(self) -> None:
         """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
@@ -380,15 +433,23 @@ class _Trainer:
             return
         per_epoch = self.schedule.iters_per_epoch
         state = {
-            "model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "iteration": self.it, "epoch": self.it // per_epoch, "batch_in_epoch": self.it % per_epoch,
-            "rng": states, "meter": self.meter.state(), "best_test_error": self.best,
-            "best_iteration": self.best_it, "last_eval": self.last_eval,
-            "wall_time_s": self._wall(), "world_size": self.info.world_size,
-            "config": self.cfg.to_dict(), "meta": plain(self.meta), **extra,
+            "model": self.raw.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "iteration": self.it,
+            "epoch": self.it // per_epoch,
+            "batch_in_epoch": self.it % per_epoch,
+            "rng": states,
+            "meter": self.meter.state(),
+            "best_test_error": self.best,
+            "best_iteration": self.best_it,
+            "last_eval": self.last_eval,
+            "wall_time_s": self._wall(),
+            "world_size": self.info.world_size,
+            "config": self.cfg.to_dict(),
+            "meta": plain(self.meta),
+            **extra,
         }
-        save_checkpoint(self.run_dir / rundir.CHECKPOINT, state,
-                        previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
+        save_checkpoint(self.run_dir / rundir.CHECKPOINT, state, previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
         self._status("running")
 
     def _wall(self) -> float:
@@ -409,26 +470,45 @@ class _Trainer:
             if status == "failed":
                 message = f"final test error {final:.2f}% > fail_threshold {threshold:g}%"
             elif threshold is None:
-                message = (f"not judged against the paper's {FULL_SCHEDULE_FAIL_THRESHOLD:g}% 'fail' "
-                           f"threshold: a reduced schedule (budget {self.cfg.budget:g})")
+                message = (
+                    f"not judged against the paper's {FULL_SCHEDULE_FAIL_THRESHOLD:g}% 'fail' "
+                    f"threshold: a reduced schedule (budget {self.cfg.budget:g})"
+                )
             if self.main:
-                save_weights(self.run_dir / rundir.WEIGHTS, self.raw.state_dict(),
-                             {**self.meta, "iteration": self.it, "test_error": final})
+                save_weights(
+                    self.run_dir / rundir.WEIGHTS,
+                    self.raw.state_dict(),
+                    {**self.meta, "iteration": self.it, "test_error": final},
+                )
         wall = round(self._wall(), 3)
         if self.main:
             self._status(status, final=final, message=message, wall=wall)
-        return RunResult(self.run_dir, status, finite_or_none(final), finite_or_none(self.best),
-                         self.it, wall, self.data.final_errors(self.last_eval) if final is not None else None)
+        return RunResult(
+            self.run_dir,
+            status,
+            finite_or_none(final),
+            finite_or_none(self.best),
+            self.it,
+            wall,
+            self.data.final_errors(self.last_eval) if final is not None else None,
+        )
 
     def _status(self, status: str, final=None, message=None, wall=None) -> None:
         last: dict = self.last_eval or {}
         extra = self.data.status_extra(self.last_eval, final is not None)
-        write_status(self.run_dir, **extra, status=status, iteration=self.it,
-                     iterations=self.schedule.iterations,
-                     epoch=round(self.schedule.epoch(self.it), 3),
-                     final_test_error=finite_or_none(final),
-                     final_test_top5_error=finite_or_none(last.get("top5_error")) if final is not None else None,
-                     best_test_error=finite_or_none(self.best), best_iteration=self.best_it,
-                     wall_time_s=round(self._wall(), 3) if wall is None else wall,
-                     world_size=self.info.world_size,
-                     message=message, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        write_status(
+            self.run_dir,
+            **extra,
+            status=status,
+            iteration=self.it,
+            iterations=self.schedule.iterations,
+            epoch=round(self.schedule.epoch(self.it), 3),
+            final_test_error=finite_or_none(final),
+            final_test_top5_error=finite_or_none(last.get("top5_error")) if final is not None else None,
+            best_test_error=finite_or_none(self.best),
+            best_iteration=self.best_it,
+            wall_time_s=round(self._wall(), 3) if wall is None else wall,
+            world_size=self.info.world_size,
+            message=message,
+            updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )

@@ -22,8 +22,9 @@ from idresnet.training.runtime import autocast
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
-             info: distributed.DistInfo | None = None, report: bool = False) -> dict:
+def evaluate(
+    model: nn.Module, loader, *, device, amp_dtype=None, info: distributed.DistInfo | None = None, report: bool = False
+) -> dict:
     """``{loss, error, top5_error, images}`` of ``model`` on ``loader`` (eval mode).
 
     ``report``: plain progress lines while it runs (for logs: a long evaluation is not silence).
@@ -57,6 +58,7 @@ def evaluate(model: nn.Module, loader, *, device, amp_dtype=None,
 
 
 # ---------------------------------------------------------------- trained weights
+
 
 def find_weights(path: str | Path) -> Path:
     """A run folder's final weights (or, unfinished, its checkpoint), or the file itself."""
@@ -111,13 +113,15 @@ def _norm_problem(norm) -> str | None:
 def check_meta(meta: dict, file: Path) -> None:
     """A one-line UsageError when a weight file's record is malformed (it may be crafted):
     every value that builds a network or feeds the data is checked before use."""
+
     def bad(key, what):
         return UsageError(f"{file}: recorded {key} {str(meta.get(key))[:60]!r} is not valid; expected {what}")
 
     if meta.get("model") is not None and not isinstance(meta["model"], str):
         raise bad("model", "a model name")
     if meta.get("model_kwargs") is not None and not (
-            isinstance(meta["model_kwargs"], dict) and all(isinstance(k, str) for k in meta["model_kwargs"])):
+        isinstance(meta["model_kwargs"], dict) and all(isinstance(k, str) for k in meta["model_kwargs"])
+    ):
         raise bad("model_kwargs", "a mapping of model options")
     n = meta.get("num_classes")
     if n is not None and not (isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_CLASSES):
@@ -130,8 +134,9 @@ def check_meta(meta: dict, file: Path) -> None:
         if problem:
             raise bad("normalization", problem)
     shape = meta.get("image_shape")
-    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
-                                  and all(isinstance(v, int) and 1 <= v <= 100_000 for v in shape)):
+    if shape is not None and not (
+        isinstance(shape, list) and len(shape) == 3 and all(isinstance(v, int) and 1 <= v <= 100_000 for v in shape)
+    ):
         raise bad("image_shape", "[height, width, channels], positive integers")
     if meta.get("dataset_args") is not None and not isinstance(meta["dataset_args"], dict):
         raise bad("dataset_args", "a mapping")
@@ -144,8 +149,9 @@ def _guess_num_classes(state: dict) -> int:
     return int(matrices[-1].shape[0])
 
 
-def build_trained(state: dict, meta: dict, model: str | None = None,
-                  model_kwargs: dict | None = None, num_classes: int | None = None) -> nn.Module:
+def build_trained(
+    state: dict, meta: dict, model: str | None = None, model_kwargs: dict | None = None, num_classes: int | None = None
+) -> nn.Module:
     """The network named by ``model`` (default: the one recorded with the weights),
     with the weights loaded (strictly): a mismatch is a one-line UsageError."""
     from idresnet import create_model
@@ -160,8 +166,7 @@ def build_trained(state: dict, meta: dict, model: str | None = None,
     net = create_model(name, num_classes=classes, **kwargs)
     problems = mismatches(net.state_dict(), state)
     if problems:
-        raise UsageError(f"the weights do not fit {name}{' ' + str(kwargs) if kwargs else ''}: "
-                         f"{'; '.join(problems)}")
+        raise UsageError(f"the weights do not fit {name}{' ' + str(kwargs) if kwargs else ''}: {'; '.join(problems)}")
     net.load_state_dict(state, strict=True)
     return net.eval()
 
@@ -178,6 +183,8 @@ def mismatches(expected: dict, given: dict) -> list[str]:
         out.append(f"{len(unexpected)} unexpected (first {unexpected[0]})")
     if shapes:
         k = shapes[0]
-        out.append(f"{len(shapes)} of another shape (first {k}: {tuple(given[k].shape)}, "
-                   f"network has {tuple(expected[k].shape)})")
+        out.append(
+            f"{len(shapes)} of another shape (first {k}: {tuple(given[k].shape)}, "
+            f"network has {tuple(expected[k].shape)})"
+        )
     return out

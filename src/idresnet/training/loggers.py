@@ -33,8 +33,9 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise UsageError("logger 'tensorboard' needs the tensorboard package: "
-                             "pip install idresnet[tensorboard]") from None
+            raise UsageError(
+                "logger 'tensorboard' needs the tensorboard package: pip install idresnet[tensorboard]"
+            ) from None
         self.writer = SummaryWriter(log_dir=str(folder))
 
     def log(self, row: dict) -> None:

@@ -24,8 +24,17 @@ import torch
 from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
 
-COLUMNS = ("iteration", "epoch", "lr", "train_loss", "train_error", "test_loss", "test_error",
-           "images_per_s", "wall_time_s")
+COLUMNS = (
+    "iteration",
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "images_per_s",
+    "wall_time_s",
+)
 DATA_COLUMNS = ("data_time_s", "step_time_s", "skipped_images")
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 DONE = ("finished", "failed", "diverged")
@@ -52,9 +61,15 @@ class RunResult:
 
     @classmethod
     def from_status(cls, run_dir, status: dict) -> RunResult:
-        return cls(Path(run_dir), status["status"], status.get("final_test_error"),
-                   status.get("best_test_error"), int(status.get("iteration", 0)),
-                   float(status.get("wall_time_s", 0.0)), status.get("final_test_errors"))
+        return cls(
+            Path(run_dir),
+            status["status"],
+            status.get("final_test_error"),
+            status.get("best_test_error"),
+            int(status.get("iteration", 0)),
+            float(status.get("wall_time_s", 0.0)),
+            status.get("final_test_errors"),
+        )
 
 
 def stream_columns(eval_crops) -> tuple[str, ...]:
@@ -80,8 +95,10 @@ def read_status(run_dir: Path) -> dict | None:
         if status.get("status") not in STATUSES:
             raise ValueError
     except (ValueError, AttributeError):
-        raise UsageError(f"{path} is damaged (expected JSON with a status among "
-                         f"{', '.join(STATUSES)}); delete it or pick another --out") from None
+        raise UsageError(
+            f"{path} is damaged (expected JSON with a status among "
+            f"{', '.join(STATUSES)}); delete it or pick another --out"
+        ) from None
     return status
 
 
@@ -102,8 +119,11 @@ class MetricsLog:
         rows written after the checkpoint that is resumed are written again."""
         if not self.enabled:
             return
-        rows = [r for r in read_metrics(self.path) if int(r["iteration"]) <= resume_from] \
-            if resume_from is not None and self.path.exists() else []
+        rows = (
+            [r for r in read_metrics(self.path) if int(r["iteration"]) <= resume_from]
+            if resume_from is not None and self.path.exists()
+            else []
+        )
         out = io.StringIO()
         writer = csv.DictWriter(out, self.columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
@@ -131,8 +151,7 @@ def _cell(v):
 def read_metrics(path: Path) -> list[dict]:
     """The rows of a ``metrics.csv`` (strings); a torn last line is skipped."""
     with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f)
-                if r.get("iteration", "").isdigit() and None not in r.values()]
+        return [r for r in csv.DictReader(f) if r.get("iteration", "").isdigit() and None not in r.values()]
 
 
 class Meter:

@@ -12,10 +12,20 @@ from __future__ import annotations
 from idresnet.errors import ConfigError
 
 RECIPES = {
-    "cifar": {"batch_size": 128, "schedule_unit": "iter", "iterations": 64000,
-              "lr_milestones": [32000, 48000], "warmup_iters": 400},
-    "imagenet": {"batch_size": 256, "schedule_unit": "epoch", "epochs": 90,
-                 "epoch_milestones": [30, 60], "warmup_iters": 0},
+    "cifar": {
+        "batch_size": 128,
+        "schedule_unit": "iter",
+        "iterations": 64000,
+        "lr_milestones": [32000, 48000],
+        "warmup_iters": 400,
+    },
+    "imagenet": {
+        "batch_size": 256,
+        "schedule_unit": "epoch",
+        "epochs": 90,
+        "epoch_milestones": [30, 60],
+        "warmup_iters": 0,
+    },
 }
 STREAMING = ("imagenet",)  # datasets streamed from disk by worker processes
 
@@ -57,8 +67,10 @@ def apply_recipe(c) -> None:
             c.epoch_milestones = _thirds(c.epochs)
     else:
         if c.iterations is None:
-            raise ConfigError("schedule_unit 'iter' needs iterations (--iterations N); the imagenet "
-                              "recipe counts 90 epochs (--schedule-unit epoch)")
+            raise ConfigError(
+                "schedule_unit 'iter' needs iterations (--iterations N); the imagenet "
+                "recipe counts 90 epochs (--schedule-unit epoch)"
+            )
         if c.lr_milestones is None:
             c.lr_milestones = _thirds(c.iterations)
 

@@ -104,8 +104,9 @@ class RunLock:
             run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"cannot write the run folder {run_dir} ({exc.strerror or exc}); "
-                              "choose a writable --out") from None
+            raise ConfigError(
+                f"cannot write the run folder {run_dir} ({exc.strerror or exc}); choose a writable --out"
+            ) from None
         if fcntl is None:
             return cls(run_dir, fd, created)
         try:
@@ -113,11 +114,16 @@ class RunLock:
         except OSError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise ConfigError(f"{run_dir} is in use by another idresnet process ({holder}); "
-                              "wait for it to end or choose another --out") from None
+            raise ConfigError(
+                f"{run_dir} is in use by another idresnet process ({holder}); "
+                "wait for it to end or choose another --out"
+            ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                      f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n".encode(),
+            0,
+        )
         _HELD.add(fd)
         return cls(run_dir, fd, created)
 
@@ -151,22 +157,22 @@ def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
     status = read_status(run_dir)
     if not holds_run(run_dir):
         if cfg.resume:
-            raise ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to "
-                              "start one there")
+            raise ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one there")
         return Plan("fresh")
     state = status["status"] if status else "unfinished"
     if not cfg.resume:
         verb = "see its result" if state in DONE else "continue it"
-        raise ConfigError(f"{run_dir} already holds a {state} run; pass --resume to {verb} "
-                          "or choose another --out")
+        raise ConfigError(f"{run_dir} already holds a {state} run; pass --resume to {verb} or choose another --out")
     recorded = read_run_config(run_dir)[0] if (run_dir / CONFIG).is_file() else None
     if recorded is not None:
         changed = config_differences(recorded, cfg, ignore=RESUME_MUTABLE + ("out",))
         if changed:
             name = changed[0]
-            raise ConfigError(f"--resume cannot change {name} of {run_dir} (recorded "
-                              f"{getattr(recorded, name)!r}, given {getattr(cfg, name)!r}); "
-                              f"may change: {', '.join(RESUME_MUTABLE)}")
+            raise ConfigError(
+                f"--resume cannot change {name} of {run_dir} (recorded "
+                f"{getattr(recorded, name)!r}, given {getattr(cfg, name)!r}); "
+                f"may change: {', '.join(RESUME_MUTABLE)}"
+            )
     if status and state in DONE:
         return Plan("done", status)
     return Plan("resume" if has_checkpoint(run_dir) else "fresh")

@@ -90,17 +90,24 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
         return
     m = model_info(cfg.model, **cfg.model_kwargs)
     image = cfg.train_crop if cfg.dataset == "imagenet" else (None if cfg.dataset == "folder" else 32)
-    need = footprint(m["family"], m["depth"], m["block"], cfg.model_kwargs.get("width", 1.0),
-                     max(1, cfg.batch_size // info.world_size), image,
-                     checkpointing=cfg.activation_checkpointing != "none",
-                     shortcut=cfg.model_kwargs.get("shortcut", "identity"))
+    need = footprint(
+        m["family"],
+        m["depth"],
+        m["block"],
+        cfg.model_kwargs.get("width", 1.0),
+        max(1, cfg.batch_size // info.world_size),
+        image,
+        checkpointing=cfg.activation_checkpointing != "none",
+        shortcut=cfg.model_kwargs.get("shortcut", "identity"),
+    )
     if need["bytes"] * share > total:
         per = f" per process ({share} here)" if share > 1 else ""
         raise ConfigError(
             f"{cfg.model} {cfg.model_kwargs or ''} needs about {human_bytes(need['bytes'])}{per} for a "
             f"training step at batch {max(1, cfg.batch_size // info.world_size)} ({need['params']:,} "
             f"parameters); {where} {human_bytes(total)}: use a smaller depth, width or batch_size, "
-            "or activation_checkpointing".replace("  ", " "))
+            "or activation_checkpointing".replace("  ", " ")
+        )
 
 
 def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:

@@ -57,10 +57,15 @@ class Schedule:
 
     def record(self) -> dict:
         """Plain numbers for the run folder."""
-        return {"iterations": self.iterations, "base_lr": self.base_lr,
-                "lr_milestones": list(self.milestones), "warmup_iters": self.warmup_iters,
-                "iters_per_epoch": self.iters_per_epoch,
-                "epochs": round(self.iterations / self.iters_per_epoch, 3), "budget": self.budget}
+        return {
+            "iterations": self.iterations,
+            "base_lr": self.base_lr,
+            "lr_milestones": list(self.milestones),
+            "warmup_iters": self.warmup_iters,
+            "iters_per_epoch": self.iters_per_epoch,
+            "epochs": round(self.iterations / self.iters_per_epoch, 3),
+            "budget": self.budget,
+        }
 
 
 def base_lr(cfg) -> float:
@@ -85,6 +90,9 @@ def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
         iterations=max(1, round(total * b)),
         milestones=tuple(sorted({max(1, round(m * b)) for m in milestones})),
         warmup_iters=round(cfg.warmup_iters * b),
-        base_lr=base_lr(cfg), gamma=cfg.lr_gamma, warmup_lr=cfg.warmup_lr,
-        iters_per_epoch=iters_per_epoch, budget=b,
+        base_lr=base_lr(cfg),
+        gamma=cfg.lr_gamma,
+        warmup_lr=cfg.warmup_lr,
+        iters_per_epoch=iters_per_epoch,
+        budget=b,
     )

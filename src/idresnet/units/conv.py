@@ -29,8 +29,9 @@ def needs_nchw(in_channels: int, kernel_size: int, stride: int) -> bool:
     return kernel_size == 1 and stride > 1 and in_channels < ONEDNN_MIN_SAFE_CHANNELS
 
 
-def conv2d(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-           padding: int = 0, bias: bool = False) -> nn.Conv2d:
+def conv2d(
+    in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0, bias: bool = False
+) -> nn.Conv2d:
     """``nn.Conv2d``, or :class:`NCHWPointwiseConv2d` where oneDNN would crash."""
     cls = NCHWPointwiseConv2d if needs_nchw(in_channels, kernel_size, stride) else nn.Conv2d
     return cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=bias)
@@ -40,9 +41,11 @@ def _say_once() -> None:
     global _told
     if not _told:
         _told = True
-        print("idresnet: strided 1x1 convolutions with < 8 input channels run in NCHW on the CPU "
-              "(oneDNN's AVX2 kernel crashes on them in channels_last; see docs/models.md)",
-              file=sys.stderr)
+        print(
+            "idresnet: strided 1x1 convolutions with < 8 input channels run in NCHW on the CPU "
+            "(oneDNN's AVX2 kernel crashes on them in channels_last; see docs/models.md)",
+            file=sys.stderr,
+        )
 
 
 class NCHWPointwiseConv2d(nn.Conv2d):
@@ -54,6 +57,5 @@ class NCHWPointwiseConv2d(nn.Conv2d):
         channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
         if channels_last and not torch.jit.is_scripting():
             _say_once()
-        y = self._conv_forward(x.contiguous(), self.weight.clone(memory_format=torch.contiguous_format),
-                               self.bias)
+        y = self._conv_forward(x.contiguous(), self.weight.clone(memory_format=torch.contiguous_format), self.bias)
         return y.contiguous(memory_format=torch.channels_last) if channels_last else y

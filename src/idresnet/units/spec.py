@@ -33,11 +33,11 @@ class Layout(NamedTuple):
 # Table 2, as the table in residual_unit.py's docstring (tests/units/test_unit_tables.py holds both).
 LAYOUTS = {
     #                              before 1st conv  between    after last  after add  CIFAR stem
-    "original":         Layout("a", "-",            "BN-ReLU", "BN",       "ReLU",    "BN-ReLU"),
-    "bn_after_add":     Layout("b", "-",            "BN-ReLU", "-",        "BN-ReLU", "BN-ReLU"),
-    "relu_before_add":  Layout("c", "-",            "BN-ReLU", "BN-ReLU",  "-",       "BN-ReLU"),
-    "relu_only_preact": Layout("d", "ReLU",         "BN-ReLU", "BN",       "-",       "BN"),
-    "full_preact":      Layout("e", "BN-ReLU",      "BN-ReLU", "-",        "-",       "-"),
+    "original": Layout("a", "-", "BN-ReLU", "BN", "ReLU", "BN-ReLU"),
+    "bn_after_add": Layout("b", "-", "BN-ReLU", "-", "BN-ReLU", "BN-ReLU"),
+    "relu_before_add": Layout("c", "-", "BN-ReLU", "BN-ReLU", "-", "BN-ReLU"),
+    "relu_only_preact": Layout("d", "ReLU", "BN-ReLU", "BN", "-", "BN"),
+    "full_preact": Layout("e", "BN-ReLU", "BN-ReLU", "-", "-", "-"),
 }
 PLACEMENTS = {name: layout.letter for name, layout in LAYOUTS.items()}
 PREACT_PLACEMENTS = tuple(name for name, layout in LAYOUTS.items() if layout.before != "-")
@@ -132,9 +132,7 @@ class UnitSpec:
         for name in SHORTCUT_OPTIONS:
             if getattr(self, name) is not None and name not in mine:
                 kinds = [k for k, kind in SHORTCUT_KINDS.items() if name in kind.options]
-                raise UsageError(
-                    f"{name} applies only to shortcut {' or '.join(kinds)}, not {self.shortcut!r}"
-                )
+                raise UsageError(f"{name} applies only to shortcut {' or '.join(kinds)}, not {self.shortcut!r}")
         if self.dropout_ratio is not None and not 0.0 <= self.dropout_ratio < 1.0:
             raise UsageError(f"dropout_ratio must be in [0, 1), got {self.dropout_ratio}")
         if self.gate_bias is not None and not -100.0 <= float(self.gate_bias) <= 100.0:

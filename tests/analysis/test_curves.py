@@ -40,8 +40,8 @@ def test_figure_has_dashed_loss_and_solid_error_per_run(tmp_path):
     runs = {n: read_metrics(fake_run(tmp_path / n, [50.0, 40.0])) for n in ("a", "b")}
     fig = curves_figure(runs, "t")
     loss_ax, error_ax = fig.axes
-    assert [l.get_linestyle() for l in loss_ax.lines] == ["--", "--"]
-    assert [l.get_linestyle() for l in error_ax.lines] == ["-", "-"]
+    assert [line.get_linestyle() for line in loss_ax.lines] == ["--", "--"]
+    assert [line.get_linestyle() for line in error_ax.lines] == ["-", "-"]
     assert loss_ax.lines[0].get_color() == error_ax.lines[0].get_color() != error_ax.lines[1].get_color()
 
 

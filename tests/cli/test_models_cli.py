@@ -4,7 +4,7 @@ from idresnet.cli.main import main
 def test_models_table(capsys):
     assert main(["models", "--family", "cifar"]) == 0
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.startswith("preact_resnet164 "))
+    line = next(row for row in out.splitlines() if row.startswith("preact_resnet164 "))
     assert "bottleneck" in line and "18-18-18" in line and "1,703,258" in line
     assert "imagenet_" not in out
 

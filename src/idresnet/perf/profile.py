@@ -1,10 +1,11 @@
 """Where a training step spends its time, by layer type (torch.profiler, one step).
 
 Operators are grouped by what they implement: 3x3 and 1x1 convolutions (forward and
-backward, told apart by the recorded weight shape), other convolutions, BatchNorm, ReLU, the residual additions, the optimizer, the loss/classifier and the
-rest (memory-format copies, pooling, ...). Shares are of the summed *self* time of
-the operators (CPU time on the CPU; on CUDA the time of the kernels each operator
-launched itself).
+backward, told apart by the recorded weight shape), other convolutions, BatchNorm,
+ReLU, the residual additions, the optimizer, the loss/classifier and the rest
+(memory-format copies, pooling, ...). Shares are of the summed *self* time of the
+operators (CPU time on the CPU; on CUDA the time of the kernels each operator launched
+itself).
 """
 
 from __future__ import annotations

@@ -299,7 +299,7 @@ def read(path: Path, arch: str | None = None) -> dict:
         elif kind not in IGNORED:
             raise UsageError(f"{where}: unexpected {kind} in a ResNet")
     units = [u for s in stages for u in s]
-    if not units or [l.kind for l in stem] != ["conv", "bn"] or not tail or tail[-1].kind != "linear":
+    if not units or [layer.kind for layer in stem] != ["conv", "bn"] or not tail or tail[-1].kind != "linear":
         raise UsageError(
             f"{path} is not a ResNet of fb.resnet.torch (a 7x7 conv-BN stem, stages of "
             "residual units, a linear classifier)"
@@ -309,7 +309,8 @@ def read(path: Path, arch: str | None = None) -> dict:
             f"{path}: the stem is a {tuple(stem[0].tensors['weight'].shape[2:])} convolution; "
             "only the ImageNet nets (7x7 stem) of fb.resnet.torch are supported"
         )
-    return {**_options(path, stages, stem, tail), "layers": stem + [l for u in units for l in u["layers"]] + tail}
+    layers = stem + [layer for u in units for layer in u["layers"]] + tail
+    return {**_options(path, stages, stem, tail), "layers": layers}
 
 
 def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
@@ -348,11 +349,11 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
             kwargs["first_preact"] = first
         if stage != "shared":
             kwargs["stage_preact"] = stage
-        if [l.kind for l in tail] != ["bn", "linear"]:
+        if [layer.kind for layer in tail] != ["bn", "linear"]:
             raise UsageError(f"{where}: a pre-activation net ends with BN-ReLU before the classifier")
         name = f"imagenet_preact_resnet{depth}"
     else:
-        if [l.kind for l in tail] != ["linear"] or {u["preact"] for u in units} != {"none"}:
+        if [layer.kind for layer in tail] != ["linear"] or {u["preact"] for u in units} != {"none"}:
             raise UsageError(f"{where}: a post-activation net has no BN before its units or classifier")
         name = f"imagenet_resnet{depth}"
         if placement != "original":

@@ -87,3 +87,18 @@ def test_bad_images_are_one_line(weights, images, tmp_path, capsys, what, messag
     target = images / what if what != "empty" else images.parent / "empty"
     assert exit_code(["predict", str(target), "--weights", str(weights[0])]) == 2
     assert message in one_error_line(capsys, "idresnet predict: error: ")
+
+
+def test_recursive_glob_and_the_hint_for_nested_folders(tmp_path):
+    from PIL import Image
+
+    from idresnet.cli.predict import expand
+    from idresnet.errors import UsageError
+
+    nested = tmp_path / "photos" / "cats"
+    nested.mkdir(parents=True)
+    for name in ("a.png", "b.jpg"):
+        Image.new("RGB", (8, 8)).save(nested / name)
+    assert [p.name for p in expand([str(tmp_path / "photos" / "**" / "*.*")])] == ["a.png", "b.jpg"]
+    with pytest.raises(UsageError, match=r"not searched recursively: try '.*photos/\*\*/\*\.jpg'"):
+        expand([str(tmp_path / "photos")])

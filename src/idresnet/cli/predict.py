@@ -1,10 +1,11 @@
 """``idresnet predict IMAGE... --weights W``: the top classes of images, with probabilities.
 
 IMAGE is a file, a folder (its images, sorted, not recursive) or a glob pattern
-(``'photos/*.jpg'``). Each image is resized (shorter side) and centre-cropped at the
-weights' recorded geometry (ImageNet: 224 of 256; CIFAR: 32) and normalised with the
-recorded mean and std. ``--weights`` is a converted ``.safetensors`` (``idresnet
-convert``), a run folder or a checkpoint; class names come from the record where known.
+(``'photos/*.jpg'``; ``'photos/**/*.jpg'`` searches folders at any depth). Each image is
+resized (shorter side) and centre-cropped at the weights' recorded geometry (ImageNet:
+224 of 256; CIFAR: 32) and normalised with the recorded mean and std. ``--weights`` is a
+converted ``.safetensors`` (``idresnet convert``), a run folder or a checkpoint; class
+names come from the record where known.
 ``--json`` prints one JSON object for scripts.
 """
 
@@ -48,11 +49,12 @@ def expand(items) -> list[Path]:
         elif path.is_file():
             found = [path]
         elif glob.has_magic(item):
-            found = sorted(Path(p) for p in glob.glob(item) if Path(p).is_file())
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
         else:
             raise FileNotFoundError(2, "no such image", item)
         if not found:
-            raise UsageError(f"no images in {item} (looked for {', '.join(IMAGE_SUFFIXES)})")
+            hint = f"; folders are not searched recursively: try '{path / '**' / '*.jpg'}'" if path.is_dir() else ""
+            raise UsageError(f"no images in {item} (looked for {', '.join(IMAGE_SUFFIXES)}){hint}")
         out += found
     return out
 

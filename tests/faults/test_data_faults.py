@@ -290,6 +290,16 @@ def test_a_stuck_decoding_worker(tmp_path, monkeypatch):
 
 @needs_fork
 def test_ctrl_c_in_the_parent_stops_the_pool(tmp_path, monkeypatch):
+    # Python's own Ctrl-C handler, also where pytest was started with SIGINT ignored (a
+    # background job of a non-interactive shell: `nohup ... &`, some CI runners).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_in_the_parent_stops_the_pool(tmp_path, monkeypatch)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_in_the_parent_stops_the_pool(tmp_path, monkeypatch):
     parent = os.getpid()
 
     def interrupt(path):

@@ -4,7 +4,9 @@
 it is judged at full scale only. Our columns' headings name the scale, so a reduced
 result is never read as the paper's setting; reduced tables show the final training
 loss too, since the paper's finding (Figs. 3, 6) is that worse variants optimise worse.
-Tables whose rows carry a top-5 number (Table 5) get top-5 columns at the end.
+Tables whose rows carry a top-5 number (Table 5) get top-5 columns at the end. With
+several runs per row the report lists every run and says which differences between rows
+exceed the seed spread (``spread.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.analysis.figures import save
 from idresnet.experiments.runner import row_errors
+from idresnet.experiments.spread import compare_rows
 from idresnet.training.runtime import device_name
 
 FAIL_ABOVE = 20.0
@@ -122,6 +125,27 @@ def table_rows(table, outcomes, scale_name: str, row_settings: dict | None = Non
     return headings, rows
 
 
+def seed_sections(outcomes, out: Path) -> list[str]:
+    """Markdown: every run of every row, then the rows' differences against the seed spread."""
+    lines = ["", "## Runs", "", "| row | run (seed) | status | final test error % | best % | iterations | folder |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        for k, (r, error) in enumerate(zip(o.results, _errors(o))):
+            best = "-" if r.best_test_error is None else f"{r.best_test_error:.2f}"
+            folder = os.path.relpath(r.run_dir, out)
+            lines.append(f"| {o.row.id} | {k} | {r.status} | {error:.2f} | {best} | {r.iterations} | {folder} |")
+    comparisons = compare_rows({o.row.id: _errors(o) for o in outcomes})
+    if comparisons:
+        lines += ["", "## Differences against the seed spread", ""]
+        lines += [f"- {c.text()}" for c in comparisons]
+        lines += [
+            "",
+            "Welch's t-test on the final test errors, two-sided 5%; with few seeds only large "
+            "differences pass, and one 'within the seed spread' is no evidence of equality.",
+        ]
+    return lines
+
+
 def write_report(
     table,
     outcomes,
@@ -151,6 +175,8 @@ def write_report(
     ]
     md += ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
+    if runs > 1:
+        md += seed_sections(outcomes, out)
     md_path = out / f"{table.name}.md"
     md_path.write_text("\n".join(md) + "\n")
     csv_path = out / f"{table.name}.csv"

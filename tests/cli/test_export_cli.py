@@ -100,3 +100,37 @@ def test_onnx_runtime_matches_pytorch(run, tmp_path):
         got = session.run(["logits"], {"images": x})[0]
         with torch.no_grad():
             np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_half_precision_export_loads_into_float32_networks(run, tmp_path, capsys):
+    import idresnet
+
+    out = tmp_path / "half.safetensors"
+    capsys.readouterr()
+    assert main(["export", "--weights", str(run), "--dtype", "float16", "--out", str(out)]) == 0
+    from idresnet.pretrained.record import sha256
+
+    assert capsys.readouterr().out.strip() == f"wrote {out} (sha256 {sha256(out)})"
+    half, meta = load_weights(out)
+    full, _ = load_weights(run / "weights.safetensors")
+    assert meta["dtype"] == "float16" and half.keys() == full.keys()
+    for k, v in full.items():
+        assert half[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
+    assert out.stat().st_size < 0.6 * (run / "weights.safetensors").stat().st_size
+    model = idresnet.create_model("preact_resnet20", pretrained=out).eval()
+    reference = idresnet.create_model("preact_resnet20", pretrained=run / "weights.safetensors").eval()
+    assert next(model.parameters()).dtype == torch.float32
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x), reference(x)
+    assert not torch.equal(a, b) and torch.allclose(a, b, rtol=1e-2, atol=1e-2)  # rounded, not lost
+
+
+def test_dtype_errors(run, tmp_path, capsys):
+    assert (
+        exit_code(["export", "--weights", str(run), "--dtype", "int8", "--out", str(tmp_path / "m.safetensors")]) == 2
+    )
+    assert "float16" in one_error_line(capsys, "idresnet export: error: ")
+    bad = ["export", "--weights", str(run), "--dtype", "float16", "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
+    assert exit_code(bad) == 2
+    assert "safetensors only" in one_error_line(capsys, "idresnet export: error: ")

@@ -3,7 +3,10 @@
 ``--weights`` is a run folder, a ``.safetensors`` or a ``.ckpt`` file (as for ``idresnet
 eval``). The weights are loaded into their network first, so a file that does not fit
 is refused. ``safetensors`` keeps idresnet's metadata (model, options, classes,
-normalisation); ``onnx`` needs the optional packages: ``pip install idresnet[onnx]``.
+normalisation); ``--dtype float16`` halves the file (the floating tensors are stored in
+half precision and loaded back into float32 networks; BN's counters stay integers).
+``onnx`` needs the optional packages: ``pip install idresnet[onnx]``. The written file's
+SHA-256 is printed, for publishing beside it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from idresnet.cli.parsing import add_weights_arguments
 
 FORMATS = ("safetensors", "onnx")
+DTYPES = ("float32", "float16", "bfloat16")
 
 
 def add_parser(subparsers, name):
@@ -34,6 +38,12 @@ def add_parser(subparsers, name):
     )
     p.add_argument("--out", metavar="FILE", help="output file (default: <model>.<format> beside the weights)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: torch's)")
+    p.add_argument(
+        "--dtype",
+        default="float32",
+        metavar="{" + ",".join(DTYPES) + "}",
+        help="storage type of the floating tensors (safetensors only; default float32)",
+    )
     p.set_defaults(func=run)
     return p
 
@@ -70,12 +80,17 @@ def export_onnx(net, out: Path, image_shape, opset=None) -> None:
 
 def run(args) -> int:
     from idresnet.errors import UsageError, choices_error
+    from idresnet.pretrained.record import sha256
     from idresnet.training.checkpoint import save_weights
     from idresnet.training.config import parse_model_kwargs
     from idresnet.training.evaluate import build_trained, read_trained
 
     if args.format not in FORMATS:
         raise choices_error("format", args.format, FORMATS)
+    if args.dtype not in DTYPES:
+        raise choices_error("dtype", args.dtype, DTYPES)
+    if args.dtype != "float32" and args.format != "safetensors":
+        raise UsageError(f"--dtype {args.dtype} applies to safetensors only (ONNX graphs are exported in float32)")
     state, meta, file = read_trained(args.weights)
     kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
     net = build_trained(state, meta, args.model, kwargs, args.num_classes)
@@ -89,12 +104,21 @@ def run(args) -> int:
             "model": model,
             "model_kwargs": kwargs if kwargs is not None else meta.get("model_kwargs", {}),
             "exported_from": str(file),
+            "dtype": args.dtype,
         }
-        save_weights(out, net.state_dict(), record)
+        save_weights(out, stored_as(net.state_dict(), args.dtype), record)
     else:
         export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
-    print(f"wrote {out}")
+    print(f"wrote {out} (sha256 {sha256(out)})")
     return 0
+
+
+def stored_as(state: dict, dtype: str) -> dict:
+    """``state`` with its floating tensors cast to ``dtype`` (integers, e.g. BN counters, kept)."""
+    import torch
+
+    target = getattr(torch, dtype)
+    return {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
 
 
 def default_image_shape(model: str):

@@ -31,6 +31,7 @@ images and int64 labels on the device), for datasets too large to hold in memory
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import warnings
@@ -42,6 +43,7 @@ from idresnet.data.imagenet import collate
 from idresnet.data.loader import ShardedBatches, channel_affine, epoch_generator
 from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.errors import DatasetError, UsageError, one_line
+from idresnet.signals import exit_with_parent
 
 
 class CorruptImageWarning(UserWarning):
@@ -51,9 +53,10 @@ class CorruptImageWarning(UserWarning):
 WORKER_TIMEOUT_S = 300  # no batch from the workers for this long: they are stuck
 
 
-def _worker_init(_worker_id: int) -> None:
+def _worker_init(_worker_id: int, parent: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):  # the parent stops the workers (see above)
         signal.signal(sig, signal.SIG_IGN)
+    exit_with_parent(parent)  # a SIGKILLed parent leaves no worker behind
 
 
 STOPPED = ("Terminated", "Interrupt", "Hangup")  # a worker killed by these was stopped, not broken
@@ -160,7 +163,11 @@ class StreamLoader(ShardedBatches):
 
     def _data_loader(self, sampler: _Batches) -> DataLoader:
         extra = (
-            {"prefetch_factor": self.prefetch, "worker_init_fn": _worker_init, "timeout": WORKER_TIMEOUT_S}
+            {
+                "prefetch_factor": self.prefetch,
+                "worker_init_fn": functools.partial(_worker_init, parent=os.getpid()),
+                "timeout": WORKER_TIMEOUT_S,
+            }
             if self.workers
             else {}
         )

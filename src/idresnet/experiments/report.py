@@ -129,12 +129,13 @@ def seed_sections(outcomes, out: Path) -> list[str]:
     """Markdown: every run of every row, then the rows' differences against the seed spread."""
     lines = ["", "## Runs", "", "| row | run (seed) | status | final test error % | best % | iterations | folder |"]
     lines.append("|---|---|---|---|---|---|---|")
+    errors = {o.row.id: _errors(o) for o in outcomes}
     for o in outcomes:
-        for k, (r, error) in enumerate(zip(o.results, _errors(o))):
+        for k, (r, error) in enumerate(zip(o.results, errors[o.row.id])):
             best = "-" if r.best_test_error is None else f"{r.best_test_error:.2f}"
             folder = os.path.relpath(r.run_dir, out)
             lines.append(f"| {o.row.id} | {k} | {r.status} | {error:.2f} | {best} | {r.iterations} | {folder} |")
-    comparisons = compare_rows({o.row.id: _errors(o) for o in outcomes})
+    comparisons = compare_rows(errors)
     if comparisons:
         lines += ["", "## Differences against the seed spread", ""]
         lines += [f"- {c.text()}" for c in comparisons]

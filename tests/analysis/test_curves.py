@@ -5,18 +5,7 @@ from matplotlib.colors import to_rgba
 
 from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.cli.main import main
-
-COLUMNS = [
-    "iteration",
-    "epoch",
-    "lr",
-    "train_loss",
-    "train_error",
-    "test_loss",
-    "test_error",
-    "images_per_s",
-    "wall_time_s",
-]
+from idresnet.training.metrics import COLUMNS
 
 
 def fake_run(path, errors):

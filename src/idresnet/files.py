@@ -5,10 +5,12 @@ A file is written to a unique hidden temporary name beside its target
 (``os.replace`` is atomic) and the folder is fsynced: a kill at any moment leaves the old
 or the new file, whole, plus at worst a temporary that :func:`remove_stale_temporaries`
 deletes. A failed write (a full disk) removes its temporary and leaves the old file.
+:func:`file_digest` is the one reader of whole files for their checksums.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Callable
@@ -71,3 +73,12 @@ def remove_stale_temporaries(folder: str | Path) -> None:
     """Delete the temporaries of writers killed mid-write (call only as the folder's one writer)."""
     for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
         tmp.unlink(missing_ok=True)
+
+
+def file_digest(path: str | Path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """The hex digest of a file's bytes (``algorithm`` as hashlib names it), read in chunks."""
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

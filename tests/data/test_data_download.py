@@ -11,8 +11,8 @@ import pytest
 from databuild import cifar_batches, write_cifar_archive
 
 from idresnet.data import cifar, load_dataset
-from idresnet.data.download import md5_of
 from idresnet.errors import DatasetError
+from idresnet.files import file_digest
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -51,7 +51,7 @@ def serve(monkeypatch):
 @pytest.fixture
 def served_archive(tmp_path, monkeypatch):
     archive = write_cifar_archive(tmp_path / "www" / "cifar-10-python.tar.gz", cifar_batches())
-    spec = dataclasses.replace(cifar.SPECS["cifar10"], md5=md5_of(archive))
+    spec = dataclasses.replace(cifar.SPECS["cifar10"], md5=file_digest(archive, "md5"))
     monkeypatch.setitem(cifar.SPECS, "cifar10", spec)
     return archive
 

@@ -12,6 +12,7 @@ import sys
 
 import torch
 from torch import nn
+from trainhelpers import IMAGENET_TINY, TINY
 
 import idresnet
 from idresnet.training import TrainConfig, train
@@ -29,33 +30,12 @@ def batch_independent(name, **kwargs):
     return model
 
 
-CONFIG = dict(
-    model="preact_resnet20",
-    model_kwargs={"width": 0.25},
-    dataset="synthetic",
-    train_size=256,
-    test_size=64,
-    batch_size=32,
-    lr=0.02,
-    warmup_iters=0,
-    log_interval=1,
-    progress=False,
-    seed=1,
-)
-
-IMAGENET_CONFIG = dict(
-    model="imagenet_resnet18",
-    model_kwargs={"width": 0.25},
-    dataset="imagenet",
-    train_crop=32,
-    scale_range=[36, 64],
-    eval_crops=[32, 48],
-    batch_size=4,
-    lr=0.02,
-    log_interval=1,
-    workers=1,
-    progress=False,
-    seed=1,
+# The training tests' tiny runs (trainhelpers), with a fixed seed, no warm-up and a log
+# line per step; the schedule (iterations, milestones, evaluations) comes from the command line.
+_SCHEDULE = ("iterations", "lr_milestones", "warmup_iters", "eval_interval", "epochs")
+CONFIG = {k: v for k, v in TINY.items() if k not in _SCHEDULE} | dict(lr=0.02, warmup_iters=0, log_interval=1, seed=1)
+IMAGENET_CONFIG = {k: v for k, v in IMAGENET_TINY.items() if k not in _SCHEDULE} | dict(
+    lr=0.02, log_interval=1, workers=1, seed=1
 )
 
 if __name__ == "__main__":  # (importing this module changes nothing)

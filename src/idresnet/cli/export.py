@@ -80,7 +80,7 @@ def export_onnx(net, out: Path, image_shape, opset=None) -> None:
 
 def run(args) -> int:
     from idresnet.errors import UsageError, choices_error
-    from idresnet.pretrained.record import sha256
+    from idresnet.files import file_digest
     from idresnet.training.checkpoint import save_weights
     from idresnet.training.config import parse_model_kwargs
     from idresnet.training.evaluate import build_trained, read_trained
@@ -109,7 +109,7 @@ def run(args) -> int:
         save_weights(out, stored_as(net.state_dict(), args.dtype), record)
     else:
         export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
-    print(f"wrote {out} (sha256 {sha256(out)})")
+    print(f"wrote {out} (sha256 {file_digest(out)})")
     return 0
 
 

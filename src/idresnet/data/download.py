@@ -28,14 +28,6 @@ class ChecksumError(DatasetError):
     """The downloaded bytes do not have the published md5."""
 
 
-def md5_of(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
     tmp = temp_name(dest)
     try:

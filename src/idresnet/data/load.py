@@ -12,9 +12,9 @@ from idresnet.data import cifar, folder
 from idresnet.data.cache import entry_path, load_arrays, resolve_cache_dir, save_arrays
 from idresnet.data.dataset import ImageDataset, subset, synthetic
 from idresnet.data.download import download as fetch
-from idresnet.data.download import md5_of
 from idresnet.data.safetar import is_tar, peek_names, safe_extract
 from idresnet.errors import DatasetError, UsageError, choices_error
+from idresnet.files import file_digest
 from idresnet.progress import progress
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
@@ -165,7 +165,7 @@ def _load_verified(name, spec, archive, cache, label_set) -> ImageDataset:
     """A cached download: its md5 is checked before it is first decoded."""
 
     def build():
-        got = md5_of(archive)
+        got = file_digest(archive, "md5")
         if got != spec.md5:
             raise DatasetError(f"{archive}: md5 mismatch (got {got}, expected {spec.md5}); delete it to download again")
         return {

@@ -32,9 +32,10 @@ def source_format(path: Path, given: str | None = None) -> str:
 def convert(src, out, source: str | None = None, arch: str | None = None) -> dict:
     """Convert ``src`` to the safetensors file ``out``; returns the written record."""
     from idresnet import create_model
+    from idresnet.files import file_digest
     from idresnet.pretrained import pytorchcv, torch7
     from idresnet.pretrained.match import assign
-    from idresnet.pretrained.record import IMAGENET_NORM, make_record, sha256
+    from idresnet.pretrained.record import IMAGENET_NORM, make_record
     from idresnet.training.checkpoint import save_weights
 
     src, out = Path(src), Path(out)
@@ -57,7 +58,7 @@ def convert(src, out, source: str | None = None, arch: str | None = None) -> dic
         found["dataset"],
         mean,
         std,
-        {"format": fmt, "file": src.name, "sha256": sha256(src), "arch": found["arch"], "layout": found["layout"]},
+        {"format": fmt, "file": src.name, "sha256": file_digest(src), "arch": found["arch"], "layout": found["layout"]},
         classes,
     )
     save_weights(out, model.state_dict(), record)

@@ -10,10 +10,8 @@ architecture name and the layout chosen for it).
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from importlib import resources
-from pathlib import Path
 
 import idresnet
 from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
@@ -44,14 +42,6 @@ def class_names(dataset: str) -> tuple[list | None, list | None]:
 
         return list(CIFAR10_CLASSES), None
     return None, None
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def make_record(model: str, model_kwargs: dict, dataset: str, mean, std, source: dict, num_classes: int) -> dict:

@@ -72,3 +72,21 @@ def test_write_report_adds_the_sections_only_with_several_runs(tmp_path: Path):
     assert "## Runs" in md and "- e - a: -0.33 points, within the seed spread" in md
     write_report(table, outcomes[:1], runs=1, **kwargs)
     assert "## Runs" not in (tmp_path / "t.md").read_text()
+
+
+def test_report_names_the_devices_the_runs_recorded_not_the_reporting_machine(tmp_path: Path):
+    import yaml
+
+    from idresnet.experiments.report import hardware
+    from idresnet.training.config import INFO_KEY
+
+    outcomes = [outcome("a", [70.0, 71.0], tmp_path), outcome("e", [60.0], tmp_path)]
+    devices = {"a/run0": ("cpu (EPYC, AVX2, 1 threads)", 1), "a/run1": ("cpu (EPYC, AVX2, 1 threads)", 1)}
+    devices["e/run0"] = ("NVIDIA H200", 2)
+    for folder, (name, world) in devices.items():
+        (tmp_path / folder).mkdir(parents=True)
+        info = {INFO_KEY: {"device_name": name, "world_size": world}}
+        (tmp_path / folder / "config.yaml").write_text(yaml.safe_dump(info))
+    assert hardware(outcomes) == "cpu (EPYC, AVX2, 1 threads) (2 runs); NVIDIA H200 x2 processes (1 run)"
+    (tmp_path / "e/run0/config.yaml").write_text("{not yaml")  # unreadable: left out, not fatal
+    assert hardware(outcomes) == "cpu (EPYC, AVX2, 1 threads) (2 runs)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import statistics
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -22,13 +23,24 @@ from idresnet.analysis.curves import curves_figure, read_metrics
 from idresnet.analysis.figures import save
 from idresnet.experiments.runner import row_errors
 from idresnet.experiments.spread import compare_rows
+from idresnet.training.rundir import read_run_info
 from idresnet.training.runtime import device_name
 
 FAIL_ABOVE = 20.0
 
 
-def hardware() -> str:
-    """The machine the runs used: the GPU (and how many), else the CPU and its cores."""
+def hardware(outcomes) -> str:
+    """The devices the runs recorded (their config.yaml), with how many runs used each; the
+    machine writing the report only where no run recorded one. A report regenerated
+    elsewhere still names the machines that trained."""
+    counts: Counter[str] = Counter()
+    for run_dir in {r.run_dir for o in outcomes for r in o.results}:
+        info = read_run_info(run_dir)
+        name, world = info.get("device_name"), info.get("world_size") or 1
+        if name:
+            counts[f"{name} x{world} processes" if world > 1 else name] += 1
+    if counts:
+        return "; ".join(f"{name} ({n} run{'s' if n > 1 else ''})" for name, n in counts.most_common())
     if torch.cuda.is_available():
         return f"{device_name(torch.device('cuda', 0))} (x{torch.cuda.device_count()})"
     return f"{device_name(torch.device('cpu'))}, {os.cpu_count()} cores"
@@ -169,7 +181,7 @@ def write_report(
         f"- scale: **{scale_name}** — {scale_note}",
         f"- data: {'; '.join(sorted(set(dataset_descriptions.values())))}",
         f"- runs per row: {runs} (ours: median, then mean ± std where n > 1); paper: {table.paper_runs}",
-        f"- hardware: {hardware()}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
+        f"- hardware: {hardware(outcomes)}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
         f"({wall_s / 60:.1f} min spent by this command)",
         f"- command: `{command}`",
         "",

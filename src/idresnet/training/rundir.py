@@ -185,6 +185,14 @@ def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
     return load_config(None, values), info
 
 
+def read_run_info(run_dir: Path) -> dict:
+    """The ``run_info`` a run recorded (device, versions, schedule...); {} if none is readable."""
+    try:
+        return read_yaml_mapping(Path(run_dir) / CONFIG).get(INFO_KEY) or {}
+    except (OSError, ConfigError):
+        return {}
+
+
 def write_run_config(run_dir: Path, cfg: TrainConfig, info: dict) -> None:
     text = yaml.safe_dump({**cfg.to_dict(), INFO_KEY: info}, sort_keys=False, width=100)
     atomic_write_bytes(Path(run_dir) / CONFIG, text.encode())

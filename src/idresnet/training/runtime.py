@@ -52,8 +52,17 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
-        return f"cpu ({cpu_model()}, {torch.get_num_threads()} threads)"
+        return f"cpu ({cpu_model()}, {cpu_kernels()}, {torch.get_num_threads()} threads)"
     return device.type
+
+
+def cpu_kernels() -> str:
+    """The vector instructions torch's CPU kernels use here (``AVX2``, ``AVX512``, ...),
+    and oneDNN's cap when ``ONEDNN_MAX_CPU_ISA`` sets one: a CPU run is bit-identical
+    only on the same kernels (docs/training.md)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{capability}, oneDNN up to {cap}" if cap else capability
 
 
 def cpu_model() -> str:

@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 import yaml
-from trainhelpers import interrupt_at
+from trainhelpers import TINY, interrupt_at
 
 from idresnet.errors import ConfigError
 from idresnet.training import RunResult, train
-from idresnet.training.checkpoint import load_weights
+from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import COLUMNS, read_metrics
 
 
@@ -82,6 +82,19 @@ def test_interrupt_then_resume_is_bit_identical(tiny, monkeypatch):
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("images_per_s", "wall_time_s")} for r in rows]
     assert strip(read_metrics(whole.run_dir / "metrics.csv")) == strip(read_metrics(done.run_dir / "metrics.csv"))
     assert done.final_test_error == whole.final_test_error
+
+
+def test_throughput_after_a_resume_counts_only_the_resumed_steps(tiny, monkeypatch):
+    # interrupted at 11, rows every 4: the resumed row at 12 restores the train loss of
+    # steps 9-12 but timed only step 12; its img/s is 1 step of 32 images over that time
+    interrupt_at(monkeypatch, 11)
+    part = train(tiny("part"))
+    monkeypatch.undo()
+    wall0 = float(load_checkpoint(part.run_dir / "checkpoints" / "last.ckpt")["wall_time_s"])
+    train(tiny("part", resume=True))
+    row = next(r for r in read_metrics(part.run_dir / "metrics.csv") if int(r["iteration"]) == 12)
+    images = float(row["images_per_s"]) * (float(row["wall_time_s"]) - wall0)
+    assert images == pytest.approx(1 * TINY["batch_size"], rel=0.05)  # 4 x 32 before the fix
 
 
 def test_diverging_run_stops_cleanly(tiny):

@@ -365,15 +365,18 @@ class _Trainer:
         return "interrupted" if stop else None
 
     def _row(self, evaluate_now: bool) -> None:
-        loss, err, n = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
+        loss, err, _ = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
         now = time.perf_counter()
+        # the images of the steps timed since t_row: after a resume the meter also holds
+        # the restored steps of this row, which ran before the interruption
+        timed = (self.it - self.row_it) * self.cfg.batch_size
         row = {
             "iteration": self.it,
             "epoch": round(self.schedule.epoch(self.it), 3),
             "lr": self.schedule.lr(self.it - 1),
             "train_loss": loss,
             "train_error": err,
-            "images_per_s": n / max(now - self.t_row, 1e-9),
+            "images_per_s": timed / max(now - self.t_row, 1e-9),
             "wall_time_s": self._wall(),
         }
         data_time, step_time = self._data_times(now)

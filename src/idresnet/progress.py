@@ -63,7 +63,8 @@ def progress(
     return LineProgress(total, desc, unit, initial=initial, stream=stream, announce=announce)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``H:MM:SS``, or ``M:SS`` under an hour."""
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -120,12 +121,12 @@ class LineProgress:
         elapsed = now - self.t0
         done = self.n - self.start_n
         parts = [f"{self.n}/{self.total}" if self.total else f"{self.n}", self.unit]
-        stats = [_duration(elapsed)]
+        stats = [duration(elapsed)]
         if done > 0 and elapsed > 0:
             rate = done / elapsed
             stats.insert(0, f"{rate:.3g} {self.unit}/s")
             if self.total:
-                stats.append(f"eta {_duration(max(self.total - self.n, 0) / rate)}")
+                stats.append(f"eta {duration(max(self.total - self.n, 0) / rate)}")
         text = f"{self.desc}: " if self.desc else ""
         text += " ".join(parts) + f" ({', '.join(stats)})"
         if self.postfix:

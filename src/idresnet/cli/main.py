@@ -19,6 +19,7 @@ COMMANDS = {
     "export": "export",
     "reproduce": "reproduce",
     "plot": "plot",
+    "runs": "runs",
     "analyze": "analyze",
     "bench": "bench",
     "convert": "convert",

@@ -24,6 +24,8 @@ def test_reproduce_smoke_writes_table_and_figure_and_skips_finished_rows(tmp_pat
         "scaling_05_05",
         "--out",
         str(out),
+        "--threads",
+        "1",
     ]
     assert main(args) == 0
     first = capsys.readouterr().out
@@ -36,6 +38,7 @@ def test_reproduce_smoke_writes_table_and_figure_and_skips_finished_rows(tmp_pat
     assert (out / "table1-curves.png").is_file()
     config = (out / "scaling_05_05" / "run0" / "config.yaml").read_text()
     assert "shortcut_scale: 0.5" in config and "depth: 8" in config  # smoke: 1 unit per stage
+    assert "\nthreads: 1\n" in config  # --threads is each run's own setting, recorded
     mtime = (out / "original" / "run0" / "weights.safetensors").stat().st_mtime
     assert main(args) == 0  # finished rows are not trained again
     assert (out / "original" / "run0" / "weights.safetensors").stat().st_mtime == mtime

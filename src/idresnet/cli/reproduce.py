@@ -87,12 +87,8 @@ def run(args) -> int:
         raise UsageError("name a table (see `idresnet reproduce --list`)")
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UsageError(f"--threads must be at least 1, got {args.threads}")
-        import torch
-
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     table = load_table(args.table)
     scale = resolve_scale(args.scale, table.scales)
     rows = table.select(args.rows)
@@ -107,7 +103,14 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     print(f"{table.title}: {len(rows)} rows x {args.runs} runs at {args.scale} scale -> {out}")
     outcomes, wall = reproduce(
-        table, rows, runs=args.runs, scale_name=args.scale, out=out, data=data, device=args.device
+        table,
+        rows,
+        runs=args.runs,
+        scale_name=args.scale,
+        out=out,
+        data=data,
+        device=args.device,
+        threads=args.threads,
     )
     command = (
         "idresnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])

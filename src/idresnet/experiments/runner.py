@@ -26,7 +26,9 @@ class RowOutcome:
     results: list[RunResult]
 
 
-def row_config(row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress) -> TrainConfig:
+def row_config(
+    row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress, threads: int | None = None
+) -> TrainConfig:
     """The training config of run ``run`` of ``row`` at ``scale``: the scale's recipe, then the
     row's own (e.g. its batch size), then the scale's shrinking of this row, if any."""
     override = row_override(scale, row.id)
@@ -44,6 +46,7 @@ def row_config(row: Row, scale: dict, run: int, out: Path, data: dict, device: s
         "seed": run,
         "device": device,
         "progress": progress,
+        "threads": threads,
         "resume": holds_run(run_dir(out, row, run)),
         **scale["recipe"],
         **row.recipe,
@@ -75,6 +78,7 @@ def reproduce(
     data: dict,
     device: str = "auto",
     progress="auto",
+    threads: int | None = None,
     log=print,
 ) -> tuple[list[RowOutcome], float]:
     """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""
@@ -84,7 +88,7 @@ def reproduce(
     for i, row in enumerate(rows):
         results = []
         for k in range(runs):
-            cfg = row_config(row, scale, k, out, data, device, progress)
+            cfg = row_config(row, scale, k, out, data, device, progress, threads)
             result = train(cfg)
             results.append(result)
             top1 = row_errors(row, result)[0]

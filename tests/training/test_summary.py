@@ -90,3 +90,20 @@ def test_runs_command_table_json_and_errors(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1 and "no such folder" in err
     (tmp_path / "empty").mkdir()
     assert main(["runs", str(tmp_path / "empty")]) == 0 and "no runs in" in capsys.readouterr().out
+
+
+def test_a_damaged_status_is_reported_not_fatal(tmp_path):
+    run = fake_run(tmp_path / "r")
+    (run / "status.json").write_text('{"status": "runn')  # torn
+    s = summarize(run)
+    assert s["status"] == "damaged" and s["iteration"] == 500 and s["test_error"] == 46.0
+
+
+def test_damaged_metrics_rows_are_left_out(tmp_path):
+    run = fake_run(tmp_path / "r")
+    with open(run / "metrics.csv", "a") as f:
+        f.write("600,x,0.1,1.0,40.0,,,10.0,oops\n")  # a row whose numbers are not numbers
+    assert summarize(run)["iteration"] == 500
+    (run / "metrics.csv").write_bytes(b"\xff\xfe\x00garbage")  # not even text
+    s = summarize(run)
+    assert s["status"] == "running" and s["iteration"] == 500 and s["test_error"] is None  # from status.json

@@ -3,15 +3,19 @@ latest and best test error, and the time left at the recent pace.
 
 Nothing is locked or written: a run being trained is read as it is. A status of
 ``running`` whose writer is gone (its ``.lock`` names a pid of this host that no longer
-runs) is reported as ``stopped``: the process was killed, ``--resume`` continues it.
+runs) is reported as ``stopped``: the process was killed, ``--resume`` continues it. A
+``status.json`` that cannot be read is reported as ``damaged`` (the rest of the listing
+stands).
 """
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 from pathlib import Path
 
+from idresnet.errors import UsageError
 from idresnet.training.metrics import DONE, read_metrics, read_status
 from idresnet.training.rundir import LOCK, holds_run
 
@@ -58,9 +62,11 @@ def writer_alive(run_dir: Path) -> bool | None:
 def summarize(run_dir: Path) -> dict:
     """The run's standing as plain values (None where the folder does not say)."""
     run_dir = Path(run_dir)
-    status = read_status(run_dir) or {}
-    metrics = run_dir / "metrics.csv"
-    rows = read_metrics(metrics) if metrics.is_file() else []
+    try:
+        status = read_status(run_dir) or {}
+    except UsageError:  # one damaged status.json does not hide the other runs
+        status = {"status": "damaged"}
+    rows = _rows(run_dir / "metrics.csv")
     state = status.get("status", "unfinished")
     if state == "running" and writer_alive(run_dir) is False:
         state = "stopped"
@@ -86,3 +92,22 @@ def summarize(run_dir: Path) -> dict:
         "final_test_error": status.get("final_test_error"),
         "seconds_left": left,
     }
+
+
+def _rows(path: Path) -> list[dict]:
+    """The metrics rows whose numbers read as numbers (a damaged file gives none)."""
+    if not path.is_file():
+        return []
+    try:
+        rows = read_metrics(path)
+    except (OSError, ValueError, csv.Error):  # not text, not CSV
+        return []
+    good = []
+    for r in rows:
+        numbers = [r.get(k) for k in ("iteration", "epoch", "wall_time_s")] + [r.get("test_error") or "0"]
+        try:
+            [float(v) for v in numbers]  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            continue
+        good.append(r)
+    return good

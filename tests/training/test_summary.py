@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from idresnet.training.metrics import COLUMNS
-from idresnet.training.summary import find_runs, summarize, writer_alive
+from idresnet.training.rundir import lock_writer_alive
+from idresnet.training.summary import find_runs, summarize
 
 
 def fake_run(folder, status="running", iterations=1000, rows=5, lock=None):
@@ -55,7 +56,8 @@ def test_running_without_its_process_is_stopped(tmp_path):
     gone = fake_run(tmp_path / "gone", lock=f"pid {dead_pid()} on {host} since 2026-11-30T00:00:00+0000\n")
     alive = fake_run(tmp_path / "alive", lock=f"pid {os.getpid()} on {host} since 2026-11-30T00:00:00+0000\n")
     elsewhere = fake_run(tmp_path / "elsewhere", lock="pid 1 on another-host since 2026-11-30T00:00:00+0000\n")
-    assert writer_alive(gone) is False and writer_alive(alive) is True and writer_alive(elsewhere) is None
+    alive_or_not = [lock_writer_alive(r) for r in (gone, alive, elsewhere)]
+    assert alive_or_not == [False, True, None]
     assert [summarize(r)["status"] for r in (gone, alive, elsewhere)] == ["stopped", "running", "running"]
     assert summarize(gone)["seconds_left"] == pytest.approx(50.0)  # resumable: still has time left
 

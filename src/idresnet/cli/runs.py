@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 
+from idresnet.progress import duration
+
 COLUMNS = ("run", "status", "iteration", "epoch", "test error % (at)", "best %", "final %", "left")
 
 
@@ -23,7 +25,6 @@ def add_parser(sub, name):
 
 def run(args) -> int:
     from idresnet.cli.models import format_table
-    from idresnet.progress import duration
     from idresnet.training.summary import find_runs, summarize
 
     found = find_runs(args.paths)
@@ -36,12 +37,12 @@ def run(args) -> int:
             print(json.dumps(s))
         return 0
     base = os.path.commonpath([os.path.abspath(s["run"]) for s in summaries]) if len(summaries) > 1 else None
-    table = [row(s, base, duration) for s in summaries]
+    table = [row(s, base) for s in summaries]
     print(format_table(table, markdown=args.markdown, columns=COLUMNS))
     return 0
 
 
-def row(s: dict, base: str | None, duration) -> tuple[str, ...]:
+def row(s: dict, base: str | None) -> tuple[str, ...]:
     pct = lambda v: "-" if v is None else f"{v:.2f}"
     name = os.path.relpath(os.path.abspath(s["run"]), base) if base else s["run"]
     total = f"/{s['iterations']}" if s["iterations"] else ""

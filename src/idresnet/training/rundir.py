@@ -142,6 +142,26 @@ class RunLock:
                 pass
 
 
+def lock_writer_alive(run_dir: Path) -> bool | None:
+    """Whether the process a :class:`RunLock` named in ``RUN/.lock`` ("pid N on HOST since
+    ...") still runs: None where that cannot be told (no lock file, another host, an
+    unreadable name). Reads only; takes no lock."""
+    try:
+        words = (Path(run_dir) / LOCK).read_text().split()
+        pid, host = int(words[1]), words[3]
+    except (OSError, ValueError, IndexError):
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def default_out(cfg: TrainConfig) -> str:
     return f"runs/{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 

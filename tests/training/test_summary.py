@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from idresnet.errors import UsageError
 from idresnet.training.metrics import COLUMNS
 from idresnet.training.rundir import lock_writer_alive
 from idresnet.training.summary import find_runs, summarize
@@ -70,7 +71,7 @@ def test_runs_are_found_below_folders_but_not_inside_runs(tmp_path):
     single = fake_run(tmp_path / "single")
     (tmp_path / "empty").mkdir()
     assert find_runs([tmp_path / "table", single, tmp_path / "empty"]) == [single, a, b]  # sorted by path
-    with pytest.raises(FileNotFoundError, match="no such folder"):
+    with pytest.raises(UsageError, match="no such folder"):
         find_runs([tmp_path / "missing"])
 
 

@@ -23,11 +23,11 @@ PACE_ROWS = 10  # the pace is measured over the last rows (evaluations included)
 
 def find_runs(paths) -> list[Path]:
     """The run folders among ``paths`` and below them (a run folder's own subfolders are
-    not searched), sorted; a path that does not exist is a FileNotFoundError."""
+    not searched), sorted; a path that does not exist is a one-line UsageError."""
     found = []
     for path in map(Path, paths):
         if not path.exists():
-            raise FileNotFoundError(f"no such folder: {path}")
+            raise UsageError(f"no such folder: {path}; give run folders or folders that hold runs")
         if holds_run(path):
             found.append(path)
             continue

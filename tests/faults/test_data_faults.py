@@ -367,6 +367,30 @@ def test_a_dataloader_worker_killed_for_memory():
 
 
 @needs_fork
+def test_a_dead_worker_report_during_shutdown_is_absorbed(monkeypatch):
+    """torch's SIGCHLD handler raised on entry to _shut_down once (CI, stop 18): the
+    report came after the error it would report, and must not replace it or leak workers."""
+    real, calls = stream._shut_down, []
+
+    def reported_on_entry(batches):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("DataLoader worker (pid 7) is killed by signal: Killed. ")
+        real(batches)
+
+    monkeypatch.setattr(stream, "_shut_down", reported_on_entry)
+    assert len(list(probe_loader().epoch(0))) == 4 and len(calls) == 2
+    assert no_children_soon()
+
+    def other_error(batches):
+        raise RuntimeError("shapes do not match")
+
+    monkeypatch.setattr(stream, "_shut_down", other_error)
+    with pytest.raises(RuntimeError, match="shapes do not match"):
+        list(probe_loader().epoch(0))
+
+
+@needs_fork
 def test_a_stuck_dataloader_worker(monkeypatch):
     monkeypatch.setattr(stream, "WORKER_TIMEOUT_S", 1)
 

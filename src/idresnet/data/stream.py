@@ -93,9 +93,6 @@ def _shut_down(batches) -> None:
     try:
         if shutdown is not None:
             shutdown()
-    except RuntimeError as exc:  # that handler, meanwhile: the workers are stopped all the same
-        if not str(exc).startswith("DataLoader worker (pid"):
-            raise
     finally:
         for worker in getattr(batches, "_workers", ()):  # stuck: they ignore torch's SIGTERM
             if worker.is_alive():
@@ -195,7 +192,15 @@ class StreamLoader(ShardedBatches):
                     continue
                 yield self._to_device(x), y.to(self.device, non_blocking=True)
         finally:
-            _shut_down(batches)
+            # torch's SIGCHLD handler may report a dead worker at any bytecode, the entry of
+            # _shut_down included; a second call finishes what the report interrupted
+            for _attempt in (1, 2, 3):
+                try:
+                    _shut_down(batches)
+                    break
+                except RuntimeError as exc:
+                    if not str(exc).startswith("DataLoader worker (pid"):
+                        raise
 
     def _next(self, batches):
         """The next batch, None at the end; a stuck or dead worker is a one-line DatasetError."""

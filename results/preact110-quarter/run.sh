@@ -2,10 +2,10 @@
 # Issue #14's long run: preact ResNet-110, CIFAR-10 (the JPEG q75 copy), the paper's recipe at
 # a quarter of its length (--budget 0.25: 16,000 iterations at batch 128, ~41 epochs, lr 0.01
 # warm-up for 100 iterations, 0.1, /10 at 8,000 and 12,000), full test set every 400
-# iterations, seed 0, fp32, OMP_NUM_THREADS threads (default 1; the run here used 1, then 2). Resumable: the same command
-# continues an interrupted run (RUN keeps checkpoints every 200 iterations). When it has
-# finished, it draws the curves, exports float16 weights (printing their SHA-256) and
-# evaluates them.
+# iterations, seed 0, fp32, OMP_NUM_THREADS threads (default 1; the run here used 1, then 2).
+# Resumable: the same command continues an interrupted run (RUN keeps checkpoints every 200
+# iterations). When it has finished, it draws the curves, exports float16 weights (printing
+# their SHA-256) and evaluates them.
 #   RUN=runs/preact110-q-seed0 DATA=../shared/datasets/cifar10-jpeg.tar.gz bash results/preact110-quarter/run.sh
 set -euo pipefail
 RUN=${RUN:-runs/preact110-q-seed0}

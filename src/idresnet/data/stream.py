@@ -59,6 +59,7 @@ def _worker_init(_worker_id: int, parent: int) -> None:
     exit_with_parent(parent)  # a SIGKILLed parent leaves no worker behind
 
 
+DEAD_WORKER = "DataLoader worker (pid"  # how torch begins a dead worker's report
 STOPPED = ("Terminated", "Interrupt", "Hangup")  # a worker killed by these was stopped, not broken
 
 
@@ -73,7 +74,7 @@ def worker_failure(exc: BaseException, workers: int) -> BaseException | None:
             f"no batch from the {workers} DataLoader worker processes in "
             f"{WORKER_TIMEOUT_S} s (a file that hangs on read?)"
         )
-    if text.startswith("DataLoader worker (pid"):  # torch: exited unexpectedly, killed by signal
+    if text.startswith(DEAD_WORKER):  # torch: exited unexpectedly, killed by signal
         first = one_line(text.splitlines()[0])
         if any(f"killed by signal: {name}" in first for name in STOPPED):
             return KeyboardInterrupt(first)
@@ -199,7 +200,7 @@ class StreamLoader(ShardedBatches):
                     _shut_down(batches)
                     break
                 except RuntimeError as exc:
-                    if not str(exc).startswith("DataLoader worker (pid"):
+                    if not str(exc).startswith(DEAD_WORKER):
                         raise
 
     def _next(self, batches):

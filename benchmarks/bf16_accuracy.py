@@ -47,13 +47,13 @@ def main() -> None:
         log_interval=max(1, its // 8),
         threads=1,
         progress=False,
-        resume=True,
     )
     results = {}
     for seed in args.seeds:
         for amp in ("off", "bf16"):
             out = Path(args.out) / f"{amp}-seed{seed}"
-            results[amp, seed] = train(TrainConfig(**recipe, seed=seed, amp=amp, out=str(out)))
+            resume = (out / "config.yaml").exists()  # the same command resumes
+            results[amp, seed] = train(TrainConfig(**recipe, seed=seed, amp=amp, out=str(out), resume=resume))
             if results[amp, seed].status == "interrupted":  # Ctrl-C: stop; the same command resumes
                 raise SystemExit(f"interrupted: run the same command again to resume {out}")
     print(

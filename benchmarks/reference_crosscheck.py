@@ -1,0 +1,130 @@
+"""Does ``idresnet train`` reach the accuracy of an independent implementation of the same
+recipe? Each seed trains a pre-activation ResNet twice on the same data: once with
+``idresnet.training.train`` and once with ``benchmarks/reference_cifar.py`` (plain PyTorch,
+nothing from idresnet). Their initialisations and data orders differ (each draws its own),
+so compare the gap with the spread between seeds.
+
+    OMP_NUM_THREADS=2 python benchmarks/reference_crosscheck.py --data ../shared/datasets/cifar10-jpeg.tar.gz \\
+        --depth 20 --iterations 4000 --seeds 0 1 --out runs/crosscheck
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+import idresnet
+from idresnet.training import TrainConfig, train
+from idresnet.training.runtime import device_name
+
+sys.path.insert(0, str(Path(__file__).parent))
+import reference_cifar  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="CIFAR-10 as an image folder or its tar (e.g. the JPEG copy)")
+    p.add_argument("--depth", type=int, default=20, help="6n+2")
+    p.add_argument("--iterations", type=int, default=4000, help="lr 0.1, /10 at 1/2 and 3/4 of them")
+    p.add_argument("--eval-interval", type=int, default=1000)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
+    p.add_argument("--out", default="runs/crosscheck")
+    p.add_argument("--evaluate", metavar="WEIGHTS", help="evaluate these preact_resnet<depth> weights instead")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.evaluate:
+        return evaluate_weights(args.evaluate, args.depth, args.data)
+    its, out = args.iterations, Path(args.out)
+    milestones = [its // 2, its * 3 // 4]
+    out.mkdir(parents=True, exist_ok=True)
+    data = None
+    finals: dict[tuple[str, int], float] = {}
+    for seed in args.seeds:
+        run_dir = out / f"idresnet-seed{seed}"
+        run = train(
+            TrainConfig(
+                model=f"preact_resnet{args.depth}",
+                dataset="cifar10",
+                data=args.data,
+                iterations=its,
+                lr_milestones=milestones,
+                warmup_iters=0,
+                eval_interval=args.eval_interval,
+                seed=seed,
+                threads=torch.get_num_threads(),
+                amp="off",
+                progress=False,
+                resume=(run_dir / "config.yaml").exists(),  # the same command resumes
+                out=str(run_dir),
+            )
+        )
+        if run.status != "finished":
+            raise SystemExit(f"idresnet run of seed {seed} ended {run.status}; run the same command to resume")
+        finals["idresnet", seed] = run.final_test_error
+        ref_file = out / f"reference-seed{seed}.csv"
+        if not ref_file.exists():  # a finished reference run is not repeated
+            data = data or reference_cifar.read_image_folder(args.data)
+            rows = reference_cifar.train_reference(
+                data, args.depth, its, milestones, seed, eval_interval=args.eval_interval
+            )
+            tmp = ref_file.with_suffix(".tmp")
+            with tmp.open("w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+            tmp.replace(ref_file)
+        with ref_file.open() as f:
+            finals["reference", seed] = float(list(csv.DictReader(f))[-1]["test_error"])
+    report(args, milestones, finals, out)
+
+
+def evaluate_weights(path: str, depth: int, data_path: str) -> None:
+    """Error % of idresnet weights under the reference's network and data reading."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(path)
+    ours = idresnet.create_model(f"preact_resnet{depth}", num_classes=tensors["fc.weight"].shape[0])
+    ours.load_state_dict({k: v.float() for k, v in tensors.items()})  # by name: a wrong file fails here
+    model = reference_cifar.PreActResNet(depth, num_classes=tensors["fc.weight"].shape[0])
+    # the same tensors in the same order (tests/perf/test_reference_crosscheck.py pins it)
+    model.load_state_dict(dict(zip(model.state_dict(), ours.state_dict().values())))
+    data = reference_cifar.read_image_folder(data_path)
+    norm = reference_cifar.normaliser(data["train"][0])
+    for split in ("test", "train"):
+        images = torch.from_numpy(data[split][0]).permute(0, 3, 1, 2).contiguous()
+        loss, error = reference_cifar.evaluate(model, images, torch.from_numpy(data[split][1]), norm)
+        print(f"{split}: error {error:.2f}%, loss {loss:.6f} ({len(images)} images, no augmentation; {path})")
+
+
+def report(args, milestones, finals, out: Path) -> None:
+    lines = [
+        f"preact_resnet{args.depth}, batch 128, {args.iterations} iterations (lr 0.1, /10 at {milestones[0]} and "
+        f"{milestones[1]}, no warm-up), momentum 0.9, weight decay 1e-4, CIFAR-10 source {args.data}, full test set; "
+        f"{device_name(torch.device('cpu'))}, fp32",
+        "",
+        "| seed | idresnet test error % | reference test error % | idresnet - reference |",
+        "|---|---|---|---|",
+    ]
+    for s in args.seeds:
+        a, b = finals["idresnet", s], finals["reference", s]
+        lines.append(f"| {s} | {a:.2f} | {b:.2f} | {a - b:+.2f} |")
+    for impl in ("idresnet", "reference"):
+        errors = [finals[impl, s] for s in args.seeds]
+        spread = f" ± {statistics.stdev(errors):.2f}" if len(errors) > 1 else ""
+        lines.append(f"- {impl}: mean {statistics.mean(errors):.2f}{spread} (n={len(errors)})")
+    text = "\n".join(lines)
+    print(text)
+    (out / "crosscheck.md").write_text(text + "\n")
+    (out / "crosscheck.json").write_text(json.dumps({f"{k[0]}-seed{k[1]}": v for k, v in finals.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

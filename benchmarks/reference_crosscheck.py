@@ -5,13 +5,14 @@ nothing from idresnet). Their initialisations and data orders differ (each draws
 so compare the gap with the spread between seeds.
 
     OMP_NUM_THREADS=2 python benchmarks/reference_crosscheck.py --data ../shared/datasets/cifar10-jpeg.tar.gz \\
-        --depth 20 --iterations 4000 --seeds 0 1 --out runs/crosscheck
+        --depth 20 --iterations 3000 --seeds 0 1 --out runs/crosscheck
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import statistics
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 
 import idresnet
+from idresnet.files import atomic_write_bytes
 from idresnet.training import TrainConfig, train
 from idresnet.training.runtime import device_name
 
@@ -75,12 +77,11 @@ def main() -> None:
             rows = reference_cifar.train_reference(
                 data, args.depth, its, milestones, seed, eval_interval=args.eval_interval
             )
-            tmp = ref_file.with_suffix(".tmp")
-            with tmp.open("w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
-            tmp.replace(ref_file)
+            text = io.StringIO(newline="")
+            w = csv.DictWriter(text, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+            atomic_write_bytes(ref_file, text.getvalue().encode())
         with ref_file.open() as f:
             finals["reference", seed] = float(list(csv.DictReader(f))[-1]["test_error"])
     report(args, milestones, finals, out)

@@ -16,6 +16,8 @@ import io
 import json
 import statistics
 import sys
+import tarfile
+import zlib
 from pathlib import Path
 
 import torch
@@ -40,6 +42,7 @@ def main() -> None:
     p.add_argument("--out", default="runs/crosscheck")
     p.add_argument("--evaluate", metavar="WEIGHTS", help="evaluate these preact_resnet<depth> weights instead")
     args = p.parse_args()
+    check_inputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.evaluate:
@@ -73,7 +76,7 @@ def main() -> None:
         finals["idresnet", seed] = run.final_test_error
         ref_file = out / f"reference-seed{seed}.csv"
         if not ref_file.exists():  # a finished reference run is not repeated
-            data = data or reference_cifar.read_image_folder(args.data)
+            data = data or read_data(args.data)
             rows = reference_cifar.train_reference(
                 data, args.depth, its, milestones, seed, eval_interval=args.eval_interval
             )
@@ -87,17 +90,41 @@ def main() -> None:
     report(args, milestones, finals, out)
 
 
+def check_inputs(args) -> None:
+    """A one-line exit for a wrong depth or a missing path, before anything trains."""
+    if args.depth < 8 or (args.depth - 2) % 6:
+        raise SystemExit(f"reference_crosscheck: --depth {args.depth} is not 6n+2 (valid: 8, 14, 20, ..., 110, ...)")
+    for flag, path in (("--data", args.data), ("--evaluate", args.evaluate)):
+        if path is not None and not Path(path).exists():
+            raise SystemExit(f"reference_crosscheck: {flag} {path}: no such file or folder")
+
+
+def read_data(path: str) -> dict:
+    """The reference's reading of ``path``, or a one-line exit if it holds no CIFAR image folder."""
+    try:
+        data = reference_cifar.read_image_folder(path)
+    except (OSError, EOFError, zlib.error, tarfile.TarError, ValueError) as e:  # unreadable, truncated, no images
+        raise SystemExit(f"reference_crosscheck: --data {path}: no readable CIFAR image folder or tar ({e})") from None
+    return data
+
+
 def evaluate_weights(path: str, depth: int, data_path: str) -> None:
     """Error % of idresnet weights under the reference's network and data reading."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    tensors = load_file(path)
-    ours = idresnet.create_model(f"preact_resnet{depth}", num_classes=tensors["fc.weight"].shape[0])
-    ours.load_state_dict({k: v.float() for k, v in tensors.items()})  # by name: a wrong file fails here
-    model = reference_cifar.PreActResNet(depth, num_classes=tensors["fc.weight"].shape[0])
+    try:
+        tensors = load_file(path)
+        num_classes = tensors["fc.weight"].shape[0]
+        ours = idresnet.create_model(f"preact_resnet{depth}", num_classes=num_classes)
+        ours.load_state_dict({k: v.float() for k, v in tensors.items()})  # by name: a wrong file fails here
+    except (OSError, SafetensorError, KeyError, RuntimeError) as e:
+        why = str(e).splitlines()[0]
+        raise SystemExit(f"reference_crosscheck: --evaluate {path}: not preact_resnet{depth} weights ({why})") from None
+    model = reference_cifar.PreActResNet(depth, num_classes=num_classes)
     # the same tensors in the same order (tests/perf/test_reference_crosscheck.py pins it)
     model.load_state_dict(dict(zip(model.state_dict(), ours.state_dict().values())))
-    data = reference_cifar.read_image_folder(data_path)
+    data = read_data(data_path)
     norm = reference_cifar.normaliser(data["train"][0])
     for split in ("test", "train"):
         images = torch.from_numpy(data[split][0]).permute(0, 3, 1, 2).contiguous()

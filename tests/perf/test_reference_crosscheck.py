@@ -105,3 +105,32 @@ def test_reference_evaluation_of_a_runs_weights_gives_the_runs_final_error(tmp_p
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"test: error {final:.2f}%, loss ") and lines[1].startswith("train: error ")
     assert float(lines[0].split("loss ")[1].split()[0]) == pytest.approx(test_loss, rel=1e-4)
+
+
+def test_crosscheck_bad_input_exits_with_one_line_before_training(tmp_path, monkeypatch):
+    """A wrong depth, a missing path, a corrupt archive or weights of another net: one line, no traceback."""
+    crosscheck = load("reference_crosscheck")
+    data = write_folder_tar(tmp_path / "tiny.tar.gz", dict.fromkeys(CLASSES), (("train", 1), ("test", 1)))
+    corrupt = tmp_path / "corrupt.tar.gz"
+    corrupt.write_bytes(data.read_bytes()[:200])
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "preact20.safetensors"
+    save_file(idresnet.create_model("preact_resnet20").state_dict(), str(other))
+    cases = [
+        (["--data", str(data), "--depth", "21"], "--depth 21 is not 6n+2"),
+        (["--data", str(tmp_path / "missing")], "--data " + str(tmp_path / "missing") + ": no such file"),
+        (["--data", str(data), "--evaluate", str(tmp_path / "w")], ": no such file or folder"),
+        (["--data", str(data), "--evaluate", str(junk)], "not preact_resnet20 weights"),
+        (["--data", str(data), "--evaluate", str(other), "--depth", "110"], "not preact_resnet110 weights"),
+        (["--data", str(corrupt), "--evaluate", str(other)], "no readable CIFAR image folder or tar"),
+    ]
+    for argv, expected in cases:
+        monkeypatch.setattr("sys.argv", ["reference_crosscheck.py", *argv, "--out", str(tmp_path / "out")])
+        with pytest.raises(SystemExit) as exit:
+            crosscheck.main()
+        message = str(exit.value.code)
+        assert message.startswith("reference_crosscheck: ") and expected in message and "\n" not in message
+    assert not (tmp_path / "out").exists()  # nothing trained, nothing written

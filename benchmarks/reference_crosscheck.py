@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 
 import idresnet
+from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
+from idresnet.networks.cifar import units_per_stage
 from idresnet.training import TrainConfig, train
 from idresnet.training.runtime import device_name
 
@@ -92,8 +94,10 @@ def main() -> None:
 
 def check_inputs(args) -> None:
     """A one-line exit for a wrong depth or a missing path, before anything trains."""
-    if args.depth < 8 or (args.depth - 2) % 6:
-        raise SystemExit(f"reference_crosscheck: --depth {args.depth} is not 6n+2 (valid: 8, 14, 20, ..., 110, ...)")
+    try:
+        units_per_stage(args.depth, "basic")  # idresnet's own rule for the depth, 6n+2
+    except UsageError as e:
+        raise SystemExit(f"reference_crosscheck: --depth: {e}") from None
     for flag, path in (("--data", args.data), ("--evaluate", args.evaluate)):
         if path is not None and not Path(path).exists():
             raise SystemExit(f"reference_crosscheck: {flag} {path}: no such file or folder")

@@ -120,7 +120,7 @@ def test_crosscheck_bad_input_exits_with_one_line_before_training(tmp_path, monk
     other = tmp_path / "preact20.safetensors"
     save_file(idresnet.create_model("preact_resnet20").state_dict(), str(other))
     cases = [
-        (["--data", str(data), "--depth", "21"], "--depth 21 is not 6n+2"),
+        (["--data", str(data), "--depth", "21"], "--depth: depth 21 is not valid for a CIFAR network of basic units"),
         (["--data", str(tmp_path / "missing")], "--data " + str(tmp_path / "missing") + ": no such file"),
         (["--data", str(data), "--evaluate", str(tmp_path / "w")], ": no such file or folder"),
         (["--data", str(data), "--evaluate", str(junk)], "not preact_resnet20 weights"),

@@ -154,8 +154,9 @@ def report(args, milestones, finals, out: Path) -> None:
         lines.append(f"- {impl}: mean {statistics.mean(errors):.2f}{spread} (n={len(errors)})")
     text = "\n".join(lines)
     print(text)
-    (out / "crosscheck.md").write_text(text + "\n")
-    (out / "crosscheck.json").write_text(json.dumps({f"{k[0]}-seed{k[1]}": v for k, v in finals.items()}, indent=1))
+    atomic_write_bytes(out / "crosscheck.md", (text + "\n").encode())
+    summary = {f"{k[0]}-seed{k[1]}": v for k, v in finals.items()}
+    atomic_write_bytes(out / "crosscheck.json", json.dumps(summary, indent=1).encode())
 
 
 if __name__ == "__main__":

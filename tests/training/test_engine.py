@@ -192,6 +192,15 @@ def test_epoch_schedule_and_progress_bar(tiny, capsys):
     assert "16/16" in capsys.readouterr().err  # the tqdm bar, forced on without a terminal
 
 
+def test_bf16_on_a_cpu_that_emulates_it_warns_once(tiny, capsys, monkeypatch):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    result = train(tiny(iterations=2, lr_milestones=[1], amp="bf16"))
+    assert result.status in ("finished", "failed")
+    assert capsys.readouterr().err.count("idresnet: warning: amp bf16 on a CPU without native bf16") == 1
+    train(tiny("fp32", iterations=2, lr_milestones=[1]))  # the default, float32: no warning
+    assert "native bf16" not in capsys.readouterr().err
+
+
 def test_activation_checkpointing_gives_the_same_run(tiny, tmp_path):
     """Checkpointing trades memory for time only: same metrics and weights (CPU)."""
     plain = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "plain")))

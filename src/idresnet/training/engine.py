@@ -134,6 +134,8 @@ class _Trainer:
             cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
         self.device = dev = runtime.resolve_device(cfg.device, info)
         self.amp = runtime.resolve_amp(cfg.amp, dev)
+        if self.main and (slow := runtime.amp_warning(self.amp, dev)):
+            _warn(slow)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
         if cfg.batch_size % info.world_size:
             raise ConfigError(

@@ -126,6 +126,32 @@ def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
+# oneDNN caps (ONEDNN_MAX_CPU_ISA) below its first ISA with bf16 instructions
+_CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware for oneDNN (AVX-512 BF16, AMX, ...)
+    and ``ONEDNN_MAX_CPU_ISA`` does not cap it below that. Without it bf16 is emulated:
+    0.11x the fp32 speed on an AVX2 CPU (benchmarks/results/cpu-110-avx2-t2.md)."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _CAPS_WITHOUT_BF16:
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def amp_warning(dtype: torch.dtype | None, device: torch.device) -> str | None:
+    """A one-line warning when the chosen precision is a known slowdown here, else None."""
+    if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_native_bf16():
+        return (
+            f"amp bf16 on a CPU without native bf16 ({cpu_kernels()}): bf16 is emulated here, "
+            "measured 9x slower than float32 on an AVX2 CPU (docs/performance.md); amp off is faster"
+        )
+    return None
+
+
 def resolve_channels_last(setting, device: torch.device) -> bool:
     if setting == AUTO:
         return True if device.type == "cuda" else CPU_CHANNELS_LAST

@@ -126,14 +126,15 @@ def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.bfloat16
 
 
-# oneDNN caps (ONEDNN_MAX_CPU_ISA) below its first ISA with bf16 instructions
-_CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"}
+# oneDNN caps (ONEDNN_MAX_CPU_ISA) below AVX-512, where torch's bf16 check starts
+_CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
 
 
 def cpu_native_bf16() -> bool:
-    """Whether this CPU computes bf16 in hardware for oneDNN (AVX-512 BF16, AMX, ...)
-    and ``ONEDNN_MAX_CPU_ISA`` does not cap it below that. Without it bf16 is emulated:
-    0.11x the fp32 speed on an AVX2 CPU (benchmarks/results/cpu-110-avx2-t2.md)."""
+    """Whether torch counts this CPU as bf16-capable for oneDNN (AVX-512 or newer: bf16
+    instructions, or AVX-512 emulating them) and ``ONEDNN_MAX_CPU_ISA`` does not cap it
+    to AVX2 or below. Without it bf16 is emulated slowly: 0.11x the fp32 speed on an
+    AVX2 CPU (benchmarks/results/cpu-110-avx2-t2.md)."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _CAPS_WITHOUT_BF16:
         return False
     try:

@@ -188,11 +188,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         values.pop(INFO_KEY, None)
         unknown = sorted(set(values) - set(FIELDS))
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r} in {path}; valid: {', '.join(FIELDS)}")
+            raise ConfigError(str(choices_error("config key", unknown[0], FIELDS, where=f" in {path}")))
     values.update(overrides or {})
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; valid: {', '.join(FIELDS)}")
+        raise ConfigError(str(choices_error("config key", unknown[0], FIELDS)))
     return TrainConfig(**values)
 
 

@@ -199,10 +199,11 @@ def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
 
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The recorded config of a run folder and its ``run_info``."""
+    """The recorded config of a run folder (read as one to continue: ``resume`` is set, so a
+    schedule recorded before a check was added still reads) and its ``run_info``."""
     values = read_yaml_mapping(Path(run_dir) / CONFIG)
     info = values.pop(INFO_KEY, None) or {}
-    return load_config(None, values), info
+    return load_config(None, {**values, "resume": True}), info
 
 
 def read_run_info(run_dir: Path) -> dict:

@@ -293,7 +293,7 @@ class _Trainer:
         total, per_epoch = self.schedule.iterations, self.schedule.iters_per_epoch
         self.bar = progress(
             total,
-            desc=self.run_dir.name,
+            desc=rundir.display_name(self.run_dir),
             unit="it",
             initial=self.it,
             enabled=self.main and self.cfg.progress is not False,
@@ -424,7 +424,7 @@ class _Trainer:
         )
         if "test_error" in row and isinstance(self.bar, LineProgress):
             print(
-                f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
+                f"[{rundir.display_name(self.run_dir)}] iter {row['iteration']}/{self.schedule.iterations} "
                 f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
                 f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)",
                 flush=True,

@@ -22,6 +22,7 @@ folder at a time: :class:`RunLock`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -162,6 +163,15 @@ def lock_writer_alive(run_dir: Path) -> bool | None:
     return True
 
 
+def display_name(run_dir: Path) -> str:
+    """The run's name in progress lines: its folder's name, with the folder above it for
+    the ``run<k>`` folders of ``idresnet reproduce`` (row, then seed k): ``original/run0``."""
+    run_dir = Path(run_dir)
+    if re.fullmatch(r"run\d+", run_dir.name) and run_dir.parent.name:
+        return f"{run_dir.parent.name}/{run_dir.name}"
+    return run_dir.name
+
+
 def default_out(cfg: TrainConfig) -> str:
     return f"runs/{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -172,12 +182,16 @@ class Plan:
     status: dict | None = None
 
 
+def no_run_to_continue(run_dir: Path) -> ConfigError:
+    return ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one there")
+
+
 def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
     """What to do with ``run_dir`` for ``cfg``; a one-line ConfigError if it must be left alone."""
     status = read_status(run_dir)
     if not holds_run(run_dir):
         if cfg.resume:
-            raise ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one there")
+            raise no_run_to_continue(run_dir)
         return Plan("fresh")
     state = status["status"] if status else "unfinished"
     if not cfg.resume:

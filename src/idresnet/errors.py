@@ -6,6 +6,10 @@ file, a bad config key, a missing path) is raised as :class:`UsageError` (a
 The command line prints such errors as one line and exits with status 2.
 """
 
+from __future__ import annotations
+
+import difflib
+
 
 class UsageError(ValueError):
     """Bad input from the user: the message is one line and says what is valid."""
@@ -19,10 +23,27 @@ class DatasetError(UsageError):
     """A missing, damaged or hostile dataset file."""
 
 
-def choices_error(what: str, value, valid) -> UsageError:
-    """A UsageError saying that ``value`` is not a valid ``what``, listing ``valid``."""
+def close_matches(value, valid, n: int = 3) -> list[str]:
+    """The names among ``valid`` closest to ``value`` (difflib, case-insensitive), best first."""
+    names = {str(v).lower(): str(v) for v in valid}
+    if str(value).lower() in names:  # only the case differs
+        return [names[str(value).lower()]]
+    return [names[m] for m in difflib.get_close_matches(str(value).lower(), list(names), n=n, cutoff=0.6)]
+
+
+def did_you_mean(value, valid) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for the names close to ``value``, or ``""``."""
+    close = [repr(m) for m in close_matches(value, valid)]
+    if not close:
+        return ""
+    return "; did you mean " + (close[0] if len(close) == 1 else ", ".join(close[:-1]) + " or " + close[-1]) + "?"
+
+
+def choices_error(what: str, value, valid, where: str = "") -> UsageError:
+    """A UsageError saying that ``value`` (``where``: e.g. `` in FILE``) is not a valid ``what``,
+    listing ``valid`` and, where some are close to ``value``, suggesting them."""
     listed = ", ".join(str(v) for v in valid)
-    return UsageError(f"unknown {what} {value!r}; valid: {listed}")
+    return UsageError(f"unknown {what} {value!r}{where}; valid: {listed}{did_you_mean(value, valid)}")
 
 
 def one_line(text) -> str:

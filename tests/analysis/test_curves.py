@@ -1,5 +1,6 @@
 import csv
 
+import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
@@ -32,6 +33,24 @@ def test_figure_has_dashed_loss_and_solid_error_per_run(tmp_path):
     assert [line.get_linestyle() for line in loss_ax.lines] == ["--", "--"]
     assert [line.get_linestyle() for line in error_ax.lines] == ["-", "-"]
     assert loss_ax.lines[0].get_color() == error_ax.lines[0].get_color() != error_ax.lines[1].get_color()
+
+
+def coloured_pixels(fig, colour) -> int:
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
+    target = np.array([round(255 * c) for c in to_rgba(colour)[:3]])
+    return int((np.abs(pixels - target).sum(axis=-1) < 30).sum())
+
+
+def test_a_run_with_one_evaluation_is_drawn(tmp_path):
+    """Issue #23: a one-point test error (and loss) was a line of no length: nothing drawn."""
+    fig = curves_figure({"one": read_metrics(fake_run(tmp_path / "one", [50.0]))})
+    loss_ax, error_ax = fig.axes
+    error_ax.get_legend().set_visible(False)  # its sample line has the run's colour too
+    assert coloured_pixels(fig, error_ax.lines[0].get_color()) > 20
+    assert error_ax.lines[0].get_marker() == "o" and loss_ax.lines[0].get_marker() == "o"
+    two = curves_figure({"two": read_metrics(fake_run(tmp_path / "two", [50.0, 40.0]))})
+    assert two.axes[1].lines[0].get_marker() in (None, "None", "")  # curves stay plain lines
 
 
 def test_plot_command(tmp_path, capsys):

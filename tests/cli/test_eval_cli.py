@@ -51,6 +51,23 @@ def test_eval_errors_are_one_line(run, tmp_path, capsys, argv, text):
     assert text in one_error_line(capsys, "idresnet eval: error: ")
 
 
+def test_eval_after_the_data_moved_asks_for_data(run, tmp_path, capsys):
+    """Issue #23: weights whose recorded data is gone said "no such file" only."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(run / "weights.safetensors"), "pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    gone = tmp_path / "moved-away" / "cifar-10-python.tar.gz"
+    args = {**json.loads(meta["dataset_args"]), "dataset": "cifar10", "data": str(gone)}
+    weights = tmp_path / "w.safetensors"
+    save_file(tensors, str(weights), metadata={**meta, "dataset_args": json.dumps(args)})
+    capsys.readouterr()
+    assert exit_code(["eval", "--weights", str(weights)]) == 2
+    line = one_error_line(capsys, "idresnet eval: error: ")
+    assert f"the data these weights were trained on, {gone}, is gone" in line and "pass --data PATH" in line
+
+
 def test_eval_of_a_damaged_file(tmp_path, capsys):
     bad = tmp_path / "w.safetensors"
     bad.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")

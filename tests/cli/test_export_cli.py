@@ -8,6 +8,7 @@ import torch
 from test_train_cli import TINY, exit_code, one_error_line
 
 from idresnet.cli.main import main
+from idresnet.files import file_digest
 from idresnet.training.checkpoint import load_weights
 
 
@@ -46,7 +47,7 @@ def test_onnx_without_the_extra_is_one_line(run, tmp_path, capsys):
     importlib.util.find_spec("onnx") is None or importlib.util.find_spec("onnxscript") is None,
     reason="needs the onnx extra",
 )
-def test_onnx_export(run, tmp_path):
+def test_onnx_export(run, tmp_path, capfd):
     import numpy as np
     import onnx
     from onnx.reference import ReferenceEvaluator
@@ -54,7 +55,12 @@ def test_onnx_export(run, tmp_path):
     from idresnet.training.evaluate import build_trained, read_trained
 
     out = tmp_path / "m.onnx"
+    capfd.readouterr()
     assert main(["export", "--weights", str(run), "--format", "onnx", "--out", str(out)]) == 0
+    # the user's output is the result alone: not torch's progress lines, its warnings that
+    # torchvision is missing, or its FutureWarnings (issue #23)
+    printed = capfd.readouterr()
+    assert printed.out.splitlines() == [f"wrote {out} (sha256 {file_digest(out)})"] and printed.err == ""
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)  # any batch

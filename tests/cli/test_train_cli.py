@@ -8,6 +8,7 @@ import yaml
 
 from idresnet.cli.main import main
 from idresnet.training.config import FIELDS
+from idresnet.training.metrics import read_metrics
 
 TINY = [
     "--model",
@@ -132,6 +133,44 @@ def test_finished_run_is_refused_then_resume_reports_it(tmp_path, capsys):
     assert "pass --resume" in one_error_line(capsys)
     assert exit_code(["train", "--resume", "--out", str(out)]) == first  # flags come from the run
     assert f"{out} after 8 iterations" in capsys.readouterr().out
+
+
+def test_resume_without_a_run_says_so(tmp_path, capsys):
+    """Issue #23: these said "no model given"."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for out in (empty, tmp_path / "missing"):
+        assert exit_code(["train", "--resume", "--out", str(out)]) == 2
+        assert f"--resume: {out} holds no run to continue" in one_error_line(capsys)
+    assert exit_code(["train", "--resume"]) == 2
+    assert "--resume needs --out RUN" in one_error_line(capsys)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_iterations_get_the_schedule_asked_for_and_the_record_says_so(tmp_path, capsys):
+    """Issue #23: docs/training.md's smoke run (--iterations 200 --lr-milestones 100 150)
+    warmed up for the recipe's 400 iterations, so it trained at lr 0.01 throughout and its
+    status said "a reduced schedule (budget 1)". Now the warm-up is scaled with the
+    iterations (400 x 200 / 64,000 = 1), the lr drops where asked, and the record says so."""
+    out = tmp_path / "run"
+    schedule = ["--iterations", "200", "--lr-milestones", "100", "150", "--log-interval", "1", "--eval-interval", "200"]
+    small = ["--model", "preact_resnet20", "--model-kwargs", "width=0.25", "depth=8", "--dataset", "synthetic"]
+    small += ["--batch-size", "8", "--train-size", "32", "--test-size", "32", "--no-progress"]
+    argv = ["train", *small, *schedule, "--out", str(out)]
+    assert exit_code(argv) == 0
+    lr = {int(r["iteration"]): float(r["lr"]) for r in read_metrics(out / "metrics.csv")}
+    assert [lr[i] for i in (1, 2, 100, 101, 150, 151, 200)] == [0.01, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+    recorded = yaml.safe_load((out / "config.yaml").read_text())
+    assert recorded["warmup_iters"] == 1 and recorded["run_info"]["schedule"]["warmup_iters"] == 1
+    message = json.loads((out / "status.json").read_text())["message"]
+    assert message.endswith("a reduced schedule (200 of 64,000 iterations)"), message
+
+
+def test_a_warmup_past_the_first_milestone_is_one_line(tmp_path, capsys):
+    argv = ["train", *TINY, "--warmup-iters", "4", "--out", str(tmp_path / "r")]  # TINY drops lr at 4
+    assert exit_code(argv) == 2
+    assert "a warm-up of 4 iterations reaches the first lr milestone (4)" in one_error_line(capsys)
+    assert not (tmp_path / "r").exists()
 
 
 def test_diverging_run_exit_code_and_no_traceback(tmp_path, capsys):

@@ -100,8 +100,13 @@ def test_no_server_fails_fast(monkeypatch, cache):
 
 
 def test_download_off(cache):
-    with pytest.raises(DatasetError, match="download is off"):
+    with pytest.raises(DatasetError, match="download is off") as exc:
         load_dataset("cifar10", download=False)
+    assert "or an image folder such as cifar10-jpeg.tar.gz" in str(exc.value)
+    with pytest.raises(DatasetError, match="download is off") as exc:
+        load_dataset("cifar100", download=False)
+    # CIFAR-100's stand-in is a CIFAR-100 image folder, not the CIFAR-10 copy (issue #23)
+    assert "cifar10-jpeg" not in str(exc.value) and "image folder of CIFAR-100" in str(exc.value)
 
 
 def test_cached_archive_with_wrong_md5(cache):

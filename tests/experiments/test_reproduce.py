@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 
 from idresnet.cli.main import main
+from idresnet.experiments import load_table
 from idresnet.experiments.report import difference, ours
 from idresnet.experiments.runner import RowOutcome
 from idresnet.experiments.tables import Row
@@ -30,6 +31,8 @@ def test_reproduce_smoke_writes_table_and_figure_and_skips_finished_rows(tmp_pat
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "[2/2] scaling_05_05 run 0: finished" in first
+    # each run's evaluation line names its row (issue #23: every one said "[run0]")
+    assert "[original/run0] iter 3/3" in first and "[scaling_05_05/run0] iter 3/3" in first
     md = (out / "table1.md").read_text()
     assert "ours, SMOKE scale: test error %" in md and "paper (error %, full recipe)" in md
     assert "| constant scaling | 0.5 | 0.5 |" in md and "| 12.35 |" in md
@@ -51,6 +54,28 @@ def test_reproduce_errors(capsys):
     assert "reduced" in capsys.readouterr().err
     assert main(["reproduce", "--list"]) == 0
     assert "exclusive_gate_-6" in capsys.readouterr().out
+
+
+def test_a_missing_cifar100_names_its_flag_and_the_rows_that_run_without_it(tmp_path, monkeypatch, capsys):
+    """Issue #23: the message said to pass --data (the CIFAR-10 source) and offered a
+    CIFAR-10 image folder in CIFAR-100's place."""
+    import idresnet.data.load
+    from idresnet.errors import DatasetError
+
+    def offline(url, dest, md5):
+        raise DatasetError(f"{url}: no network here")
+
+    monkeypatch.setattr(idresnet.data.load, "fetch", offline)
+    monkeypatch.setenv("IDRESNET_CACHE", str(tmp_path / "cache"))
+    argv = ["reproduce", "table3", "--scale", "smoke", "--dataset", "synthetic", "--out", str(tmp_path / "t3")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "could not download CIFAR-100" in err
+    assert "the cifar100 rows of table3 need --cifar100-data PATH" in err and "pass --data" not in err
+    assert "cifar10-jpeg" not in err and "image folder of CIFAR-100" in err
+    cifar10_rows = [r.id for r in load_table("table3").rows if r.dataset == "cifar10"]
+    assert err.endswith("to run the other rows alone: --rows " + " ".join(cifar10_rows))
+    assert not (tmp_path / "t3").exists()  # nothing trained, nothing written
 
 
 def outcome(errors, statuses=None, paper=6.0):

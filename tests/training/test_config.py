@@ -21,11 +21,11 @@ def test_defaults_are_the_paper_recipe():
 def test_yaml_then_overrides(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
-        "model: preact_resnet110\nlr: 0.05\nlr_milestones: [100, 200]\nmodel_kwargs: {width: 0.5}\nbatch_size: 64\n"
+        "model: preact_resnet110\nlr: 0.05\nlr_milestones: [1000, 2000]\nmodel_kwargs: {width: 0.5}\nbatch_size: 64\n"
     )
     c = load_config(path, {"lr": "0.2", "seed": "3"})  # flags arrive as strings
     assert (c.model, c.lr, c.seed, c.batch_size) == ("preact_resnet110", 0.2, 3, 64)
-    assert c.lr_milestones == [100, 200] and c.model_kwargs == {"width": 0.5}
+    assert c.lr_milestones == [1000, 2000] and c.model_kwargs == {"width": 0.5}
 
 
 def test_resolved_config_round_trips_through_yaml(tmp_path):
@@ -49,14 +49,14 @@ def test_numbers_from_strings(text, value):
 def test_strings_for_lists_optionals_and_bools():
     c = TrainConfig(
         model="resnet20",
-        lr_milestones="100,200",
+        lr_milestones="1000,2000",
         eval_interval="none",
         nesterov="true",
         channels_last="auto",
         iterations="64000",
         epoch_milestones=["3", "6"],
     )
-    assert c.lr_milestones == [100, 200] and c.eval_interval is None and c.nesterov is True
+    assert c.lr_milestones == [1000, 2000] and c.eval_interval is None and c.nesterov is True
     assert c.channels_last == "auto" and c.iterations == 64000 and c.epoch_milestones == [3, 6]
 
 
@@ -117,6 +117,45 @@ def test_bad_values_are_one_line_errors(changes, pattern):
     one_line(exc)
 
 
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        (
+            {"iterations": 200, "lr_milestones": [100, 150], "warmup_iters": 100},
+            r"reaches the first lr milestone \(100\)",
+        ),
+        ({"lr_milestones": [100, 200]}, r"warm-up of 400 iterations reaches the first lr milestone \(100\)"),
+        ({"iterations": 300, "lr_milestones": [], "warmup_iters": 400}, r"reaches the end of the run \(300\)"),
+        (
+            {"budget": 0.01, "lr_milestones": [300, 400]},  # 4 warm-up iterations, the first drop at 3
+            r"warm-up of 4 iterations \(warmup_iters 400 x budget 0.01\) reaches the first lr milestone \(3\)",
+        ),
+    ],
+)
+def test_a_warmup_that_swallows_the_schedule_is_one_line(changes, pattern):
+    """Issue #23: a warm-up reaching the first milestone trains at warmup_lr throughout."""
+    with pytest.raises(ConfigError, match=pattern) as exc:
+        TrainConfig(model="resnet20", **changes)
+    assert "--warmup-iters" in one_line(exc)
+
+
+def test_the_warmup_check_spares_runs_already_recorded(tmp_path):
+    """A run recorded before the check (warm-up 400, milestones 100 and 150) still reads and
+    resumes: its schedule is what it trained with."""
+    from idresnet.training.rundir import CONFIG, read_run_config
+
+    assert TrainConfig(model="resnet20", iterations=200, lr_milestones=[100, 150], warmup_iters=99).warmup_iters == 99
+    old = dict(model="resnet20", iterations=200, lr_milestones=[100, 150], warmup_iters=400, out=str(tmp_path))
+    recorded = TrainConfig(**old, resume=True).to_dict()
+    (tmp_path / CONFIG).write_text(yaml.safe_dump({**recorded, "resume": False, INFO_KEY: {}}))
+    assert read_run_config(tmp_path)[0].warmup_iters == 400
+
+
+def test_resume_needs_a_run_folder():
+    with pytest.raises(ConfigError, match="--resume needs --out RUN"):
+        TrainConfig(model="resnet20", resume=True)
+
+
 def test_missing_model():
     with pytest.raises(ConfigError, match="no model given"):
         TrainConfig()
@@ -159,7 +198,8 @@ def test_imagenet_recipe_defaults_and_round_trip(tmp_path):
 
 def test_cifar_recipe_is_unchanged_by_the_recipe_fields():
     c = TrainConfig(model="resnet20", dataset="cifar100", iterations=1000)
-    assert (c.batch_size, c.lr_milestones, c.warmup_iters, c.schedule_unit) == (128, [32000, 48000], 400, "iter")
+    # the warm-up is scaled with the iterations given: 400 x 1000 / 64000 = 6.25 -> 6
+    assert (c.batch_size, c.lr_milestones, c.warmup_iters, c.schedule_unit) == (128, [32000, 48000], 6, "iter")
     assert c.epochs is None and c.epoch_milestones is None
 
 
@@ -205,6 +245,25 @@ def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
 )
 def test_fail_threshold_applies_to_full_schedules_or_when_given(values, threshold):
     assert fail_threshold(TrainConfig(model="preact_resnet20", **values)) == threshold
+
+
+@pytest.mark.parametrize(
+    "values, iters_per_epoch, part",
+    [
+        ({"iterations": 200, "lr_milestones": [100, 150]}, 390, "200 of 64,000 iterations"),  # said "budget 1"
+        ({"budget": 0.1}, 390, "6,400 of 64,000 iterations, budget 0.1"),
+        ({"dataset": "imagenet", "data": "x", "epochs": 9}, 5004, "9 of 90 epochs"),
+        ({"dataset": "imagenet", "data": "x", "budget": 0.05}, 5004, "4.5 of 90 epochs, budget 0.05"),
+    ],
+)
+def test_the_reduced_schedule_message_says_how_much_was_trained(values, iters_per_epoch, part):
+    from idresnet.training.recipe import reduced_schedule_message
+    from idresnet.training.schedule import build_schedule
+
+    c = TrainConfig(model="preact_resnet20", **values)
+    assert reduced_schedule_message(c, build_schedule(c, iters_per_epoch)) == (
+        f"not judged against the paper's 20% 'fail' threshold: a reduced schedule ({part})"
+    )
 
 
 @pytest.mark.parametrize("key", ["lr", "momentum", "weight_decay", "budget", "warmup_lr", "fail_threshold"])

@@ -110,18 +110,19 @@ def test_diverging_run_stops_cleanly(tiny):
 
 @pytest.mark.parametrize("threshold, status", [(0.0, "failed"), (100.0, "finished")])
 def test_fail_threshold(tiny, threshold, status):
-    result = train(tiny(iterations=4, lr_milestones=[2], eval_interval=4, fail_threshold=threshold))
+    result = train(tiny(iterations=4, lr_milestones=[2], warmup_iters=1, eval_interval=4, fail_threshold=threshold))
     assert result.status == status == status_of(result.run_dir)["status"]
     assert result.final_test_error is not None  # a fail is a result, its weights are kept
     assert (result.run_dir / "weights.safetensors").is_file()
 
 
 def test_a_reduced_schedule_is_not_judged_by_the_full_schedules_threshold(tiny):
-    result = train(tiny(iterations=4, lr_milestones=[2], eval_interval=4))  # 4 of the recipe's 64k
+    result = train(tiny(iterations=4, lr_milestones=[2], warmup_iters=1, eval_interval=4))  # 4 of the recipe's 64k
     status = status_of(result.run_dir)
     assert result.final_test_error > 20.0  # the paper's "fail" threshold, for 64k iterations
     assert result.status == status["status"] == "finished"
     assert "not judged" in status["message"] and "reduced schedule" in status["message"]
+    assert status["message"].endswith("(4 of 64,000 iterations)")  # it said "(budget 1)" (issue #23)
 
 
 @pytest.mark.parametrize(
@@ -158,6 +159,7 @@ def test_table1_failing_variants_end_with_a_status(tiny, variant):
             model_kwargs={"width": 0.25, **variant},
             iterations=4,
             lr_milestones=[2],
+            warmup_iters=1,
             eval_interval=4,
             fail_threshold=5.0,
         )
@@ -175,7 +177,7 @@ def test_table1_failing_variants_end_with_a_status(tiny, variant):
 
 
 def test_channels_last_off_and_pixel_normalization(tiny):
-    result = train(tiny(iterations=4, lr_milestones=[2], channels_last=False, normalization="pixel"))
+    result = train(tiny(iterations=4, lr_milestones=[2], warmup_iters=1, channels_last=False, normalization="pixel"))
     _, meta = load_weights(result.run_dir / "weights.safetensors")
     assert meta["normalization"]["kind"] == "pixel" and len(meta["normalization"]["pixel_mean"]) == 32
 
@@ -194,18 +196,24 @@ def test_epoch_schedule_and_progress_bar(tiny, capsys):
 
 def test_bf16_on_a_cpu_that_emulates_it_warns_once(tiny, capsys, monkeypatch):
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
-    result = train(tiny(iterations=2, lr_milestones=[1], amp="bf16"))
+    result = train(tiny(iterations=2, lr_milestones=[1], warmup_iters=0, amp="bf16"))
     assert result.status in ("finished", "failed")
     assert capsys.readouterr().err.count("idresnet: warning: amp bf16 on a CPU without native bf16") == 1
-    train(tiny("fp32", iterations=2, lr_milestones=[1]))  # the default, float32: no warning
+    train(tiny("fp32", iterations=2, lr_milestones=[1], warmup_iters=0))  # the default, float32: no warning
     assert "native bf16" not in capsys.readouterr().err
 
 
 def test_activation_checkpointing_gives_the_same_run(tiny, tmp_path):
     """Checkpointing trades memory for time only: same metrics and weights (CPU)."""
-    plain = train(tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "plain")))
+    plain = train(tiny(iterations=3, lr_milestones=[2], warmup_iters=1, out=str(tmp_path / "plain")))
     ckpt = train(
-        tiny(iterations=3, lr_milestones=[2], out=str(tmp_path / "ckpt"), activation_checkpointing="segment:2")
+        tiny(
+            iterations=3,
+            lr_milestones=[2],
+            warmup_iters=1,
+            out=str(tmp_path / "ckpt"),
+            activation_checkpointing="segment:2",
+        )
     )
     a, _ = load_weights(plain.run_dir / "weights.safetensors")
     b, _ = load_weights(ckpt.run_dir / "weights.safetensors")

@@ -87,3 +87,26 @@ def test_linear_lr_scaling_uses_the_recipes_batch():
     assert paper(lr_scaling="linear", batch_size=256).base_lr == 0.2  # CIFAR: 0.1 is for 128
     assert paper(batch_size=256).base_lr == 0.1  # no scaling unless asked
     assert paper(lr_scaling="linear", batch_size=256).lr(0) == 0.01  # warm-up not scaled
+
+
+@pytest.mark.parametrize(
+    "iterations, ms, warm",
+    [(200, [100, 150], 1), (80, [40, 60], 0), (6400, [3200, 4800], 40), (64000, [32000, 48000], 400)],
+)
+def test_iterations_given_scale_the_warmup_as_budget_does(iterations, ms, warm):
+    """Issue #23: --iterations 200 --lr-milestones 100 150 warmed up for the recipe's 400
+    iterations, so the whole run trained at 0.01. The warm-up now keeps its share of the
+    run: 400 x N / 64,000, as --budget N/64000 gives."""
+    s = paper(iterations=iterations, lr_milestones=ms)
+    assert (s.iterations, s.milestones, s.warmup_iters) == (iterations, tuple(ms), warm)
+    assert s.lr(warm) == 0.1 and s.lr(ms[0] - 1) == 0.1 and s.lr(ms[0]) == 0.01 and s.lr(ms[1]) == 0.001
+    assert s.lr(0) == (0.01 if warm else 0.1)
+    by_budget = paper(budget=iterations / 64000)
+    assert (by_budget.iterations, by_budget.milestones, by_budget.warmup_iters) == (s.iterations, s.milestones, warm)
+
+
+def test_a_warmup_given_or_an_epoch_schedule_is_not_rescaled():
+    assert paper(iterations=200, lr_milestones=[100, 150], warmup_iters=5).warmup_iters == 5
+    assert paper(iterations=200, lr_milestones=[100, 150], warmup_iters=0).lr(0) == 0.1
+    epochs = paper(schedule_unit="epoch", epochs=100, iterations=200)  # epochs count; iterations unused
+    assert epochs.warmup_iters == 400 and epochs.iterations == 100 * CIFAR_EPOCH

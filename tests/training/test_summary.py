@@ -63,6 +63,28 @@ def test_running_without_its_process_is_stopped(tmp_path):
     assert summarize(gone)["seconds_left"] == pytest.approx(50.0)  # resumable: still has time left
 
 
+def test_an_interrupted_run_stands_where_its_status_says(tmp_path, monkeypatch):
+    """Issue #23: a run stopped between metrics rows (rows every 4 iterations, stopped after
+    iteration 5) was listed at its last row, 4, while status.json said 5."""
+    from trainhelpers import TINY, interrupt_at
+
+    from idresnet.training import TrainConfig, train
+
+    interrupt_at(monkeypatch, 5)
+    result = train(TrainConfig(**TINY, out=str(tmp_path / "r")))
+    status = json.loads((tmp_path / "r" / "status.json").read_text())
+    assert result.status == "interrupted" and status["iteration"] == 5
+    s = summarize(tmp_path / "r")
+    assert (s["status"], s["iteration"], s["epoch"]) == ("interrupted", 5, status["epoch"])
+
+
+def test_a_running_run_is_ahead_of_its_last_checkpoint(tmp_path):
+    run = fake_run(tmp_path / "r", rows=5)  # rows up to 500
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "iteration": 300, "epoch": 0.75}))  # checkpoint at 300
+    assert (summarize(run)["iteration"], summarize(run)["epoch"]) == (500, 1.25)
+
+
 def test_runs_are_found_below_folders_but_not_inside_runs(tmp_path):
     a = fake_run(tmp_path / "table" / "row_a" / "run0")
     b = fake_run(tmp_path / "table" / "row_a" / "run1")

@@ -45,6 +45,11 @@ def loss_axis_top(runs: dict[str, dict], early: float = 0.25) -> float | None:
     return 1.25 * max(late) if peak > 1.5 * max(late) else None
 
 
+def _lone_marker(x) -> str | None:
+    """A marker for a series of one point (one evaluation), which a line alone leaves invisible."""
+    return "o" if len(x) == 1 else None
+
+
 def curves_figure(runs: dict[str, dict], title: str = ""):
     """``runs[label] = read_metrics(...)``: one figure, two y axes."""
     fig, loss_ax = plt.subplots(figsize=(8, 4.8))
@@ -56,10 +61,10 @@ def curves_figure(runs: dict[str, dict], title: str = ""):
         colour = colours[i % len(colours)]
         if series["train_loss"]:
             x, y = zip(*series["train_loss"])
-            loss_ax.plot(x, y, linestyle="--", color=colour, linewidth=1)
+            loss_ax.plot(x, y, linestyle="--", color=colour, linewidth=1, marker=_lone_marker(x))
         if series["test_error"]:
             x, y = zip(*series["test_error"])
-            error_ax.plot(x, y, linestyle="-", color=colour, linewidth=1.8, label=label)
+            error_ax.plot(x, y, linestyle="-", color=colour, linewidth=1.8, label=label, marker=_lone_marker(x))
     top = loss_axis_top(runs)
     loss_ax.set_xlabel("iterations")
     loss_ax.set_ylabel("training loss (dashed)" + (f", clipped at {top:.2f}" if top else ""))

@@ -128,12 +128,19 @@ def _top5_text(res: dict) -> str:
 
 def _recorded_data(recorded: str | None, weights: Path) -> str | None:
     """The run's recorded data path, or a copy of the same name found near the weights or
-    in the current folder when it was moved (None: the dataset's cache, as recorded)."""
+    in the current folder when it was moved (None: the dataset's cache, as recorded); a
+    one-line error asking for ``--data`` when it is nowhere."""
     from idresnet.data import locate
+    from idresnet.errors import UsageError
 
     if recorded is None:
         return None
     found = locate(recorded, near=[Path(weights).parent])
-    if found is not None and str(found) != recorded:
+    if found is None:
+        raise UsageError(
+            f"the data these weights were trained on, {recorded}, is gone (moved or deleted) and no copy "
+            "of that name is near the weights or here; pass --data PATH to it"
+        )
+    if str(found) != recorded:
         print(f"idresnet eval: the recorded data {recorded} is gone; using {found}", file=sys.stderr)
-    return str(found) if found is not None else recorded
+    return str(found)

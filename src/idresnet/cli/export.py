@@ -12,7 +12,10 @@ SHA-256 is printed, for publishing beside it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import logging
+import warnings
 from pathlib import Path
 
 from idresnet.cli.parsing import add_weights_arguments
@@ -65,17 +68,36 @@ def export_onnx(net, out: Path, image_shape, opset=None) -> None:
     h, w = image_shape[:2]
     example = torch.zeros(1, 3, h, w)
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(
-        net,
-        (example,),
-        str(out),
-        input_names=["images"],
-        output_names=["logits"],
-        dynamic_shapes=({0: batch},),
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-    )
+    with _exporter_quiet():
+        torch.onnx.export(
+            net,
+            (example,),
+            str(out),
+            input_names=["images"],
+            output_names=["logits"],
+            dynamic_shapes=({0: batch},),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _exporter_quiet():
+    """torch's exporter talks about itself: its progress lines (``verbose``), warnings that
+    torchvision's detection operators are skipped, and deprecations inside torch. None of
+    it concerns the user's network; errors still show."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def run(args) -> int:

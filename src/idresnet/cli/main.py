@@ -3,13 +3,19 @@
 Each sub-command module defines ``add_parser(subparsers)`` and ``run(args) -> int``.
 Errors the user can cause (:class:`idresnet.errors.UsageError`, a missing file) and
 refusals of the file system (permission, full disk) are printed as one line, with exit
-status 2 and no traceback; Ctrl-C is 130.
+status 2 and no traceback; Ctrl-C is 130. Output read by a command that stops early
+(``idresnet reproduce --list | head -2``) ends quietly, with status 141 (128 + SIGPIPE,
+as a Unix tool killed by the closed pipe reports).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
+import select
 import sys
+
+BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 # sub-command name -> module under idresnet.cli
 COMMANDS = {
@@ -59,7 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not after main has returned
+        return code
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        _silence_stdout()
+        return BROKEN_PIPE
     except UsageError as exc:
         print(f"idresnet {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -73,6 +86,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"idresnet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (a BrokenPipeError from elsewhere, a
+    worker's pipe, is not the user's early stop)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), no file descriptor
+        return True
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit does not raise again
+    (the Python documentation's recipe for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

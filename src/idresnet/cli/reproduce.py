@@ -25,7 +25,12 @@ def add_parser(sub, name):
         help="CIFAR-10 source: official archive, its folder, or an image "
         "folder such as cifar10-jpeg.tar.gz (default: cache, then download)",
     )
-    p.add_argument("--cifar100-data", default=None, help="CIFAR-100 source for the CIFAR-100 rows")
+    p.add_argument(
+        "--cifar100-data",
+        default=None,
+        help="CIFAR-100 source for the CIFAR-100 rows (table3, table4): cifar-100-python.tar.gz, its folder, "
+        "or a CIFAR-100 image folder (default: cache, then download)",
+    )
     p.add_argument(
         "--imagenet-data",
         default=None,
@@ -59,17 +64,31 @@ def list_all() -> int:
     return 0
 
 
-def describe(dataset: str, path) -> str:
-    """The dataset's description; loading (or, for ImageNet, indexing) checks it is there."""
+DATA_FLAGS = {"cifar10": "--data", "cifar100": "--cifar100-data", "imagenet": "--imagenet-data"}
+
+
+def describe(dataset: str, path, table, rows) -> str:
+    """The dataset's description; loading (or, for ImageNet, indexing) checks it is there.
+    A missing dataset is a one-line error naming its flag and, where the table has rows
+    on other data, how to run those alone."""
     from idresnet.data import load_dataset, load_imagenet
+    from idresnet.data.load import DatasetMissing
     from idresnet.errors import UsageError
 
+    others = [r.id for r in rows if r.dataset != dataset]
+    alone = f"; to run the other rows alone: --rows {' '.join(others)}" if others else ""
     if dataset != "imagenet":
-        return load_dataset(dataset, path).description
+        try:
+            return load_dataset(dataset, path).description
+        except DatasetMissing as exc:
+            raise UsageError(
+                f"{exc.reason}: the {dataset} rows of {table.name} need {DATA_FLAGS[dataset]} PATH, "
+                f"{exc.sources}{alone}"
+            ) from None
     if path is None:
         raise UsageError(
             "the ImageNet rows need --imagenet-data DIR, a folder with train/<wnid>/ and "
-            "val/<wnid>/ images (ImageNet is not downloaded)"
+            f"val/<wnid>/ images (ImageNet is not downloaded){alone}"
         )
     return load_imagenet(path).description
 
@@ -98,7 +117,7 @@ def run(args) -> int:
                 row.dataset = "synthetic"
     data = {"cifar10": args.data, "cifar100": args.cifar100_data, "imagenet": args.imagenet_data}
     # check every dataset before training anything: a missing one is a one-line error now
-    descriptions = {name: describe(name, data.get(name)) for name in {r.dataset for r in rows}}
+    descriptions = {name: describe(name, data.get(name), table, rows) for name in sorted({r.dataset for r in rows})}
     out = Path(args.out or f"runs/reproduce/{table.name}-{args.scale}")
     out.mkdir(parents=True, exist_ok=True)
     print(f"{table.title}: {len(rows)} rows x {args.runs} runs at {args.scale} scale -> {out}")

@@ -65,12 +65,15 @@ def config_from_args(args):
     recorded config is the base when no file is given."""
     from idresnet.training import load_config
     from idresnet.training.config import FIELDS
-    from idresnet.training.rundir import CONFIG
+    from idresnet.training.rundir import CONFIG, holds_run, no_run_to_continue
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     path = args.config
     if path is None and overrides.get("resume") and overrides.get("out"):
-        recorded = Path(overrides["out"]) / CONFIG
+        out = Path(overrides["out"])
+        if not holds_run(out):  # before the config's own checks: the model is in the run's record
+            raise no_run_to_continue(out)
+        recorded = out / CONFIG
         path = recorded if recorded.is_file() else None
     return load_config(path, overrides)
 

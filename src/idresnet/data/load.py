@@ -22,6 +22,15 @@ MAX_DECODED_BYTES = 8 << 30  # larger image folders must stream from disk (Image
 TAR_IN_MEMORY = 2 << 30  # smaller image-folder tarballs are decoded without extracting
 
 
+class DatasetMissing(DatasetError):
+    """A CIFAR dataset neither given nor in the cache nor downloadable. ``reason`` says why,
+    ``sources`` what may be given instead (the message adds "pass --data PATH to" them)."""
+
+    def __init__(self, reason: str, sources: str):
+        super().__init__(f"{reason}; pass --data PATH to {sources}")
+        self.reason, self.sources = reason, sources
+
+
 def load_dataset(
     name: str,
     data: str | os.PathLike | None = None,
@@ -147,17 +156,15 @@ def _load_cifar_cached(name, spec, cache, allow_download, label_set) -> ImageDat
         return _load_verified(name, spec, archive, cache, label_set)
     if (cache / spec.folder).is_dir():
         return _load_cifar(name, cache / spec.folder, cache, False, label_set)
-    hint = (
-        f"pass --data PATH to a local {spec.archive}, its extracted folder, "
-        "or an image folder such as cifar10-jpeg.tar.gz"
-    )
+    example = "such as cifar10-jpeg.tar.gz" if name == "cifar10" else f"of {spec.title} (train/<class>/, test/<class>/)"
+    sources = f"a local {spec.archive}, its extracted folder, or an image folder {example}"
     if not allow_download:
-        raise DatasetError(f"{spec.title} not found in the cache {cache} and download is off; {hint}")
+        raise DatasetMissing(f"{spec.title} not found in the cache {cache} and download is off", sources)
     url = cifar.source_url(spec)
     try:
         fetch(url, archive, spec.md5)
     except DatasetError as exc:
-        raise DatasetError(f"could not download {spec.title} ({exc}); {hint}") from None
+        raise DatasetMissing(f"could not download {spec.title} ({exc})", sources) from None
     return _load_verified(name, spec, archive, cache, label_set)
 
 

@@ -30,7 +30,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, choices_error
 from idresnet.seeding import SAMPLE, numpy_rng
 
 # The ImageNet channel statistics (in [0, 1]) used by fb.resnet.torch and torchvision.
@@ -132,7 +132,7 @@ def train_transform(kind: str, crop: int, scale_range=(256, 480)):
         return ScaleAugment(crop, scale_range)
     if kind == "rrc":
         return RandomResizedCrop(crop)
-    raise UsageError(f"unknown augmentation {kind!r}; valid: {', '.join(AUGMENTATIONS)}")
+    raise choices_error("augmentation", kind, AUGMENTATIONS)
 
 
 def to_array(img: Image.Image) -> np.ndarray:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, did_you_mean
 
 CHECKPOINT_MODES = ("none", "unit", "segment:K")
 _SEGMENT = re.compile(r"segment:(\d+)")
@@ -57,7 +57,11 @@ def parse_checkpoint_mode(mode) -> tuple[str, int | None]:
     match = _SEGMENT.fullmatch(text)
     if match and int(match.group(1)) >= 1:
         return "segment", int(match.group(1))
-    raise UsageError(f"invalid checkpoint mode {mode!r}; valid: none, unit, segment:K (K >= 1 segments per stage)")
+    kind, kinds = text.partition(":")[0], ("none", "unit", "segment")
+    raise UsageError(
+        f"invalid checkpoint mode {mode!r}; valid: none, unit, segment:K (K >= 1 segments per stage)"
+        + ("" if kind in kinds else did_you_mean(kind, kinds))
+    )
 
 
 def canonical_mode(mode) -> str:

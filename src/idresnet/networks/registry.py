@@ -106,7 +106,7 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     valid = NETWORK_OPTIONS + UNIT_OPTIONS
     unknown = sorted(set(overrides) - set(valid))
     if unknown:
-        raise UsageError(f"unknown model option {unknown[0]!r}; valid: {', '.join(valid)}")
+        raise choices_error("model option", unknown[0], valid)
     net = {k: overrides[k] for k in NETWORK_OPTIONS if k in overrides}
     for key, kind in (("depth", int), ("width", (int, float)), ("in_channels", int)):
         if key in net and (isinstance(net[key], bool) or not isinstance(net[key], kind)):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, choices_error
 from idresnet.networks.checkpointing import canonical_mode
 
 OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit", "ckpt=segment:K")
@@ -91,12 +91,12 @@ def parse_mode(text: str) -> Mode:
         elif key == "compile":
             value = value or "default"
             if value not in COMPILE_MODES:
-                raise UsageError(f"invalid compile mode {value!r} in mode {text!r}; valid: {', '.join(COMPILE_MODES)}")
+                raise choices_error("compile mode", value, COMPILE_MODES, where=f" in mode {text!r}")
             opts["compile"] = value
         elif key == "ckpt" and value:
             opts["checkpoint"] = canonical_mode(value)
         else:
-            raise UsageError(f"unknown mode option {token!r} in {text!r}; valid: {', '.join(OPTIONS)}")
+            raise choices_error("mode option", token, OPTIONS, where=f" in {text!r}")
     return Mode(**opts)
 
 

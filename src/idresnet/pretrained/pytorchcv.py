@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, choices_error
 from idresnet.pretrained.match import state_dict_layers
 
 CIFAR_DEPTHS = {"basic": (20, 56, 110, 1202), "bottleneck": (164, 272, 542, 1001)}
@@ -49,7 +49,7 @@ def arch_names() -> list[str]:
 def layout(arch: str) -> tuple[str, dict, str]:
     """``(idresnet model, model options, dataset)`` of a pytorchcv model name."""
     if arch not in arch_names():
-        raise UsageError(f"unknown pytorchcv architecture {arch!r}; valid: {', '.join(arch_names())}")
+        raise choices_error("pytorchcv architecture", arch, arch_names())
     m = re.fullmatch(r"(pre)?resnet(\d+)(bn|b)?(?:_(cifar10|cifar100))?", arch)
     preact, depth, suffix, dataset = bool(m[1]), int(m[2]), m[3], m[4] or "imagenet"
     prefix = "preact_" if preact else ""

@@ -20,6 +20,7 @@ import yaml
 
 from idresnet.errors import ConfigError, UsageError, choices_error
 from idresnet.training.recipe import STREAMING, apply_recipe
+from idresnet.training.schedule import scaled
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
@@ -188,11 +189,11 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         values.pop(INFO_KEY, None)
         unknown = sorted(set(values) - set(FIELDS))
         if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r} in {path}; valid: {', '.join(FIELDS)}")
+            raise ConfigError(str(choices_error("config key", unknown[0], FIELDS, where=f" in {path}")))
     values.update(overrides or {})
     unknown = sorted(set(values) - set(FIELDS))
     if unknown:
-        raise ConfigError(f"unknown config key {unknown[0]!r}; valid: {', '.join(FIELDS)}")
+        raise ConfigError(str(choices_error("config key", unknown[0], FIELDS)))
     return TrainConfig(**values)
 
 
@@ -369,6 +370,8 @@ def _check(c: TrainConfig):
     from idresnet.networks import list_models, model_info
     from idresnet.networks.checkpointing import canonical_mode
 
+    if c.resume and c.out is None:
+        raise ConfigError("--resume needs --out RUN, the run folder to continue")
     if c.model is None:
         raise ConfigError(
             "no model given: pass --model NAME (or `model:` in the config file); `idresnet models` lists them"
@@ -403,6 +406,8 @@ def _check(c: TrainConfig):
         )
     if c.schedule_unit == "epoch" and c.epochs is None:
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
+    if not c.resume:  # a resumed run keeps the schedule it recorded
+        _check_warmup(c)
     _need(
         bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device, "auto, cpu, cuda, cuda:N or mps"
     )
@@ -415,6 +420,28 @@ def _check(c: TrainConfig):
     if c.dataset == "synthetic" and c.data is not None:
         raise ConfigError("dataset 'synthetic' is generated and takes no --data")
     _check_streaming(c)
+
+
+def _check_warmup(c: TrainConfig):
+    """A warm-up that reaches the first lr milestone (or the end) of an iteration schedule
+    would train at warmup_lr up to it and never at lr: a one-line error, not a silent run
+    (the budget scales both, as the run will)."""
+    if c.schedule_unit != "iter" or c.iterations is None or c.warmup_iters == 0:
+        return
+    warm = scaled(c.warmup_iters, c.budget)
+    ends = [(scaled(c.iterations, c.budget, 1), "the end of the run", "more --iterations")]
+    if c.lr_milestones:
+        ends.append((scaled(c.lr_milestones[0], c.budget, 1), "the first lr milestone", "later --lr-milestones"))
+    end, what, later = min(ends)
+    if warm >= end:
+        if c.budget == 1:
+            scaled_by, fewer = "", f"--warmup-iters below {end}"
+        else:
+            scaled_by, fewer = f" (warmup_iters {c.warmup_iters} x budget {c.budget:g})", "fewer --warmup-iters"
+        raise ConfigError(
+            f"a warm-up of {warm} iterations{scaled_by} reaches {what} ({end}): the run would never "
+            f"train at lr {c.lr:g}; give {fewer} or {later}"
+        )
 
 
 def _check_streaming(c: TrainConfig):

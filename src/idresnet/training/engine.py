@@ -39,7 +39,7 @@ from idresnet.training.config import TrainConfig, plain
 from idresnet.training.data import build_data
 from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
-from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD, fail_threshold
+from idresnet.training.recipe import fail_threshold, reduced_schedule_message
 from idresnet.training.schedule import build_schedule
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
@@ -293,7 +293,7 @@ class _Trainer:
         total, per_epoch = self.schedule.iterations, self.schedule.iters_per_epoch
         self.bar = progress(
             total,
-            desc=self.run_dir.name,
+            desc=rundir.display_name(self.run_dir),
             unit="it",
             initial=self.it,
             enabled=self.main and self.cfg.progress is not False,
@@ -424,7 +424,7 @@ class _Trainer:
         )
         if "test_error" in row and isinstance(self.bar, LineProgress):
             print(
-                f"[{self.run_dir.name}] iter {row['iteration']}/{self.schedule.iterations} "
+                f"[{rundir.display_name(self.run_dir)}] iter {row['iteration']}/{self.schedule.iterations} "
                 f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
                 f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)",
                 flush=True,
@@ -475,10 +475,7 @@ class _Trainer:
             if status == "failed":
                 message = f"final test error {final:.2f}% > fail_threshold {threshold:g}%"
             elif threshold is None:
-                message = (
-                    f"not judged against the paper's {FULL_SCHEDULE_FAIL_THRESHOLD:g}% 'fail' "
-                    f"threshold: a reduced schedule (budget {self.cfg.budget:g})"
-                )
+                message = reduced_schedule_message(self.cfg, self.schedule)
             if self.main:
                 save_weights(
                     self.run_dir / rundir.WEIGHTS,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from idresnet.errors import UsageError
+from idresnet.errors import UsageError, choices_error
 
 LOGGERS = ("none", "tensorboard")
 NOT_SCALARS = ("iteration", "epoch", "wall_time_s")
@@ -57,4 +57,4 @@ def make_loggers(kind: str, run_dir: Path) -> list:
         return []
     if kind == "tensorboard":
         return [TensorBoardLogger(Path(run_dir) / "tensorboard")]
-    raise UsageError(f"unknown logger {kind!r}; valid: {', '.join(LOGGERS)}")
+    raise choices_error("logger", kind, LOGGERS)

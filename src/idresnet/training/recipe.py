@@ -4,7 +4,9 @@ CIFAR (Sec. 4.2): batch 128, 64k iterations, lr /10 at 32k and 48k, 400 warm-up
 iterations at 0.01. ImageNet (Sec. 5, Table 5): batch 256, lr /10 at epochs 30 and 60,
 no warm-up, 90 epochs (fb.resnet.torch's length; the paper gives only the drops). A
 recipe field left unset (None) is filled in when a :class:`TrainConfig` is made, so
-``config.yaml`` records numbers; a value given is kept.
+``config.yaml`` records numbers; a value given is kept. An iteration count given (not the
+recipe's) scales the recipe's warm-up with it, as ``budget`` does: 200 CIFAR iterations
+warm up for round(400 x 200 / 64,000) = 1.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def _thirds(total: int) -> list[int]:
 def apply_recipe(c) -> None:
     """Fill the recipe fields left unset from the dataset's recipe.
 
-    cifar: batch 128, 64k iterations, milestones 32k and 48k, 400 warm-up iterations.
+    cifar: batch 128, 64k iterations, milestones 32k and 48k, 400 warm-up iterations
+    (400 x iterations / 64k when ``iterations`` is given).
     imagenet: batch 256, 90 epochs, milestones at epochs 30 and 60 (1/3 and 2/3 of
     ``epochs`` when that is given), no warm-up; giving ``iterations`` or ``lr_milestones``
     without ``schedule_unit`` selects an iteration schedule (milestones default to 1/3
@@ -50,9 +53,10 @@ def apply_recipe(c) -> None:
     """
     name = recipe_name(c.dataset)
     recipe = RECIPES[name]
-    for key in ("batch_size", "warmup_iters"):
-        if getattr(c, key) is None:
-            setattr(c, key, recipe[key])
+    if c.batch_size is None:
+        c.batch_size = recipe["batch_size"]
+    if c.warmup_iters is None:
+        c.warmup_iters = _warmup_iters(recipe, c)
     if name == "cifar":
         for key in ("schedule_unit", "iterations", "lr_milestones"):
             if getattr(c, key) is None:
@@ -73,6 +77,15 @@ def apply_recipe(c) -> None:
             )
         if c.lr_milestones is None:
             c.lr_milestones = _thirds(c.iterations)
+
+
+def _warmup_iters(recipe: dict, c) -> int:
+    """The recipe's warm-up, scaled by ``iterations`` / the recipe's iterations where an
+    iteration count is given (so ``--iterations 200`` keeps the warm-up's share of the run,
+    as ``--budget`` does); epoch schedules keep the recipe's."""
+    if c.iterations is None or "iterations" not in recipe or c.schedule_unit == "epoch":
+        return recipe["warmup_iters"]
+    return round(recipe["warmup_iters"] * c.iterations / recipe["iterations"])
 
 
 def recipe_default(name: str) -> str | None:
@@ -101,3 +114,20 @@ def fail_threshold(c) -> float | None:
     if c.fail_threshold is not None:
         return c.fail_threshold
     return FULL_SCHEDULE_FAIL_THRESHOLD if is_full_schedule(c) else None
+
+
+def reduced_schedule_message(c, schedule) -> str:
+    """Why a run of config ``c`` on ``schedule`` (a :class:`~idresnet.training.schedule.Schedule`)
+    is not judged 'failed': how much of the recipe's schedule it trained, e.g. ``200 of 64,000
+    iterations`` or ``9 of 90 epochs, budget 0.1``."""
+    recipe = RECIPES[recipe_name(c.dataset)]
+    if c.schedule_unit == "epoch":
+        unit, done = "epochs", f"{schedule.iterations / schedule.iters_per_epoch:g}"
+    else:
+        unit, done = "iterations", f"{schedule.iterations:,}"
+    of = f" of {recipe[unit]:,}" if unit in recipe else ""
+    budget = f", budget {c.budget:g}" if c.budget != 1 else ""
+    return (
+        f"not judged against the paper's {FULL_SCHEDULE_FAIL_THRESHOLD:g}% 'fail' threshold: "
+        f"a reduced schedule ({done}{of} {unit}{budget})"
+    )

@@ -22,6 +22,7 @@ folder at a time: :class:`RunLock`.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -162,6 +163,15 @@ def lock_writer_alive(run_dir: Path) -> bool | None:
     return True
 
 
+def display_name(run_dir: Path) -> str:
+    """The run's name in progress lines: its folder's name, with the folder above it for
+    the ``run<k>`` folders of ``idresnet reproduce`` (row, then seed k): ``original/run0``."""
+    run_dir = Path(run_dir)
+    if re.fullmatch(r"run\d+", run_dir.name) and run_dir.parent.name:
+        return f"{run_dir.parent.name}/{run_dir.name}"
+    return run_dir.name
+
+
 def default_out(cfg: TrainConfig) -> str:
     return f"runs/{cfg.model}-{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -172,12 +182,16 @@ class Plan:
     status: dict | None = None
 
 
+def no_run_to_continue(run_dir: Path) -> ConfigError:
+    return ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one there")
+
+
 def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
     """What to do with ``run_dir`` for ``cfg``; a one-line ConfigError if it must be left alone."""
     status = read_status(run_dir)
     if not holds_run(run_dir):
         if cfg.resume:
-            raise ConfigError(f"--resume: {run_dir} holds no run to continue; drop --resume to start one there")
+            raise no_run_to_continue(run_dir)
         return Plan("fresh")
     state = status["status"] if status else "unfinished"
     if not cfg.resume:
@@ -199,10 +213,11 @@ def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
 
 
 def read_run_config(run_dir: Path) -> tuple[TrainConfig, dict]:
-    """The recorded config of a run folder and its ``run_info``."""
+    """The recorded config of a run folder (read as one to continue: ``resume`` is set, so a
+    schedule recorded before a check was added still reads) and its ``run_info``."""
     values = read_yaml_mapping(Path(run_dir) / CONFIG)
     info = values.pop(INFO_KEY, None) or {}
-    return load_config(None, values), info
+    return load_config(None, {**values, "resume": True}), info
 
 
 def read_run_info(run_dir: Path) -> dict:

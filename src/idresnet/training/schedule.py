@@ -68,6 +68,11 @@ class Schedule:
         }
 
 
+def scaled(n: int, budget: float, least: int = 0) -> int:
+    """``n`` iterations of the schedule at ``budget``: rounded, at least ``least``."""
+    return max(least, round(n * budget))
+
+
 def base_lr(cfg) -> float:
     """``cfg.lr``, scaled by global batch / the recipe's batch with ``lr_scaling: linear``."""
     if cfg.lr_scaling != "linear":
@@ -87,9 +92,9 @@ def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
         total, milestones = cfg.iterations, list(cfg.lr_milestones)
     b = cfg.budget
     return Schedule(
-        iterations=max(1, round(total * b)),
-        milestones=tuple(sorted({max(1, round(m * b)) for m in milestones})),
-        warmup_iters=round(cfg.warmup_iters * b),
+        iterations=scaled(total, b, 1),
+        milestones=tuple(sorted({scaled(m, b, 1) for m in milestones})),
+        warmup_iters=scaled(cfg.warmup_iters, b),
         base_lr=base_lr(cfg),
         gamma=cfg.lr_gamma,
         warmup_lr=cfg.warmup_lr,

@@ -51,7 +51,11 @@ def summarize(run_dir: Path) -> dict:
     if state == "running" and lock_writer_alive(run_dir) is False:
         state = "stopped"
     tested = [r for r in rows if r["test_error"] is not None]
-    iteration = rows[-1]["iteration"] if rows else int(status.get("iteration", 0))
+    # the later of the last metrics row and status.json: a running run writes rows between
+    # its checkpoints, an interrupted one stops (and checkpoints) between its rows
+    iteration, epoch = (rows[-1]["iteration"], rows[-1]["epoch"]) if rows else (0, status.get("epoch"))
+    if _number(status.get("iteration")) > iteration:
+        iteration, epoch = int(_number(status.get("iteration"))), status.get("epoch")
     total = status.get("iterations")
     left = None
     recent = rows[-PACE_ROWS - 1 :]
@@ -65,13 +69,18 @@ def summarize(run_dir: Path) -> dict:
         "status": state,
         "iteration": iteration,
         "iterations": total,
-        "epoch": rows[-1]["epoch"] if rows else status.get("epoch"),
+        "epoch": epoch,
         "test_error": tested[-1]["test_error"] if tested else None,
         "test_error_at": tested[-1]["iteration"] if tested else None,
         "best_test_error": status.get("best_test_error"),
         "final_test_error": status.get("final_test_error"),
         "seconds_left": left,
     }
+
+
+def _number(value) -> float:
+    """A status.json number, 0 where it is missing or not a number (a hand-edited file)."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _rows(path: Path) -> list[dict]:

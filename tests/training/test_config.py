@@ -201,6 +201,8 @@ def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
         ({"budget": 0.01, "fail_threshold": 50}, 50.0),  # ... unless a threshold is given
         ({"dataset": "imagenet", "data": "x", "epochs": 90}, 20.0),
         ({"dataset": "imagenet", "data": "x", "epochs": 10}, None),
+        # an iteration schedule of imagenet: its recipe counts epochs, so it is not judged
+        ({"dataset": "imagenet", "data": "x", "iterations": 2}, None),
     ],
 )
 def test_fail_threshold_applies_to_full_schedules_or_when_given(values, threshold):

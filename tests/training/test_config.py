@@ -203,30 +203,44 @@ def test_cifar_recipe_is_unchanged_by_the_recipe_fields():
     assert c.epochs is None and c.epoch_milestones is None
 
 
-def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
+def test_threads_sets_torchs_cpu_threads_for_the_run_and_may_change_on_resume(tmp_path):
     import torch
     from trainhelpers import TINY
 
     from idresnet.training import train
     from idresnet.training.config import RESUME_MUTABLE
+    from idresnet.training.engine import _Trainer
+    from idresnet.training.rundir import read_run_info
 
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        train(
-            TrainConfig(
-                **{
-                    **TINY,
-                    "iterations": 2,
-                    "lr_milestones": [1],
-                    "warmup_iters": 0,
-                    "eval_interval": 2,
-                    "threads": 1,
-                    "out": str(tmp_path / "run"),
-                }
+        seen = []
+        real_step = _Trainer._step
+
+        def step(self, x, y):
+            seen.append(torch.get_num_threads())
+            return real_step(self, x, y)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_Trainer, "_step", step)
+            result = train(
+                TrainConfig(
+                    **{
+                        **TINY,
+                        "iterations": 2,
+                        "lr_milestones": [1],
+                        "warmup_iters": 0,
+                        "eval_interval": 2,
+                        "threads": 1,
+                        "out": str(tmp_path / "run"),
+                    }
+                )
             )
-        )
-        assert torch.get_num_threads() == 1
+        assert seen == [1, 1]  # the run's steps ran on the given count ...
+        assert torch.get_num_threads() == 2  # ... and the caller's count is back afterwards
+        info = read_run_info(result.run_dir)
+        assert info["threads"] == 1 and info["device_name"].endswith(", 1 threads)")
     finally:
         torch.set_num_threads(before)
     assert "threads" in RESUME_MUTABLE
@@ -241,6 +255,8 @@ def test_threads_sets_torchs_cpu_threads_and_may_change_on_resume(tmp_path):
         ({"budget": 0.01, "fail_threshold": 50}, 50.0),  # ... unless a threshold is given
         ({"dataset": "imagenet", "data": "x", "epochs": 90}, 20.0),
         ({"dataset": "imagenet", "data": "x", "epochs": 10}, None),
+        # an iteration schedule of imagenet: its recipe counts epochs, so it is not judged
+        ({"dataset": "imagenet", "data": "x", "iterations": 2}, None),
     ],
 )
 def test_fail_threshold_applies_to_full_schedules_or_when_given(values, threshold):

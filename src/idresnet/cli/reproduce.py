@@ -11,6 +11,15 @@ import sys
 from pathlib import Path
 
 
+def thread_count(text: str):
+    """``--threads``: auto or a number >= 1 (anything else: argparse's one-line error)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    if int(text) < 1:
+        raise ValueError(text)
+    return int(text)
+
+
 def add_parser(sub, name):
     p = sub.add_parser(name, help="re-run one of the paper's tables", description=__doc__)
     p.add_argument("table", nargs="?", help="table1 ... table5, or a table YAML file")
@@ -46,9 +55,10 @@ def add_parser(sub, name):
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--threads",
-        type=int,
-        default=None,
-        help="CPU threads of torch (default: its own; 1 on a CPU shared with other jobs)",
+        type=thread_count,
+        default="auto",
+        help="CPU threads of torch per run: N, or auto (the cores not busy at start; "
+        "see `idresnet train --help`) (default: auto)",
     )
     p.set_defaults(func=run)
 
@@ -106,8 +116,6 @@ def run(args) -> int:
         raise UsageError("name a table (see `idresnet reproduce --list`)")
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be at least 1, got {args.threads}")
     table = load_table(args.table)
     scale = resolve_scale(args.scale, table.scales)
     rows = table.select(args.rows)

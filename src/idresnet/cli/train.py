@@ -20,22 +20,15 @@ EXIT = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; values are parsed and checked by the config."""
-    from dataclasses import MISSING
-
     from idresnet.training.config import FIELDS
-    from idresnet.training.recipe import recipe_default
+    from idresnet.training.keydocs import default_text
 
     for name, f in FIELDS.items():
         flag = "--" + name.replace("_", "-")
         kind, choices = f.metadata["kind"], f.metadata["choices"]
         help_ = f.metadata["help"].replace("%", "%%")
-        if f.metadata["recipe"]:
-            default = recipe_default(name)
-            help_ += f" (default: {default})" if default else " (default: from the recipe)"
-        elif f.default not in (None, MISSING):
-            help_ += f" (default: {f.default})"
-        elif f.default_factory is not MISSING:
-            help_ += f" (default: {f.default_factory()})"
+        if (default := default_text(name)) is not None:
+            help_ += f" (default: {default})"
         if kind in ("bool", "auto_bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
         elif kind in ("int_list", "opt_int_list", "dict"):

@@ -27,7 +27,7 @@ class RowOutcome:
 
 
 def row_config(
-    row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress, threads: int | None = None
+    row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress, threads: int | str = "auto"
 ) -> TrainConfig:
     """The training config of run ``run`` of ``row`` at ``scale``: the scale's recipe, then the
     row's own (e.g. its batch size), then the scale's shrinking of this row, if any."""
@@ -78,7 +78,7 @@ def reproduce(
     data: dict,
     device: str = "auto",
     progress="auto",
-    threads: int | None = None,
+    threads: int | str = "auto",
     log=print,
 ) -> tuple[list[RowOutcome], float]:
     """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""

@@ -84,7 +84,7 @@ class TrainConfig:
         "crop (default: crop/0.875 for the training crop size, the crop itself "
         "for larger crops: 224 of 256, 320 of 320)",
     )
-    out: str | None = _f(None, "path", "run folder (default runs/<model>-<dataset>-<time>)")
+    out: str | None = _f(None, "path", "run folder (default `runs/<model>-<dataset>-<time>`)")
     batch_size: int = _f(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
     lr: float = _f(0.1, "float", "base learning rate")
     lr_scaling: str = _f(
@@ -126,11 +126,11 @@ class TrainConfig:
     channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
     amp: str = _f(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
     compile: bool = _f(False, "bool", "torch.compile the model")
-    threads: int | None = _f(
-        None,
-        "opt_int",
-        "CPU threads of torch in this process (default: torch's "
-        "own); 1 on a CPU shared with other jobs, see docs/performance.md",
+    threads: int | str | None = _f(
+        AUTO,
+        "auto_int",
+        "CPU threads of torch in this process: N, auto (torch's own count lowered to the cores "
+        "not busy at start, at least 1; a resumed run keeps its recorded count) or none (torch's own)",
     )
     activation_checkpointing: str = _f(
         "none", "str", "activation checkpointing of the residual units: none, unit, segment:K (K segments per stage)"
@@ -331,6 +331,10 @@ def _parse(f, v):
         return _to_bool(name, v)
     if kind == "auto_bool":
         return AUTO if isinstance(v, str) and v.strip().lower() == AUTO else _to_bool(name, v)
+    if kind == "auto_int":
+        if isinstance(v, str) and v.strip().lower() == AUTO:
+            return AUTO
+        kind = "opt_int"
     if kind in ("opt_int", "opt_int_list", "opt_float"):
         if v is None or (isinstance(v, str) and v.strip().lower() in ("none", "null", "")):
             return None
@@ -381,9 +385,10 @@ def _check(c: TrainConfig):
     model_info(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
     for name in ("batch_size", "log_interval", "train_crop"):
         _need(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
-    for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size", "threads"):
+    for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size"):
         value = getattr(c, name)
         _need(value is None or value >= 1, name, value, ">= 1 (or none)")
+    _need(c.threads in (None, AUTO) or c.threads >= 1, "threads", c.threads, ">= 1, auto or none")
     for name in ("lr", "weight_decay", "warmup_lr"):
         _need(getattr(c, name) >= 0, name, getattr(c, name), ">= 0")
     _need(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")

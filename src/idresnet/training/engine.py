@@ -41,6 +41,7 @@ from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
 from idresnet.training.schedule import build_schedule
+from idresnet.training.threads import resolve_threads
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
 MAX_EVALUATIONS = 20  # default: about 20 evaluations per run ...
@@ -64,7 +65,7 @@ def _warn(message: str) -> None:
 def train(cfg: TrainConfig) -> RunResult:
     """Train (or resume, or return the recorded result of) the run that ``cfg`` describes."""
     info = distributed.init(runtime.device_type(cfg.device))
-    clean = False
+    clean, threads_before = False, torch.get_num_threads()
     try:
         with runtime.StopSignals() as stop:
             result = _Trainer(cfg, info, stop).run()
@@ -72,6 +73,7 @@ def train(cfg: TrainConfig) -> RunResult:
         return result
     finally:  # after an error on one rank the others never reach a final barrier: skip it
         distributed.close(info, barrier=clean)
+        torch.set_num_threads(threads_before)  # the run's count (threads: auto) ends with it
 
 
 class _Trainer:
@@ -128,8 +130,9 @@ class _Trainer:
 
     def _setup(self) -> None:
         cfg, info = self.cfg, self.info
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        recorded = self._on_main(lambda: rundir.read_run_info(self.run_dir).get("threads")) if self.resuming else None
+        if threads := resolve_threads(cfg.threads, torch.get_num_threads(), recorded):
+            torch.set_num_threads(threads)
         if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
             cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
         self.device = dev = runtime.resolve_device(cfg.device, info)
@@ -208,6 +211,7 @@ class _Trainer:
             "python_version": platform.python_version(),
             "device": str(dev),
             "device_name": runtime.device_name(dev),
+            "threads": torch.get_num_threads(),
             "world_size": info.world_size,
             "per_process_batch": per_process,
             "channels_last": self.channels_last,

@@ -104,7 +104,8 @@ def is_full_schedule(c) -> bool:
     recipe = RECIPES[recipe_name(c.dataset)]
     if c.schedule_unit == "epoch":
         return c.epochs is not None and c.epochs >= recipe.get("epochs", 0)
-    return c.iterations is not None and c.iterations >= recipe.get("iterations", 0)
+    # a recipe that counts epochs (imagenet) has no whole schedule in iterations
+    return c.iterations is not None and "iterations" in recipe and c.iterations >= recipe["iterations"]
 
 
 def fail_threshold(c) -> float | None:

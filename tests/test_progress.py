@@ -86,9 +86,9 @@ def test_heartbeat_prints_when_the_stream_has_been_quiet_for_the_interval(monkey
     clock.t += 10
     other.beat()
     assert out.getvalue().splitlines()[-1] == "evaluating: 0/4 batch (0:30)"
+    other.close()
     assert bar.beat() == 30.0 and len(out.getvalue().splitlines()) == 3  # that line counts for both
     bar.close()
-    other.close()
     clock.t += 100
     assert bar.beat() == 30.0 and len(out.getvalue().splitlines()) == 3  # closed: silent
 
@@ -120,3 +120,34 @@ def test_quiet_silences_every_reporter_and_working_reports_a_block(monkeypatch):
         clock.t += 31
         block.beat()
     assert out.getvalue().splitlines() == ["idresnet export: working (0:31)"]
+
+
+def test_only_the_innermost_reporter_beats(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr("idresnet.progress.time.monotonic", clock)
+    out = io.StringIO()
+    run = LineProgress(10, "run", "it", stream=out, interval=30, heartbeat=False)
+    evaluation = LineProgress(4, "evaluating", "batch", stream=out, interval=30, announce=False, heartbeat=False)
+    clock.t += 31
+    assert run.beat() == 1.0  # the evaluation is open: its line, not the run's
+    evaluation.beat()
+    evaluation.close()
+    clock.t += 30
+    run.beat()
+    assert out.getvalue().splitlines() == ["run: 0/10 it (0:00)", "evaluating: 0/4 batch (0:31)", "run: 0/10 it (1:01)"]
+
+
+def test_a_reporter_that_starts_late_in_a_silence_beats_at_the_silences_end(monkeypatch):
+    clock, first_waits = Clock(), []
+    monkeypatch.setattr("idresnet.progress.time.monotonic", clock)
+    monkeypatch.setattr("idresnet.progress._heartbeat", lambda ref, stopped, wait: first_waits.append(wait))
+    out = io.StringIO()
+    run = LineProgress(10, "run", "it", stream=out, interval=30)
+    clock.t += 20  # the run's last line was 20 s ago when its evaluation starts
+    evaluation = LineProgress(4, "evaluating", "batch", stream=out, interval=30, announce=False)
+    assert first_waits == [30.0, 10.0]  # the evaluation's heartbeat thread first wakes in 10 s, not 30
+    clock.t += 10
+    assert evaluation.beat() == 30.0  # 30 s of silence, though the evaluation is 10 s old
+    assert out.getvalue().splitlines()[-1] == "evaluating: 0/4 batch (0:10)"
+    evaluation.close()
+    run.close()

@@ -7,9 +7,10 @@ plain line at the start, then at most every ``interval`` seconds (30 by default,
 a user never stares at silence. A heartbeat thread keeps that promise when the work
 does not advance (one training step, one test batch, one decoded chunk slower than the
 interval): a line whenever the stream has had none from any reporter for ``interval``
-seconds. Both kinds share ``update``, ``set_postfix`` and ``close`` and are context
-managers; :func:`working` reports a block of work without steps, :func:`say` prints a
-line that counts as one, and within :func:`quiet` nothing reports (``--no-progress``).
+seconds, from the innermost open one (an evaluation's, inside a run's). Both kinds
+share ``update``, ``set_postfix`` and ``close`` and are context managers;
+:func:`working` reports a block of work without steps, :func:`say` prints a line that
+counts as one, and within :func:`quiet` nothing reports (``--no-progress``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ DEFAULT_INTERVAL = 30.0
 
 _LOCK = threading.RLock()  # one line at a time, and the streams' last-line times
 _LAST_LINE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # stream -> monotonic time
+_OPEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # stream -> its open reporters, oldest first
 _QUIET = [0]  # depth of quiet() blocks
 
 
@@ -44,6 +46,24 @@ def _stream_last(stream) -> float | None:
         return _LAST_LINE.get(stream)
     except TypeError:  # a stream that takes no weak reference: not shared
         return None
+
+
+def _innermost(bar) -> bool:
+    """Whether ``bar`` is the newest open reporter on its stream (an evaluation's inside a
+    run's): only that one's heartbeat prints, so nested work gives one line, its own."""
+    try:
+        refs = _OPEN.get(bar.stream, [])
+    except TypeError:
+        return True
+    refs[:] = [r for r in refs if (b := r()) is not None and not b.closed]
+    return not refs or refs[-1]() is bar
+
+
+def _opened(bar) -> None:
+    try:
+        _OPEN.setdefault(bar.stream, []).append(weakref.ref(bar))
+    except TypeError:
+        pass
 
 
 def _emit(text: str, stream) -> bool:
@@ -159,11 +179,18 @@ class LineProgress:
         self.closed = False
         self.lines, self.printed_n = 0, None
         self._stopped = threading.Event()
+        if not self.disable:
+            with _LOCK:
+                _opened(self)
         if announce:
             self._line()
         if heartbeat and not self.disable and self.interval > 0:
+            first = max(self._due(), 0.01)  # a silence that began before this reporter counts
             threading.Thread(
-                target=_heartbeat, args=(weakref.ref(self), self._stopped), name="idresnet-progress", daemon=True
+                target=_heartbeat,
+                args=(weakref.ref(self), self._stopped, first),
+                name="idresnet-progress",
+                daemon=True,
             ).start()
 
     def update(self, n: int = 1) -> None:
@@ -172,17 +199,27 @@ class LineProgress:
             self._line()
 
     def beat(self) -> float:
-        """Print a line if the stream has had none for ``interval`` seconds; the seconds
-        until the next one may be due (what the heartbeat thread waits)."""
+        """Print a line if the stream has had none for ``interval`` seconds (and this is its
+        innermost reporter); the seconds until the next one may be due (what the heartbeat
+        thread waits)."""
         with _LOCK:
             if self.closed or self.disable:
                 return self.interval
-            quiet_since = max(self.last, _stream_last(self.stream) or self.last)
-            due = quiet_since + self.interval - time.monotonic()
+            if not _innermost(self):  # the nested reporter speaks; look again soon after it closes
+                return min(self.interval, 1.0)
+            due = self._due()
             if due > 0:
                 return due
             self._line()
             return self.interval
+
+    def _due(self) -> float:
+        """Seconds until the stream has been quiet for ``interval``: since its last line (a
+        reporter that has printed none yet counts from its start only on a stream that has
+        had none either)."""
+        heard = [t for t in (_stream_last(self.stream), self.last if self.lines else None) if t is not None]
+        quiet_since = max(heard) if heard else self.t0
+        return quiet_since + self.interval - time.monotonic()
 
     def set_postfix(self, refresh: bool = False, **values) -> None:
         self.postfix = " ".join(f"{k} {v}" for k, v in values.items())
@@ -233,11 +270,8 @@ class LineProgress:
         return text
 
 
-def _heartbeat(ref, stopped: threading.Event) -> None:
+def _heartbeat(ref, stopped: threading.Event, wait: float) -> None:
     """The heartbeat thread of a LineProgress (held weakly: a forgotten one is not kept)."""
-    bar = ref()
-    wait = bar.interval if bar is not None else 0.0
-    del bar
     while not stopped.wait(wait):
         bar = ref()
         if bar is None:

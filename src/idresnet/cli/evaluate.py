@@ -125,7 +125,7 @@ def _evaluate(args):
     net = net.to(device)
     with torch.inference_mode():
         results = {
-            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device), report=True)
+            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device), report=True, announce=True)
             for crop, loader in evalset.loaders.items()
         }
     return results, evalset, meta, file

@@ -256,7 +256,7 @@ class _Trainer:
         self.meter.load(ckpt["meter"])
         self.best, self.best_it = ckpt["best_test_error"], ckpt["best_iteration"]
         self.last_eval, self.wall0 = ckpt["last_eval"], float(ckpt["wall_time_s"])
-        self.pending = ckpt.get("pending_eval")  # checkpoints before idresnet 0.3 have none
+        self.pending = ckpt.get("pending_eval")  # older checkpoints have none: nothing pending
         self.skipped0 = int(ckpt.get("skipped_images", 0)) if self.main else 0  # a total over ranks
         states = ckpt["rng"]
         if len(states) == self.info.world_size:
@@ -589,9 +589,9 @@ class _Trainer:
             return
         it = self._saved_status["iteration"]
         if rundir.has_checkpoint(self.run_dir):
-            message = f"aborted by a second signal; --resume continues from the checkpoint at iteration {it}"
+            message = f"aborted (a second Ctrl-C); --resume continues from the checkpoint at iteration {it}"
         else:
-            message = "aborted by a second signal before the first checkpoint; --resume starts over"
+            message = "aborted (a second Ctrl-C) before the first checkpoint; --resume starts over"
         try:
             with self.stop.deferred():
                 fields = {**self._saved_status, "status": "interrupted", "message": message}

@@ -35,11 +35,13 @@ def evaluate(
     amp_dtype=None,
     info: distributed.DistInfo | None = None,
     report: bool = False,
+    announce: bool = False,
     stop: Callable[[], bool] | None = None,
 ) -> dict:
     """``{loss, error, top5_error, images}`` of ``model`` on ``loader`` (eval mode).
 
-    ``report``: plain progress lines while it runs (for logs: a long evaluation is not silence).
+    ``report``: plain progress lines while it runs (for logs: a long evaluation is not silence),
+    from its start when ``announce``.
     ``stop``: asked before every batch and after the last; True abandons the evaluation
     (:class:`EvaluationStopped`), so that a Ctrl-C is answered within one batch.
     """
@@ -47,7 +49,7 @@ def evaluate(
     model.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, wrong@1, wrong@5, n
     classes = torch.zeros(1, dtype=torch.float64, device=device)  # known here only after a batch
-    bar = progress(len(loader), desc="evaluating", unit="batch", enabled=report, bar=False, announce=False)
+    bar = progress(len(loader), desc="evaluating", unit="batch", enabled=report, bar=False, announce=announce)
     batches = loader.epoch(0)
     try:
         for x, y in batches:

@@ -8,15 +8,21 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
-import torch
-from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
+from trainhelpers import (
+    cli_command,
+    image_folder,
+    injected_command,
+    quiet_env,
+    reference_run,
+    run_cli,
+    same_weights,
+    tiny_args,
+)
 
-from idresnet.training.checkpoint import load_checkpoint, load_weights
+from idresnet.training.checkpoint import load_checkpoint
 
 # 60 iterations, a checkpoint every 6: every fault lands between or inside checkpoints
 ARGS = tiny_args(
@@ -27,27 +33,13 @@ LAST, PREVIOUS = "checkpoints/last.ckpt", "checkpoints/previous.ckpt"
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "run"
-    proc = run_cli("train", *ARGS, "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
-    return out
-
-
-def same_weights(a, b) -> bool:
-    wa, _ = load_weights(a / "weights.safetensors")
-    wb, _ = load_weights(b / "weights.safetensors")
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    return reference_run(tmp_path_factory, ARGS)
 
 
 def start(out, *extra, script=None):
     """A training subprocess (``script``: Python run before the CLI, to inject a fault)."""
-    if script is None:
-        cmd = cli_command("train", *ARGS, "--out", str(out), *extra)
-    else:
-        code = (
-            textwrap.dedent(script) + "\nimport sys\nfrom idresnet.cli.main import main\nsys.exit(main(sys.argv[1:]))"
-        )
-        cmd = [sys.executable, "-c", code, "train", *ARGS, "--out", str(out), *extra]
+    args = ("train", *ARGS, "--out", str(out), *extra)
+    cmd = cli_command(*args) if script is None else injected_command(script, *args)
     return subprocess.Popen(cmd, env=quiet_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -244,41 +236,23 @@ def test_a_full_disk_is_one_line_keeps_the_last_checkpoint_and_resumes(reference
 # ---------------------------------------------------------------- the data of a resumed run
 
 
-def image_folder(root, seed):
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", 32), ("test", 8)):
-        for cls in ("a", "b"):
-            (root / split / cls).mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
-    return root
-
-
 def test_resume_refuses_other_data_and_finds_a_moved_copy(tmp_path, monkeypatch):
     """The data's fingerprint is recorded: --resume on other data is one line; a moved copy
     of the run's data is found by name (and checked the same way)."""
-    from trainhelpers import interrupt_at
+    from trainhelpers import FOLDER_TINY, interrupt_at
 
     from idresnet.errors import ConfigError
     from idresnet.training import TrainConfig, train
 
     data, other = image_folder(tmp_path / "a" / "pics", 0), image_folder(tmp_path / "b" / "pics", 1)
-    values = dict(
-        model="preact_resnet20",
-        model_kwargs={"width": 0.25},
-        dataset="folder",
-        batch_size=16,
-        iterations=8,
-        lr_milestones=[4],
-        checkpoint_interval=2,
-        eval_interval=8,
-        progress=False,
-        cache_dir=str(tmp_path / "cache"),
-        out=str(tmp_path / "run"),
-    )
+    values = {
+        **FOLDER_TINY,
+        "iterations": 8,
+        "lr_milestones": [4],
+        "eval_interval": 8,
+        "cache_dir": str(tmp_path / "cache"),
+        "out": str(tmp_path / "run"),
+    }
     with monkeypatch.context() as m:
         interrupt_at(m, 3)
         assert train(TrainConfig(**values, data=str(data))).status == "interrupted"

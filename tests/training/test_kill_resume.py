@@ -10,11 +10,9 @@ import subprocess
 import time
 
 import pytest
-import torch
-from trainhelpers import cli_command, quiet_env, run_cli, tiny_args
+from trainhelpers import cli_command, quiet_env, run_cli, same_weights, tiny_args, without_timing
 
-from idresnet.training.checkpoint import load_checkpoint, load_weights
-from idresnet.training.metrics import read_metrics
+from idresnet.training.checkpoint import load_checkpoint
 
 # 120 iterations over 15 epochs, a checkpoint every 6: the kill lands mid-epoch, mid-interval
 ARGS = tiny_args(
@@ -44,19 +42,6 @@ def start_and_wait_for_checkpoint(out):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     return proc
-
-
-def same_weights(a, b):
-    wa, _ = load_weights(a / "weights.safetensors")
-    wb, _ = load_weights(b / "weights.safetensors")
-    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-
-
-def without_timing(run):
-    return [
-        {k: v for k, v in r.items() if k not in ("images_per_s", "wall_time_s")}
-        for r in read_metrics(run / "metrics.csv")
-    ]
 
 
 def test_sigkill_then_resume_is_bit_identical(reference, tmp_path):

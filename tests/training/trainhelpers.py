@@ -3,6 +3,10 @@
 import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
+
+import torch
 
 # preact_resnet20 at width 0.25 (4-8-16 channels, 17k parameters) on 256 synthetic images
 TINY = dict(
@@ -17,6 +21,20 @@ TINY = dict(
     warmup_iters=2,
     log_interval=4,
     eval_interval=8,
+    progress=False,
+)
+
+# the same network on an image folder of 8x8 PNGs (image_folder: 64 training images, 16 test)
+FOLDER_TINY = dict(
+    model="preact_resnet20",
+    model_kwargs={"width": 0.25},
+    dataset="folder",
+    batch_size=16,
+    iterations=12,
+    lr_milestones=[6],
+    checkpoint_interval=2,
+    eval_interval=6,
+    log_interval=2,
     progress=False,
 )
 
@@ -56,6 +74,75 @@ def quiet_env() -> dict:
 
 def run_cli(*args, timeout=300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cli_command(*args), capture_output=True, text=True, timeout=timeout, env=quiet_env(), **kw)
+
+
+def reference_run(tmp_path_factory, args) -> Path:
+    """The run folder of an uninterrupted CLI run of ``args`` (for a module's fixture)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = run_cli("train", *args, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def injected_command(script: str, *args) -> list[str]:
+    """The CLI with ``args``, after ``script`` (Python that patches a phase to inject a fault)."""
+    code = textwrap.dedent(script) + "\nimport sys\nfrom idresnet.cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    return [sys.executable, "-c", code, *args]
+
+
+def same_weights(a, b) -> bool:
+    """Whether the run folders ``a`` and ``b`` hold torch.equal final weights."""
+    from idresnet.training.checkpoint import load_weights
+
+    wa, _ = load_weights(Path(a) / "weights.safetensors")
+    wb, _ = load_weights(Path(b) / "weights.safetensors")
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def without_timing(run, timing=("images_per_s", "wall_time_s")) -> list[dict]:
+    """The metrics rows of run folder ``run`` without the columns that time the run."""
+    from idresnet.training.metrics import read_metrics
+
+    return [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(Path(run) / "metrics.csv")]
+
+
+def evaluate_calling(evaluate, hook, evaluation: int | None = None):
+    """``evaluate`` (as training.data calls it) calling ``hook(i)`` as test batch i is drawn,
+    in the ``evaluation``-th call only (every call when None): to stop or slow a batch."""
+    calls = []
+
+    def evaluate_with_hook(model, loader, **kw):
+        calls.append(1)
+        if evaluation is not None and len(calls) != evaluation:
+            return evaluate(model, loader, **kw)
+        batches = loader.epoch
+
+        def epoch(e, **k):
+            for i, batch in enumerate(batches(e, **k)):
+                hook(i)
+                yield batch
+
+        loader.epoch = epoch
+        try:
+            return evaluate(model, loader, **kw)
+        finally:
+            del loader.epoch
+
+    return evaluate_with_hook
+
+
+def image_folder(root, seed=0, per_class=(32, 8)):
+    """root/{train,test}/{a,b}/N.png: random 8x8 PNGs, ``per_class`` (train, test) of each class."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "test"), per_class):
+        for cls in ("a", "b"):
+            (root / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(root / split / cls / f"{i}.png")
+    return root
 
 
 # imagenet_resnet18 at width 0.25 (0.7M parameters) on a tiny ImageNet-layout folder of

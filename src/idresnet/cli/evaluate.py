@@ -46,50 +46,15 @@ def add_parser(subparsers, name):
 
 
 def run(args) -> int:
-    import torch
-
     from idresnet.errors import UsageError
-    from idresnet.training.config import parse_model_kwargs
-    from idresnet.training.data import eval_loaders
-    from idresnet.training.distributed import DistInfo
-    from idresnet.training.evaluate import build_trained, evaluate, read_trained
-    from idresnet.training.runtime import resolve_amp, resolve_device
+    from idresnet.progress import working
 
     if args.batch_size < 1:
         raise UsageError(f"invalid batch_size {args.batch_size}: must be >= 1")
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"invalid workers {args.workers}: must be >= 0")
-    state, meta, file = read_trained(args.weights)
-    kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
-    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
-    rec = meta.get("dataset_args") or {}
-    dataset = args.dataset or rec.get("dataset")
-    if dataset is None:
-        raise UsageError("the weights do not record their dataset; pass --dataset")
-    same = dataset == rec.get("dataset")
-    rec = rec if same else {}
-    device = resolve_device(args.device, DistInfo())
-    evalset = eval_loaders(
-        dataset,
-        args.data or _recorded_data(rec.get("data"), file),
-        norm=meta.get("normalization"),
-        batch_size=args.batch_size,
-        device=device,
-        seed=args.seed if args.seed is not None else rec.get("seed", 0),
-        cache_dir=args.cache_dir,
-        train_size=rec.get("train_size"),
-        test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
-        crops=args.eval_crops or rec.get("eval_crops"),
-        train_crop=rec.get("train_crop", 224),
-        resizes=rec.get("eval_resize") if not args.eval_crops else None,
-        workers=args.workers,
-    )
-    net = net.to(device)
-    with torch.inference_mode():
-        results = {
-            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device))
-            for crop, loader in evalset.loaders.items()
-        }
+    with working("idresnet eval"):  # a line at least every interval, while loading too
+        results, evalset, meta, file = _evaluate(args)
     model = args.model or meta.get("model")
     if None in results:  # one test set, in memory
         res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
@@ -119,6 +84,51 @@ def run(args) -> int:
             f"{_top5_text(res)} ({res['images']} images, loss {res['loss']:.4f}; weights {file})"
         )
     return 0
+
+
+def _evaluate(args):
+    """``(results by crop, the test loaders, the weights' record, their file)``."""
+    import torch
+
+    from idresnet.errors import UsageError
+    from idresnet.training.config import parse_model_kwargs
+    from idresnet.training.data import eval_loaders
+    from idresnet.training.distributed import DistInfo
+    from idresnet.training.evaluate import build_trained, evaluate, read_trained
+    from idresnet.training.runtime import resolve_amp, resolve_device
+
+    state, meta, file = read_trained(args.weights)
+    kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
+    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
+    rec = meta.get("dataset_args") or {}
+    dataset = args.dataset or rec.get("dataset")
+    if dataset is None:
+        raise UsageError("the weights do not record their dataset; pass --dataset")
+    same = dataset == rec.get("dataset")
+    rec = rec if same else {}
+    device = resolve_device(args.device, DistInfo())
+    evalset = eval_loaders(
+        dataset,
+        args.data or _recorded_data(rec.get("data"), file),
+        norm=meta.get("normalization"),
+        batch_size=args.batch_size,
+        device=device,
+        seed=args.seed if args.seed is not None else rec.get("seed", 0),
+        cache_dir=args.cache_dir,
+        train_size=rec.get("train_size"),
+        test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
+        crops=args.eval_crops or rec.get("eval_crops"),
+        train_crop=rec.get("train_crop", 224),
+        resizes=rec.get("eval_resize") if not args.eval_crops else None,
+        workers=args.workers,
+    )
+    net = net.to(device)
+    with torch.inference_mode():
+        results = {
+            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device), report=True, announce=True)
+            for crop, loader in evalset.loaders.items()
+        }
+    return results, evalset, meta, file
 
 
 def _top5_text(res: dict) -> str:

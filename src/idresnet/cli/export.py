@@ -103,6 +103,7 @@ def _exporter_quiet():
 def run(args) -> int:
     from idresnet.errors import UsageError, choices_error
     from idresnet.files import file_digest
+    from idresnet.progress import working
     from idresnet.training.checkpoint import save_weights
     from idresnet.training.config import parse_model_kwargs
     from idresnet.training.evaluate import build_trained, read_trained
@@ -113,25 +114,27 @@ def run(args) -> int:
         raise choices_error("dtype", args.dtype, DTYPES)
     if args.dtype != "float32" and args.format != "safetensors":
         raise UsageError(f"--dtype {args.dtype} applies to safetensors only (ONNX graphs are exported in float32)")
-    state, meta, file = read_trained(args.weights)
-    kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
-    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
-    model = args.model or meta["model"]
-    out = Path(args.out) if args.out else default_out(args.weights, file, model, args.format)
-    if out.suffix != f".{args.format}":
-        raise UsageError(f"--out {out}: expected a .{args.format} file name")
-    if args.format == "safetensors":
-        record = {
-            **meta,
-            "model": model,
-            "model_kwargs": kwargs if kwargs is not None else meta.get("model_kwargs", {}),
-            "exported_from": str(file),
-            "dtype": args.dtype,
-        }
-        save_weights(out, stored_as(net.state_dict(), args.dtype), record)
-    else:
-        export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
-    print(f"wrote {out} (sha256 {file_digest(out)})")
+    with working("idresnet export"):  # a line at least every interval (an ONNX export takes a while)
+        state, meta, file = read_trained(args.weights)
+        kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
+        net = build_trained(state, meta, args.model, kwargs, args.num_classes)
+        model = args.model or meta["model"]
+        out = Path(args.out) if args.out else default_out(args.weights, file, model, args.format)
+        if out.suffix != f".{args.format}":
+            raise UsageError(f"--out {out}: expected a .{args.format} file name")
+        if args.format == "safetensors":
+            record = {
+                **meta,
+                "model": model,
+                "model_kwargs": kwargs if kwargs is not None else meta.get("model_kwargs", {}),
+                "exported_from": str(file),
+                "dtype": args.dtype,
+            }
+            save_weights(out, stored_as(net.state_dict(), args.dtype), record)
+        else:
+            export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
+        digest = file_digest(out)
+    print(f"wrote {out} (sha256 {digest})")
     return 0
 
 

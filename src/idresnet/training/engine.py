@@ -4,12 +4,18 @@ One iteration: set the learning rate of this iteration (a pure function of it), 
 under autocast, cross-entropy, backward, SGD step, add loss and errors to on-device
 sums. At an iteration that is due (every ``log_interval``, evaluation, checkpoint, and
 the last), the sums are synced: a non-finite loss stops the run as 'diverged'; a row
-goes to metrics.csv; the test split is evaluated; a checkpoint is written; a pending
-Ctrl-C / SIGTERM stops the run as 'interrupted' after its checkpoint.
+goes to metrics.csv; a checkpoint is written; a pending Ctrl-C / SIGTERM stops the run
+as 'interrupted' after its checkpoint. At an evaluation the checkpoint (when one is due,
+always at the last iteration) comes first and records the row that awaits the
+evaluation (``pending_eval``); a stop request during the evaluation abandons it at its
+next batch, and a resume runs it before training on: neither a Ctrl-C nor a kill during
+an evaluation loses the training before it.
 
 Resuming restores model, optimizer, iteration, RNG states and the metric sums from the
 checkpoint; the data order is a function of (seed, epoch) and the checkpoint's batch
-within the epoch, so a resumed CPU run is bit-identical to an uninterrupted one.
+within the epoch, so a resumed CPU run is bit-identical to an uninterrupted one (an
+evaluation draws no random numbers and changes no state, so running it after the
+resume changes nothing either).
 
 The time spent waiting for the next batch is measured around the loader (streamed
 datasets record it per step in metrics.csv, beside the whole step's time).
@@ -17,6 +23,7 @@ datasets record it per step in metrics.csv, beside the whole step's time).
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -31,12 +38,13 @@ from idresnet.data import locate
 from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.files import remove_stale_temporaries
-from idresnet.progress import LineProgress, progress
+from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
 from idresnet.seeding import seed_everything
 from idresnet.training import distributed, rundir, runtime
 from idresnet.training.checkpoint import load_latest, rng_state, save_checkpoint, save_weights, set_rng_state
 from idresnet.training.config import TrainConfig, plain
 from idresnet.training.data import build_data
+from idresnet.training.evaluate import EvaluationStopped
 from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
@@ -47,6 +55,7 @@ STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N
 MAX_EVALUATIONS = 20  # default: about 20 evaluations per run ...
 EVAL_SHARE = 0.1  # ... but evaluation costs at most ~10% of training
 MAX_CHECKPOINT_INTERVAL = 500  # default: a checkpoint at every evaluation, and at least every 500 iterations
+LOSS_PEEK_S = 5.0  # the progress line's running loss is refreshed at most this often (a device sync)
 
 
 def default_eval_interval(iterations: int, batch_size: int, test_images: int) -> int:
@@ -66,8 +75,8 @@ def train(cfg: TrainConfig) -> RunResult:
     """Train (or resume, or return the recorded result of) the run that ``cfg`` describes."""
     info = distributed.init(runtime.device_type(cfg.device))
     clean, threads_before = False, torch.get_num_threads()
-    try:
-        with runtime.StopSignals() as stop:
+    try:  # --no-progress: no line at all (data loading too), and none from ranks other than 0
+        with runtime.StopSignals() as stop, quiet(cfg.progress is False or not info.is_main):
             result = _Trainer(cfg, info, stop).run()
         clean = True
         return result
@@ -91,13 +100,16 @@ class _Trainer:
                 return RunResult.from_status(self.run_dir, plan.status)
             runtime.check_fits(self.cfg, self.info)
             self.resuming = plan.action == "resume"
-            self._setup()
-            if plan.action == "resume":
-                self._restore()
-            elif self.info.rank:
-                torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
-            self._start_files(resumed=plan.action == "resume")
+            self._saved_status: dict | None = None  # status.json as of the newest checkpoint
+            lines = self.main and self.cfg.progress not in (True, False) and not is_terminal()
+            with working(f"preparing {self.run_dir.name}", enabled=lines):  # no silence while data loads
+                self._setup()
+                if plan.action == "resume":
+                    self._restore()
+                elif self.info.rank:
+                    torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
             try:
+                self._start_files(resumed=plan.action == "resume")
                 return self._finish(self._loop())
             except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
                 where = exc.filename or self.run_dir
@@ -106,6 +118,9 @@ class _Trainer:
                     f"make room and continue with idresnet train --resume --out "
                     f"{self.run_dir}"
                 ) from None
+            except KeyboardInterrupt:  # a second Ctrl-C: the checkpoints on disk stand
+                self._record_abort()
+                raise
         finally:
             if self.lock is not None:
                 self.lock.release()
@@ -184,6 +199,9 @@ class _Trainer:
         self.best: float | None = None  # the best test error so far, and its iteration
         self.best_it: int | None = None
         self.last_eval: dict | None = None
+        self.pending: dict | None = None  # the row of this iteration while it awaits its evaluation
+        self.shown: dict = {}  # the values in the progress line's postfix
+        self.peeked = -math.inf  # when the running loss was last put there (time.monotonic)
         self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
         self.metrics = MetricsLog(
             self.run_dir / "metrics.csv",
@@ -242,6 +260,7 @@ class _Trainer:
         self.meter.load(ckpt["meter"])
         self.best, self.best_it = ckpt["best_test_error"], ckpt["best_iteration"]
         self.last_eval, self.wall0 = ckpt["last_eval"], float(ckpt["wall_time_s"])
+        self.pending = ckpt.get("pending_eval")  # older checkpoints have none: nothing pending
         self.skipped0 = int(ckpt.get("skipped_images", 0)) if self.main else 0  # a total over ranks
         states = ckpt["rng"]
         if len(states) == self.info.world_size:
@@ -287,7 +306,8 @@ class _Trainer:
             remove_stale_temporaries(self.run_dir)
             remove_stale_temporaries(self.run_dir / "checkpoints")
             rundir.write_run_config(self.run_dir, self.cfg, plain(self.info_record))
-            self.metrics.start(self.it if resumed else None)
+            # resumed with a pending evaluation: its row is written (again) once evaluated
+            self.metrics.start((self.it - (self.pending is not None)) if resumed else None)
             self._status("running")
 
     # ------------------------------------------------------------ loop
@@ -307,6 +327,8 @@ class _Trainer:
         self.model.train()
         self.stop.arm()  # from here a signal stops the run after a checkpoint
         try:
+            if self.pending is not None:  # resumed from a checkpoint taken before an evaluation
+                outcome = self._evaluate_pending(saved=True)
             while self.it < total and outcome is None:
                 epoch, start = divmod(self.it, per_epoch)
                 batches = self.train_loader.epoch(epoch, start_batch=start)
@@ -344,7 +366,23 @@ class _Trainer:
         self.optimizer.step()
         self.meter.update(loss.detach(), logits.detach(), y)
         self.it += 1
+        self._show_running_loss()
         self.bar.update()
+
+    def _show_running_loss(self) -> None:
+        """The mean train loss since the last row (this process's), in the progress line:
+        from the first step on, not only at the first metrics row (which may be minutes
+        away). Reading it syncs the device, so at most every LOSS_PEEK_S seconds."""
+        if not self.main or self.cfg.progress is False or time.monotonic() - self.peeked < LOSS_PEEK_S:
+            return
+        self.peeked = time.monotonic()
+        total, _, n = self.meter.sums.tolist()
+        if n:
+            self._show(loss=f"{total / n:.3f}", lr=f"{self.schedule.lr(self.it - 1):g}")
+
+    def _show(self, **values) -> None:
+        self.shown.update(values)
+        self.bar.set_postfix(**self.shown, refresh=False)
 
     def _after_step(self) -> str | None:
         it, total, info = self.it, self.schedule.iterations, self.info
@@ -362,21 +400,29 @@ class _Trainer:
             bool(f) for f in distributed.all_reduce_(flags, info, op=torch.distributed.ReduceOp.MAX).tolist()
         )
         if diverged:
-            self._row(evaluate_now=False)
+            self._write_row(self._train_row())
             return "diverged"
-        if log or ev:
-            self._row(evaluate_now=ev)
+        if ev:  # the checkpoint first, recording the row that awaits the evaluation
+            self.pending = self._train_row()
+            if ck or stop:
+                self._checkpoint()
+            return "interrupted" if stop else self._evaluate_pending(saved=ck)
+        if log:
+            self._write_row(self._train_row())
         if ck or stop:
             self._checkpoint()
         return "interrupted" if stop else None
 
-    def _row(self, evaluate_now: bool) -> None:
+    def _train_row(self) -> dict:
+        """This iteration's metrics row before any evaluation: train loss and error since
+        the previous row, the pace, the loader's times."""
         loss, err, _ = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
         now = time.perf_counter()
         # the images of the steps timed since t_row: after a resume the meter also holds
         # the restored steps of this row, which ran before the interruption
         timed = (self.it - self.row_it) * self.cfg.batch_size
-        row = {
+        data_time, step_time = self._data_times(now)
+        return {
             "iteration": self.it,
             "epoch": round(self.schedule.epoch(self.it), 3),
             "lr": self.schedule.lr(self.it - 1),
@@ -384,23 +430,52 @@ class _Trainer:
             "train_error": err,
             "images_per_s": timed / max(now - self.t_row, 1e-9),
             "wall_time_s": self._wall(),
+            "data_time_s": data_time,
+            "step_time_s": step_time,
         }
-        data_time, step_time = self._data_times(now)
-        if evaluate_now:
-            self._evaluate(row)
-        row.update(self.data.row_columns(data_time, step_time, self._skipped_total()))
+
+    def _write_row(self, row: dict) -> None:
+        row.update(self.data.row_columns(row["data_time_s"], row["step_time_s"], self._skipped_total()))
         self.metrics.write(**row)
         self._report(row)
         self.t_row, self.row_it, self.data_wait = time.perf_counter(), self.it, 0.0
 
+    def _evaluate_pending(self, saved: bool) -> str | None:
+        """Evaluate the pending row's iteration and write the row. ``saved``: a checkpoint
+        recording the pending row is on disk; after the evaluation another records the
+        evaluated state (but at the last iteration, where the weights follow). A stop
+        request during the evaluation abandons it: 'interrupted', with the row pending in
+        the checkpoint (written now, if it was not), for --resume to evaluate."""
+        row = self.pending
+        assert row is not None
+        try:
+            self._evaluate(row)
+        except EvaluationStopped:
+            if not saved:
+                self._checkpoint()
+            return "interrupted"
+        self.pending = None
+        self._write_row(row)
+        if saved and self.it < self.schedule.iterations:
+            self._checkpoint()
+        return None
+
     def _evaluate(self, row: dict) -> None:
-        """Evaluate at every test loader (eval crop); the first gives the run's test error."""
+        """Evaluate at every test loader (eval crop); the first gives the run's test error.
+        A single process abandons it at a stop request (:class:`EvaluationStopped`); under
+        several, the ranks would have to agree batch by batch, so it runs to its end and
+        the request is answered right after it."""
         if self.info.active:  # every rank evaluates rank 0's BN statistics
             for buf in self.raw.buffers():
                 torch.distributed.broadcast(buf, 0)
         lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
         res, columns, record = self.data.evaluate(
-            self.eval_model, device=self.device, amp_dtype=self.amp, info=self.info, report=lines
+            self.eval_model,
+            device=self.device,
+            amp_dtype=self.amp,
+            info=self.info,
+            report=lines,
+            stop=None if self.info.active else lambda: self.stop.requested,
         )
         self.last_eval = {"iteration": self.it, **res, **record}
         row.update(columns)
@@ -423,19 +498,19 @@ class _Trainer:
     def _report(self, row) -> None:
         if not self.main or self.cfg.progress is False:
             return
-        self.bar.set_postfix(
-            loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}", img_s=f"{row['images_per_s']:.0f}", refresh=False
-        )
+        self._show(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}", img_s=f"{row['images_per_s']:.0f}")
+        self.peeked = time.monotonic()
         if "test_error" in row and isinstance(self.bar, LineProgress):
-            print(
+            say(
                 f"[{rundir.display_name(self.run_dir)}] iter {row['iteration']}/{self.schedule.iterations} "
                 f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
                 f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)",
-                flush=True,
+                sys.stdout,
             )
 
     def _checkpoint(self) -> None:
-        """Write last.ckpt (rank 0; every rank contributes its RNG state)."""
+        """Write last.ckpt (rank 0; every rank contributes its RNG state), then status.json:
+        a second Ctrl-C meanwhile waits until both are written."""
         states = distributed.gather(rng_state(), self.info)
         extra = self.data.checkpoint_extra(self._skipped_total())
         if not self.main:
@@ -452,14 +527,16 @@ class _Trainer:
             "best_test_error": self.best,
             "best_iteration": self.best_it,
             "last_eval": self.last_eval,
+            "pending_eval": plain(self.pending),  # None, or the row awaiting its evaluation
             "wall_time_s": self._wall(),
             "world_size": self.info.world_size,
             "config": self.cfg.to_dict(),
             "meta": plain(self.meta),
             **extra,
         }
-        save_checkpoint(self.run_dir / rundir.CHECKPOINT, state, previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
-        self._status("running")
+        with self.stop.deferred():
+            save_checkpoint(self.run_dir / rundir.CHECKPOINT, state, previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
+            self._status("running")
 
     def _wall(self) -> float:
         return self.wall0 + time.perf_counter() - self.t_start
@@ -472,6 +549,9 @@ class _Trainer:
             status, message = "diverged", f"non-finite training loss by iteration {self.it}"
         elif outcome == "interrupted":
             status, message = "interrupted", f"stopped at iteration {self.it}; resume with --resume"
+            if self.pending is not None:
+                then = " and trains on" if self.it < self.schedule.iterations else ""
+                message = f"stopped at iteration {self.it} before its evaluation ended; --resume evaluates it{then}"
         else:
             final = (self.last_eval or {})["error"]  # the last iteration always evaluates
             threshold = fail_threshold(self.cfg)
@@ -480,15 +560,19 @@ class _Trainer:
                 message = f"final test error {final:.2f}% > fail_threshold {threshold:g}%"
             elif threshold is None:
                 message = reduced_schedule_message(self.cfg, self.schedule)
-            if self.main:
-                save_weights(
-                    self.run_dir / rundir.WEIGHTS,
-                    self.raw.state_dict(),
-                    {**self.meta, "iteration": self.it, "test_error": final},
-                )
         wall = round(self._wall(), 3)
         if self.main:
-            self._status(status, final=final, message=message, wall=wall)
+            try:  # the outcome is decided: a signal now waits for its record, then changes nothing
+                with self.stop.deferred():
+                    if final is not None:
+                        save_weights(
+                            self.run_dir / rundir.WEIGHTS,
+                            self.raw.state_dict(),
+                            {**self.meta, "iteration": self.it, "test_error": final},
+                        )
+                    self._status(status, final=final, message=message, wall=wall)
+            except KeyboardInterrupt:
+                pass
         return RunResult(
             self.run_dir,
             status,
@@ -499,11 +583,27 @@ class _Trainer:
             self.data.final_errors(self.last_eval) if final is not None else None,
         )
 
+    def _record_abort(self) -> None:
+        """After a second Ctrl-C: status.json says 'interrupted' as of the newest checkpoint
+        (what --resume continues from), not 'running' at an older iteration."""
+        if not self.main or self._saved_status is None:
+            return
+        it = self._saved_status["iteration"]
+        if rundir.has_checkpoint(self.run_dir):
+            message = f"aborted (a second Ctrl-C); --resume continues from the checkpoint at iteration {it}"
+        else:
+            message = "aborted (a second Ctrl-C) before the first checkpoint; --resume starts over"
+        try:
+            with self.stop.deferred():
+                fields = {**self._saved_status, "status": "interrupted", "message": message}
+                write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        except KeyboardInterrupt:
+            pass
+
     def _status(self, status: str, final=None, message=None, wall=None) -> None:
         last: dict = self.last_eval or {}
         extra = self.data.status_extra(self.last_eval, final is not None)
-        write_status(
-            self.run_dir,
+        fields = dict(
             **extra,
             status=status,
             iteration=self.it,
@@ -516,5 +616,7 @@ class _Trainer:
             wall_time_s=round(self._wall(), 3) if wall is None else wall,
             world_size=self.info.world_size,
             message=message,
-            updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
+        write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        if status == "running":  # written at the start and after every checkpoint
+            self._saved_status = fields

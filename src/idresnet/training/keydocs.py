@@ -57,8 +57,11 @@ NOTES = {
     "sync_bn": "no effect with one process",
     "resume": "see [Checkpoints and resuming](#checkpoints-and-resuming)",
     "progress": "off a terminal (a log file, a pipe, a batch job) a plain progress line at least every 30 s "
-    "(`IDRESNET_PROGRESS_INTERVAL` seconds) while data load, train and evaluate, and one line per "
-    "evaluation; `--no-progress`: quiet",
+    "(`IDRESNET_PROGRESS_INTERVAL` seconds) in every phase (data load and decoding, training, evaluation; "
+    "`idresnet eval` and `export` too), also while one step or test batch takes longer than that (a heartbeat "
+    "prints whenever nothing else has for the interval), and one line per evaluation; the line's `loss` is the "
+    "mean train loss since the last metrics row on rank 0, shown from the first step (refreshed at most every "
+    "5 s; metrics.csv's rows are unchanged); `--no-progress`: nothing but warnings and the result",
     "logger": "see `tensorboard/` in [the run folder](#the-run-folder)",
 }
 

@@ -175,10 +175,12 @@ class StopSignals:
 
     Before :meth:`arm` (data loading, model building: nothing to save yet) a signal
     raises KeyboardInterrupt at once, so the process ends promptly. Once armed (the
-    training loop), the first signal only asks the loop to stop: it checkpoints at the
-    end of the current iteration and returns 'interrupted'; a second Ctrl-C raises
-    KeyboardInterrupt at once. Handlers are installed only in the main thread and
-    restored on exit. Processes forked meanwhile (decode pools, DataLoader workers)
+    training loop), the first signal only asks the loop to stop (:attr:`requested`): it
+    checkpoints at the end of the current iteration, or abandons an evaluation at its next
+    batch, and returns 'interrupted'; a second Ctrl-C raises KeyboardInterrupt at once,
+    except within :meth:`deferred` (a checkpoint or the final weights being written),
+    where it waits for the block's end. Handlers are installed only in the main thread
+    and restored on exit. Processes forked meanwhile (decode pools, DataLoader workers)
     get default SIGTERM and ignored SIGINT, so their parent can always stop them.
     """
 
@@ -186,13 +188,34 @@ class StopSignals:
         self.requested = False
         self.armed = False
         self._previous = {}
+        self._deferring = 0
+        self._abort_pending = False
 
     def arm(self) -> None:
         """From now on a first signal is a request to stop after the current iteration."""
         self.armed = True
 
+    @contextlib.contextmanager
+    def deferred(self):
+        """The block runs to its end: a signal that would abort (KeyboardInterrupt) is
+        raised when it is done, so a file being written is whole, and what the run
+        records about it (status.json) is written with it."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            abort = self._abort_pending and not self._deferring
+            if abort:
+                self._abort_pending = False
+        if abort:
+            raise KeyboardInterrupt
+
     def _handle(self, signum, frame):
         if not self.armed or (self.requested and signum == signal.SIGINT):
+            if self._deferring:
+                self._abort_pending = True
+                return
             raise KeyboardInterrupt
         self.requested = True
 

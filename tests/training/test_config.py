@@ -198,9 +198,22 @@ def test_imagenet_recipe_defaults_and_round_trip(tmp_path):
 
 def test_cifar_recipe_is_unchanged_by_the_recipe_fields():
     c = TrainConfig(model="resnet20", dataset="cifar100", iterations=1000)
-    # the warm-up is scaled with the iterations given: 400 x 1000 / 64000 = 6.25 -> 6
-    assert (c.batch_size, c.lr_milestones, c.warmup_iters, c.schedule_unit) == (128, [32000, 48000], 6, "iter")
+    # the schedule keeps the recipe's shape: milestones at 1/2 and 3/4 of the iterations given
+    # (not 32k and 48k, which 1,000 iterations never reach), the warm-up 400 x 1000 / 64000 = 6.25 -> 6
+    assert (c.batch_size, c.lr_milestones, c.warmup_iters, c.schedule_unit) == (128, [500, 750], 6, "iter")
     assert c.epochs is None and c.epoch_milestones is None
+
+
+def test_iterations_given_alone_train_the_recipe_shape_as_the_budget_does():
+    from idresnet.training.schedule import build_schedule
+
+    by_count = build_schedule(TrainConfig(model="resnet20", iterations=6400), 390)
+    by_budget = build_schedule(TrainConfig(model="resnet20", budget=0.1), 390)
+    assert by_count.milestones == by_budget.milestones == (3200, 4800)
+    assert by_count.warmup_iters == by_budget.warmup_iters == 40
+    assert [by_count.lr(i) for i in (39, 40, 3199, 3200, 4800)] == [0.01, 0.1, 0.1, 0.01, 0.001]
+    # milestones given are kept as given
+    assert TrainConfig(model="resnet20", iterations=6400, lr_milestones=[1000]).lr_milestones == [1000]
 
 
 def test_threads_sets_torchs_cpu_threads_for_the_run_and_may_change_on_resume(tmp_path):

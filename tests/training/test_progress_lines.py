@@ -83,7 +83,7 @@ def test_no_progress_prints_only_the_result(tmp_path, capsys, monkeypatch):
 
 
 def test_evaluation_lines_of_idresnet_eval(tiny, capsys, monkeypatch):
-    run = train(tiny(iterations=2, lr_milestones=[1])).run_dir
+    run = train(tiny(iterations=2, lr_milestones=[1], warmup_iters=0)).run_dir
     monkeypatch.setenv("IDRESNET_PROGRESS_INTERVAL", "0")
     capsys.readouterr()
     assert main(["eval", "--weights", str(run), "--json"]) == 0
@@ -95,7 +95,7 @@ def test_evaluation_lines_of_idresnet_eval(tiny, capsys, monkeypatch):
 def test_a_slow_load_or_write_still_prints_lines(tiny, tmp_path, capsys, monkeypatch, short_interval, command):
     from idresnet.training import checkpoint, evaluate
 
-    run = train(tiny(iterations=2, lr_milestones=[1])).run_dir
+    run = train(tiny(iterations=2, lr_milestones=[1], warmup_iters=0)).run_dir
     seen, blocked = [], []
     module, name = (evaluate, "read_trained") if command == "eval" else (checkpoint, "save_weights")
     slow = getattr(module, name)

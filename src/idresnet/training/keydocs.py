@@ -33,6 +33,7 @@ NOTES = {
     "workers": "[below](#imagenet)",
     "augmentation": "[below](#imagenet)",
     "batch_size": "each of N processes gets batch_size / N",
+    "lr_milestones": "with `iterations` N given: N/2 and 3N/4 (the recipe's shape, as `budget` scales it)",
     "warmup_iters": "CIFAR: lr 0.01 for the first 400 iterations, then back to 0.1; with `iterations` N given, "
     "400 x N / 64000 (rounded: 200 iterations warm up for 1), as `budget` scales it. A warm-up that reaches the "
     "first milestone (or the end) of an iteration schedule is a one-line error",

@@ -36,6 +36,16 @@ def recipe_name(dataset: str) -> str:
     return "imagenet" if dataset in STREAMING else "cifar"
 
 
+# The CIFAR recipe's milestones as fractions of the run (32k/64k, 48k/64k): the default
+# milestones of an iteration count or epoch count given without its own milestones.
+DEFAULT_MILESTONE_FRACTIONS = (0.5, 0.75)
+
+
+def _fractions(total: int) -> list[int]:
+    """Milestones at 1/2 and 3/4 of ``total`` (the CIFAR recipe's 32k and 48k of 64k)."""
+    return sorted({m for m in (round(f * total) for f in DEFAULT_MILESTONE_FRACTIONS) if m >= 1})
+
+
 def _thirds(total: int) -> list[int]:
     """Milestones at 1/3 and 2/3 of ``total`` (the ImageNet recipe's 30 and 60 of 90)."""
     return sorted({m for m in (round(total / 3), round(2 * total / 3)) if m >= 1})
@@ -45,7 +55,7 @@ def apply_recipe(c) -> None:
     """Fill the recipe fields left unset from the dataset's recipe.
 
     cifar: batch 128, 64k iterations, milestones 32k and 48k, 400 warm-up iterations
-    (400 x iterations / 64k when ``iterations`` is given).
+    (when ``iterations`` N is given: milestones at N/2 and 3N/4, warm-up 400 x N / 64k).
     imagenet: batch 256, 90 epochs, milestones at epochs 30 and 60 (1/3 and 2/3 of
     ``epochs`` when that is given), no warm-up; giving ``iterations`` or ``lr_milestones``
     without ``schedule_unit`` selects an iteration schedule (milestones default to 1/3
@@ -58,9 +68,12 @@ def apply_recipe(c) -> None:
     if c.warmup_iters is None:
         c.warmup_iters = _warmup_iters(recipe, c)
     if name == "cifar":
-        for key in ("schedule_unit", "iterations", "lr_milestones"):
+        if c.lr_milestones is None:  # the recipe's, or at its fractions of the iterations given
+            given = c.iterations is not None and c.schedule_unit != "epoch"
+            c.lr_milestones = _fractions(c.iterations) if given else list(recipe["lr_milestones"])
+        for key in ("schedule_unit", "iterations"):
             if getattr(c, key) is None:
-                setattr(c, key, list(recipe[key]) if key == "lr_milestones" else recipe[key])
+                setattr(c, key, recipe[key])
         return
     if c.schedule_unit is None:
         c.schedule_unit = "iter" if c.iterations is not None or c.lr_milestones is not None else "epoch"

@@ -21,11 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from idresnet.training.recipe import RECIPES, recipe_name
-
-# The recipe's milestones as fractions of the run (32k/64k, 48k/64k), used when
-# an epoch schedule gives no milestones.
-DEFAULT_MILESTONE_FRACTIONS = (0.5, 0.75)
+from idresnet.training.recipe import DEFAULT_MILESTONE_FRACTIONS, RECIPES, recipe_name
 
 
 def clean_lr(x: float) -> float:

@@ -92,7 +92,7 @@ def injected_command(script: str, *args) -> list[str]:
 
 def same_weights(a, b) -> bool:
     """Whether the run folders ``a`` and ``b`` hold torch.equal final weights."""
-    from idresnet.training.checkpoint import load_weights
+    from idresnet.weights import load_weights
 
     wa, _ = load_weights(Path(a) / "weights.safetensors")
     wb, _ = load_weights(Path(b) / "weights.safetensors")

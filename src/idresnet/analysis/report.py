@@ -11,7 +11,7 @@ import torch
 from idresnet.analysis.figures import propagation_figure, save
 from idresnet.analysis.propagation import VARIANTS, measure, predicted_gradient_ratio, records_as_rows, zero_residuals
 from idresnet.errors import choices_error
-from idresnet.networks import create_model
+from idresnet.factory import create_model
 
 SUMMARY_COLUMNS = (
     "model",

@@ -30,7 +30,8 @@ from pathlib import Path
 import torch
 
 from idresnet.errors import UsageError, choices_error, exception_line
-from idresnet.networks import create_model, list_models, model_info
+from idresnet.factory import create_model
+from idresnet.networks import list_models, model_info
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
 from idresnet.perf.report import add_ratios, summary_line

@@ -19,6 +19,8 @@ from pathlib import Path
 import yaml
 
 from idresnet.errors import ConfigError, UsageError, choices_error
+from idresnet.networks import ModelSpec, list_models, resolve_model
+from idresnet.networks.checkpointing import canonical_mode
 from idresnet.training.recipe import STREAMING, apply_recipe
 from idresnet.training.schedule import scaled
 
@@ -145,11 +147,13 @@ class TrainConfig:
         ("none", "tensorboard"),
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             setattr(self, f.name, _parse(f, getattr(self, f.name)))
         apply_recipe(self)
-        _check(self)
+        # the network, resolved once: the run builds, sizes and records it from this spec
+        self.model_spec: ModelSpec = _check(self)
+        self.model_kwargs = self.model_spec.kwargs  # recorded in canonical names
 
     def to_dict(self) -> dict:
         """The fields as plain YAML-ready values."""
@@ -370,10 +374,8 @@ def _need(cond: bool, name: str, value, what: str):
         raise ConfigError(f"invalid {name} {value!r}: must be {what}")
 
 
-def _check(c: TrainConfig):
-    from idresnet.networks import list_models, model_info
-    from idresnet.networks.checkpointing import canonical_mode
-
+def _check(c: TrainConfig) -> ModelSpec:
+    """Check every field and their combinations; the network's resolved spec."""
     if c.resume and c.out is None:
         raise ConfigError("--resume needs --out RUN, the run folder to continue")
     if c.model is None:
@@ -382,7 +384,7 @@ def _check(c: TrainConfig):
         )
     if c.model not in list_models():
         raise ConfigError(str(choices_error("model", c.model, list_models())))
-    model_info(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
+    spec = resolve_model(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
     for name in ("batch_size", "log_interval", "train_crop"):
         _need(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
     for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size"):
@@ -425,6 +427,7 @@ def _check(c: TrainConfig):
     if c.dataset == "synthetic" and c.data is not None:
         raise ConfigError("dataset 'synthetic' is generated and takes no --data")
     _check_streaming(c)
+    return spec
 
 
 def _check_warmup(c: TrainConfig):

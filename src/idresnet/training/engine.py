@@ -23,6 +23,7 @@ datasets record it per step in metrics.csv, beside the whole step's time).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import sys
@@ -33,23 +34,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import idresnet
 from idresnet.data import locate
 from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.files import remove_stale_temporaries
+from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
-from idresnet.seeding import seed_everything
+from idresnet.seeding import rng_state, seed_everything, set_rng_state
 from idresnet.training import distributed, rundir, runtime
-from idresnet.training.checkpoint import load_latest, rng_state, save_checkpoint, save_weights, set_rng_state
 from idresnet.training.config import TrainConfig, plain
-from idresnet.training.data import build_data
-from idresnet.training.evaluate import EvaluationStopped
+from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
+from idresnet.training.rundata import build_data
 from idresnet.training.schedule import build_schedule
 from idresnet.training.threads import resolve_threads
+from idresnet.version import __version__
+from idresnet.weights import WeightsRecord, load_latest, runfiles, save_checkpoint, save_weights
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
 MAX_EVALUATIONS = 20  # default: about 20 evaluations per run ...
@@ -173,7 +175,7 @@ class _Trainer:
         self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
         seed_everything(cfg.seed)
-        raw = idresnet.create_model(str(cfg.model), num_classes=ds.num_classes, **cfg.model_kwargs)
+        raw = build_network(cfg.model_spec, ds.num_classes)  # sized by runtime.check_fits
         if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
             raw.set_checkpointing(cfg.activation_checkpointing)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format
@@ -209,22 +211,20 @@ class _Trainer:
             columns=ds.columns,
             loggers=make_loggers(cfg.logger, self.run_dir) if self.main else (),
         )
-        self.meta = {
-            "format": "idresnet-weights",
-            "model": cfg.model,
-            "model_kwargs": cfg.model_kwargs,
-            "num_classes": ds.num_classes,
-            "classes": list(ds.classes),
-            "dataset": cfg.dataset,
-            "dataset_description": ds.description,
-            "image_shape": list(ds.image_shape),
-            "normalization": self.norm,
-            "idresnet_version": idresnet.__version__,
-            "dataset_fingerprint": ds.fingerprint,
-            "dataset_args": {k: getattr(cfg, k) for k in ds.dataset_keys},
-        }
+        self.record = WeightsRecord(
+            model=cfg.model,
+            model_kwargs=cfg.model_kwargs,
+            num_classes=ds.num_classes,
+            classes=list(ds.classes),
+            dataset=cfg.dataset,
+            dataset_description=ds.description,
+            image_shape=list(ds.image_shape),
+            normalization=self.norm,
+            dataset_fingerprint=ds.fingerprint,
+            dataset_args={k: getattr(cfg, k) for k in ds.dataset_keys},
+        )
         self.info_record = {
-            "idresnet_version": idresnet.__version__,
+            "idresnet_version": __version__,
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
             "device": str(dev),
@@ -243,15 +243,15 @@ class _Trainer:
                 "log_interval": cfg.log_interval,
             },
             "model": {
-                **idresnet.model_info(str(cfg.model), **cfg.model_kwargs),
-                "params": sum(p.numel() for p in raw.parameters()),
+                **cfg.model_spec.info(),
+                "params": count_parameters(raw),
             },
             "dataset": ds.record(),
             "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
         }
 
     def _restore(self) -> None:
-        paths = [self.run_dir / name for name in rundir.CHECKPOINTS]
+        paths = [self.run_dir / name for name in runfiles.CHECKPOINTS]
         ckpt = self._on_main(lambda: load_latest(paths, warn=_warn)[0])
         self._check_same_data((ckpt.get("meta") or {}).get("dataset_fingerprint"))
         self.raw.load_state_dict(ckpt["model"])
@@ -531,11 +531,13 @@ class _Trainer:
             "wall_time_s": self._wall(),
             "world_size": self.info.world_size,
             "config": self.cfg.to_dict(),
-            "meta": plain(self.meta),
+            "meta": plain(self.record.metadata()),
             **extra,
         }
         with self.stop.deferred():
-            save_checkpoint(self.run_dir / rundir.CHECKPOINT, state, previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
+            save_checkpoint(
+                self.run_dir / runfiles.CHECKPOINT, state, previous=self.run_dir / runfiles.PREVIOUS_CHECKPOINT
+            )
             self._status("running")
 
     def _wall(self) -> float:
@@ -565,11 +567,8 @@ class _Trainer:
             try:  # the outcome is decided: a signal now waits for its record, then changes nothing
                 with self.stop.deferred():
                     if final is not None:
-                        save_weights(
-                            self.run_dir / rundir.WEIGHTS,
-                            self.raw.state_dict(),
-                            {**self.meta, "iteration": self.it, "test_error": final},
-                        )
+                        final_record = dataclasses.replace(self.record, iteration=self.it, test_error=final)
+                        save_weights(self.run_dir / runfiles.WEIGHTS, self.raw.state_dict(), final_record)
                     self._status(status, final=final, message=message, wall=wall)
             except KeyboardInterrupt:
                 pass

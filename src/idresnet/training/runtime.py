@@ -15,6 +15,7 @@ import threading
 import torch
 
 from idresnet.errors import ConfigError
+from idresnet.networks.size import footprint, human_bytes, physical_memory
 from idresnet.seeding import RANK, int_seed
 from idresnet.signals import worker_signals
 from idresnet.training import distributed
@@ -82,9 +83,6 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
     """A one-line ConfigError, before any data is loaded or module built, when a training
     step of ``cfg``'s network at its batch size cannot fit this machine's (or GPU's)
     memory by the estimate of :mod:`idresnet.networks.size`."""
-    from idresnet.networks import model_info
-    from idresnet.networks.size import footprint, human_bytes, physical_memory
-
     kind = device_type(cfg.device)
     total: int | None
     if kind == "cuda":
@@ -97,17 +95,18 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
         return
     if not total:
         return
-    m = model_info(cfg.model, **cfg.model_kwargs)
+    spec = cfg.model_spec
     image = cfg.train_crop if cfg.dataset == "imagenet" else (None if cfg.dataset == "folder" else 32)
     need = footprint(
-        m["family"],
-        m["depth"],
-        m["block"],
-        cfg.model_kwargs.get("width", 1.0),
+        spec.family,
+        spec.depth,
+        spec.unit.block,
+        spec.width,
         max(1, cfg.batch_size // info.world_size),
         image,
         checkpointing=cfg.activation_checkpointing != "none",
-        shortcut=cfg.model_kwargs.get("shortcut", "identity"),
+        shortcut=spec.unit.shortcut,
+        stages=list(spec.stages),
     )
     if need["bytes"] * share > total:
         per = f" per process ({share} here)" if share > 1 else ""

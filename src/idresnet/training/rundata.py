@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from idresnet.data import fingerprint
+from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
-from idresnet.training.evaluate import evaluate
+from idresnet.training.evaluation import evaluate
 from idresnet.training.metrics import COLUMNS, finite_or_none, stream_columns
 from idresnet.training.recipe import STREAMING
 
@@ -172,7 +173,7 @@ def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_la
 def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> StreamedData:
     from idresnet.data.imagenet import FileDataset, load_imagenet
     from idresnet.data.stream import StreamLoader
-    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize, train_transform
+    from idresnet.data.transforms import train_transform
 
     folder = load_imagenet(cfg.data, train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
     workers = auto_workers(cfg.workers)
@@ -251,7 +252,6 @@ def eval_loaders(
     info = distributed.DistInfo()
     if dataset in STREAMING:
         from idresnet.data.imagenet import load_imagenet
-        from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize
 
         folder = load_imagenet(data, test_size=test_size, seed=seed)
         crops = crops or [train_crop]

@@ -20,7 +20,6 @@ import datetime
 import gc
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -108,11 +107,11 @@ def parse_models(text: str | None, device: torch.device, quick: bool = False) ->
 
 
 def resolve_device(spec: str) -> torch.device:
-    """The benchmark's devices, auto, cpu, cuda or cuda:N, resolved as training resolves
-    them for one process (:func:`idresnet.training.runtime.resolve_device`)."""
-    spec = (spec or "auto").lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec):
-        raise UsageError(f"invalid device {spec!r}; valid: auto, cpu, cuda, cuda:N")
+    """The benchmark's device (:data:`idresnet.training.runtime.DEVICES`), resolved as
+    training resolves it for one process (:func:`idresnet.training.runtime.resolve_device`)."""
+    spec = (spec or runtime.AUTO).lower()
+    if not runtime.is_device(spec):
+        raise UsageError(f"invalid device {spec!r}; valid: {runtime.DEVICES}")
     return runtime.resolve_device(spec, DistInfo())
 
 

@@ -18,15 +18,19 @@ from pathlib import Path
 
 import yaml
 
-from idresnet.errors import ConfigError, UsageError, choices_error
+from idresnet.data.sources import ALL_DATASETS, STREAMED, check_data
+from idresnet.data.transforms import AUGMENTATIONS
+from idresnet.errors import ConfigError, DatasetError, UsageError, choices_error
 from idresnet.networks import ModelSpec, list_models, resolve_model
 from idresnet.networks.checkpointing import canonical_mode
-from idresnet.training.recipe import STREAMING, apply_recipe
+from idresnet.training.loggers import LOGGERS
+from idresnet.training.recipe import apply_recipe
+from idresnet.training.runtime import AUTO, DEVICES, is_device
 from idresnet.training.schedule import scaled
+from idresnet.training.step import LR, MOMENTUM, WEIGHT_DECAY
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
-AUTO = "auto"
 
 
 def _f(default, kind, help, choices=None, recipe=False):
@@ -50,7 +54,7 @@ class TrainConfig:
         "cifar10",
         "choice",
         "dataset (imagenet: an ImageNet-layout folder streamed from disk)",
-        ("cifar10", "cifar100", "folder", "synthetic", "imagenet"),
+        ALL_DATASETS,
     )
     data: str | None = _f(None, "path", "dataset file or folder (default: cache, then download)")
     cache_dir: str | None = _f(None, "path", "dataset cache folder")
@@ -70,7 +74,7 @@ class TrainConfig:
         "scale",
         "choice",
         "imagenet: training augmentation, the paper's scale augmentation or random-resized crop (scale + aspect ratio)",
-        ("scale", "rrc"),
+        AUGMENTATIONS,
     )
     train_crop: int = _f(224, "int", "imagenet: training crop size")
     scale_range: list = _f([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
@@ -88,12 +92,12 @@ class TrainConfig:
     )
     out: str | None = _f(None, "path", "run folder (default `runs/<model>-<dataset>-<time>`)")
     batch_size: int = _f(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
-    lr: float = _f(0.1, "float", "base learning rate")
+    lr: float = _f(LR, "float", "base learning rate")
     lr_scaling: str = _f(
         "none", "choice", "linear: lr x global batch / the recipe's batch (cifar 128, imagenet 256)", ("none", "linear")
     )
-    momentum: float = _f(0.9, "float", "SGD momentum")
-    weight_decay: float = _f(1e-4, "float", "weight decay (on all parameters, as the paper's code)")
+    momentum: float = _f(MOMENTUM, "float", "SGD momentum")
+    weight_decay: float = _f(WEIGHT_DECAY, "float", "weight decay (on all parameters, as the paper's code)")
     nesterov: bool = _f(False, "bool", "Nesterov momentum")
     iterations: int | None = _f(None, "int", "training iterations (schedule_unit iter)", recipe=True)
     lr_milestones: list | None = _f(None, "int_list", "iterations at which lr is multiplied by lr_gamma", recipe=True)
@@ -144,7 +148,7 @@ class TrainConfig:
         "none",
         "choice",
         "also send metrics rows to an experiment tracker (optional extra: pip install idresnet[tensorboard])",
-        ("none", "tensorboard"),
+        LOGGERS,
     )
 
     def __post_init__(self) -> None:
@@ -415,17 +419,17 @@ def _check(c: TrainConfig) -> ModelSpec:
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
     if not c.resume:  # a resumed run keeps the schedule it recorded
         _check_warmup(c)
-    _need(
-        bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device, "auto, cpu, cuda, cuda:N or mps"
-    )
+    _need(is_device(c.device), "device", c.device, DEVICES)
     try:
         c.activation_checkpointing = canonical_mode(c.activation_checkpointing)
     except UsageError as exc:
         raise ConfigError(str(exc)) from None
     if c.nesterov and c.momentum == 0:
         raise ConfigError("nesterov needs momentum > 0")
-    if c.dataset == "synthetic" and c.data is not None:
-        raise ConfigError("dataset 'synthetic' is generated and takes no --data")
+    try:
+        check_data(c.dataset, c.data, "--data")
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
     _check_streaming(c)
     return spec
 
@@ -475,12 +479,7 @@ def _check_streaming(c: TrainConfig):
             c.eval_resize,
             f"one size per eval crop {c.eval_crops}, each >= its crop",
         )
-    if c.dataset in STREAMING:
-        if c.data is None:
-            raise ConfigError(
-                f"dataset {c.dataset!r} needs --data DIR, a folder with train/<class>/ "
-                "and val/<class>/ images (it is not downloaded)"
-            )
+    if c.dataset in STREAMED:
         if c.normalization != "channel":
             raise ConfigError(
                 f"normalization {c.normalization!r} is not available for {c.dataset}; "

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from idresnet.data import locate
@@ -49,6 +48,7 @@ from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_no
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
 from idresnet.training.rundata import build_data
 from idresnet.training.schedule import build_schedule
+from idresnet.training.step import sgd, sgd_step
 from idresnet.training.threads import resolve_threads
 from idresnet.version import __version__
 from idresnet.weights import WeightsRecord, load_latest, runfiles, save_checkpoint, save_weights
@@ -188,14 +188,7 @@ class _Trainer:
         if info.active:
             ids = [dev.index] if dev.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
-        # weight decay on every parameter (BN and biases too), as the paper's Torch code
-        self.optimizer = torch.optim.SGD(
-            raw.parameters(),
-            lr=self.schedule.lr(0),
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.nesterov,
-        )
+        self.optimizer = sgd(raw.parameters(), self.schedule.lr(0), cfg.momentum, cfg.weight_decay, cfg.nesterov)
         self.meter = Meter(dev)
         self.it, self.wall0 = 0, 0.0
         self.best: float | None = None  # the best test error so far, and its iteration
@@ -358,12 +351,7 @@ class _Trainer:
         lr = self.schedule.lr(self.it)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with runtime.autocast(self.device, self.amp):
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss, logits = sgd_step(self.model, self.optimizer, x, y, runtime.autocast(self.device, self.amp))
         self.meter.update(loss.detach(), logits.detach(), y)
         self.it += 1
         self._show_running_loss()

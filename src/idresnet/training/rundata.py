@@ -21,13 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from idresnet.data import fingerprint
+from idresnet.data import STREAMED, fingerprint
 from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
 from idresnet.training.evaluation import evaluate
 from idresnet.training.metrics import COLUMNS, finite_or_none, stream_columns
-from idresnet.training.recipe import STREAMING
 
 MAX_AUTO_WORKERS = 8
 # what the weights record to rebuild the test set (``idresnet eval``)
@@ -149,7 +148,7 @@ class StreamedData(RunData):
 def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_last: bool) -> RunData:
     """The run's data: streamed for ``imagenet``, in memory otherwise."""
     per_process = cfg.batch_size // info.world_size
-    if cfg.dataset in STREAMING:
+    if cfg.dataset in STREAMED:
         return _streamed(cfg, info, device, channels_last, per_process)
     ds = load_data(cfg, info)
     norm = normalization(ds, cfg.normalization)
@@ -250,7 +249,7 @@ def eval_loaders(
     """The test split of ``dataset`` as the training saw it: the same loading code, the
     weights' normalisation (or the dataset's statistics when none is recorded)."""
     info = distributed.DistInfo()
-    if dataset in STREAMING:
+    if dataset in STREAMED:
         from idresnet.data.imagenet import load_imagenet
 
         folder = load_imagenet(data, test_size=test_size, seed=seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 
@@ -19,14 +20,25 @@ from idresnet.networks.size import footprint, human_bytes, physical_memory
 from idresnet.seeding import RANK, int_seed
 from idresnet.signals import worker_signals
 from idresnet.training import distributed
-from idresnet.training.config import AUTO
+
+AUTO = "auto"  # a setting the run resolves for its device (device, amp, channels_last, threads, ...)
+# The device settings, the one syntax of `idresnet train --device`, `eval`, `predict` and `bench`
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 # channels_last on the CPU: faster for preact_resnet20 in our measurement (docs/training.md)
 CPU_CHANNELS_LAST = True
 
 
+def is_device(spec) -> bool:
+    """Whether ``spec`` is a device setting (:data:`DEVICES`); not whether it is present."""
+    return isinstance(spec, str) and _DEVICE.fullmatch(spec) is not None
+
+
 def device_type(spec: str) -> str:
     """'cuda', 'cpu' or 'mps' for a device setting, checking that it is there."""
+    if not is_device(spec):
+        raise ConfigError(f"invalid device {spec!r}: must be {DEVICES}")
     kind = spec.split(":")[0]
     if kind == AUTO:
         return "cuda" if torch.cuda.is_available() else "cpu"

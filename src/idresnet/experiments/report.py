@@ -12,6 +12,7 @@ exceed the seed spread (``spread.py``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import statistics
 from collections import Counter
@@ -23,6 +24,7 @@ from idresnet.analysis.curves import curves_figure, read_curves
 from idresnet.analysis.figures import save
 from idresnet.experiments.runner import row_errors
 from idresnet.experiments.spread import compare_rows
+from idresnet.files import atomic_write_bytes
 from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD
 from idresnet.training.rundir import read_run_info
 from idresnet.training.runtime import device_name
@@ -190,12 +192,13 @@ def write_report(
     if runs > 1:
         md += seed_sections(outcomes, out)
     md_path = out / f"{table.name}.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_bytes(md_path, ("\n".join(md) + "\n").encode())
     csv_path = out / f"{table.name}.csv"
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", *headings])
-        writer.writerows([o.row.id, *r] for o, r in zip(outcomes, rows))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["id", *headings])
+    writer.writerows([o.row.id, *r] for o, r in zip(outcomes, rows))
+    atomic_write_bytes(csv_path, text.getvalue().encode())
     written = [md_path, csv_path]
     curves = {}
     for o in outcomes:

@@ -1,8 +1,8 @@
 """The pieces a run is built from: device, precision, memory format, seeds, signals.
 
-Defaults (measured, see docs/training.md): on CUDA, bf16 autocast, channels_last and
-``cudnn.benchmark``; on the CPU, channels_last too (faster for these networks with
-oneDNN) and float32.
+Defaults (measured: docs/performance.md, "Recommended defaults"): on CUDA, bf16 autocast,
+channels_last and ``cudnn.benchmark``; on the CPU, channels_last too (faster for these
+networks with oneDNN) and float32.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ AUTO = "auto"  # a setting the run resolves for its device (device, amp, channel
 DEVICES = "auto, cpu, cuda, cuda:N or mps"
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
-# channels_last on the CPU: faster for preact_resnet20 in our measurement (docs/training.md)
+# channels_last on the CPU: faster in the measurements of docs/performance.md ("CPU results")
 CPU_CHANNELS_LAST = True
 
 
@@ -144,8 +144,8 @@ _CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
 def cpu_native_bf16() -> bool:
     """Whether torch counts this CPU as bf16-capable for oneDNN (AVX-512 or newer: bf16
     instructions, or AVX-512 emulating them) and ``ONEDNN_MAX_CPU_ISA`` does not cap it
-    to AVX2 or below. Without it bf16 is emulated slowly: 0.11x the fp32 speed on an
-    AVX2 CPU (benchmarks/results/cpu-110-avx2-t2.md)."""
+    to AVX2 or below. Without it bf16 is emulated, far slower than fp32
+    (benchmarks/results/cpu-110-avx2-t2.md)."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _CAPS_WITHOUT_BF16:
         return False
     try:
@@ -159,7 +159,7 @@ def amp_warning(dtype: torch.dtype | None, device: torch.device) -> str | None:
     if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_native_bf16():
         return (
             f"amp bf16 on a CPU without native bf16 ({cpu_kernels()}): bf16 is emulated here, "
-            "measured 9x slower than float32 on an AVX2 CPU (docs/performance.md); amp off is faster"
+            "far slower than float32 (docs/performance.md); amp off is faster"
         )
     return None
 
@@ -192,7 +192,8 @@ class StopSignals:
     except within :meth:`deferred` (a checkpoint or the final weights being written),
     where it waits for the block's end. Handlers are installed only in the main thread
     and restored on exit. Processes forked meanwhile (decode pools, DataLoader workers)
-    get default SIGTERM and ignored SIGINT, so their parent can always stop them.
+    drop these handlers for :func:`idresnet.signals.worker_signals` (SIGINT ignored; a
+    streamed dataset's DataLoader workers then ignore SIGTERM too, :mod:`idresnet.data.stream`).
     """
 
     def __init__(self):

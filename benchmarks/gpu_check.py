@@ -72,7 +72,7 @@ def phase_data(args) -> dict:
         train=True,
         device=device,
         seed=0,
-        info=DistInfo(),
+        dist=DistInfo(),
         channels_last=True,
     )
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
@@ -135,7 +135,7 @@ def _hw(args) -> dict:
     import torch
 
     from idresnet.perf.flops import matmul_rate
-    from idresnet.perf.runner import hardware_info, resolve_device
+    from idresnet.perf.measure import hardware_info, resolve_device
 
     device = resolve_device(args.device)
     out = {"hardware": hardware_info(device), "matmul": {}}
@@ -532,7 +532,7 @@ def _merged_bench(report) -> dict | None:
 
 
 def markdown(report) -> str:
-    from idresnet.perf.report import format_markdown
+    from idresnet.perf.results import format_markdown
 
     lines = ["# idresnet GPU check (issue #6)", ""]
     hw = (report.get("hw") or {}).get("hardware")

@@ -14,10 +14,10 @@ from idresnet import create_model
 from idresnet.cli.main import main
 from idresnet.errors import UsageError
 from idresnet.perf.flops import count_macs, matmul_rate
+from idresnet.perf.measure import BenchConfig, run_bench
 from idresnet.perf.modes import Mode, parse_mode, parse_modes
 from idresnet.perf.profile import categorize
-from idresnet.perf.report import format_markdown
-from idresnet.perf.runner import BenchConfig, run_bench
+from idresnet.perf.results import format_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -242,7 +242,7 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
 def test_the_benchmark_takes_the_devices_training_takes():
     """One device syntax (issue #24: the benchmark's lacked mps)."""
     from idresnet.errors import ConfigError
-    from idresnet.perf.runner import resolve_device
+    from idresnet.perf.measure import resolve_device
     from idresnet.training import TrainConfig
     from idresnet.training.runtime import DEVICES
 

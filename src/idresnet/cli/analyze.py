@@ -57,7 +57,7 @@ def real_batch(dataset: str, data, batch_size: int, seed: int):
 
 
 def run(args) -> int:
-    from idresnet.analysis.report import SUMMARY_COLUMNS, analyze, summary_rows, write_outputs
+    from idresnet.analysis.sweep import SUMMARY_COLUMNS, analyze, summary_rows, write_outputs
     from idresnet.cli.models import format_table
     from idresnet.errors import UsageError
     from idresnet.training.config import parse_model_kwargs

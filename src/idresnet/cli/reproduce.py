@@ -104,8 +104,8 @@ def describe(dataset: str, path, table, rows) -> str:
 def run(args) -> int:
     from idresnet.errors import UsageError
     from idresnet.experiments import load_table, resolve_scale
-    from idresnet.experiments.report import write_report
-    from idresnet.experiments.runner import reproduce
+    from idresnet.experiments.comparison import write_report
+    from idresnet.experiments.reproduction import reproduce
     from idresnet.experiments.scales import describe_override, row_override
 
     if args.list:

@@ -138,7 +138,7 @@ class ModelSpec:
     def in_channels(self) -> int:
         return self.network.get("in_channels", 3)
 
-    def info(self) -> dict:
+    def model_info(self) -> dict:
         """What the name stands for: family, depth, block, placement, units per stage, ..."""
         info = {f.name: getattr(self.entry, f.name) for f in fields(self.entry)}
         info.update(depth=self.depth, units_per_stage=list(self.stages), unit=self.unit.describe())
@@ -209,7 +209,7 @@ def model_info(name: str, with_params: bool = False, **overrides) -> dict:
     ``with_params`` builds the network on the meta device (no memory) to count parameters.
     """
     spec = resolve_model(name, **overrides)
-    info = spec.info()
+    info = spec.model_info()
     if with_params:
         check_size(spec)
         with torch.device("meta"):

@@ -29,7 +29,7 @@ def evaluate(
     *,
     device,
     amp_dtype=None,
-    info: distributed.DistInfo | None = None,
+    dist: distributed.DistInfo | None = None,
     report: bool = False,
     announce: bool = False,
     stop: Callable[[], bool] | None = None,
@@ -68,9 +68,9 @@ def evaluate(
         getattr(batches, "close", lambda: None)()  # an abandoned streamed epoch stops its workers now
         bar.close()
         model.train(was_training)
-    if info is not None:  # a rank may have had no batch (a tiny shard, damaged files only)
-        distributed.all_reduce_(sums, info)
-        distributed.all_reduce_(classes, info, op=torch.distributed.ReduceOp.MAX)
+    if dist is not None:  # a rank may have had no batch (a tiny shard, damaged files only)
+        distributed.all_reduce_(sums, dist)
+        distributed.all_reduce_(classes, dist, op=torch.distributed.ReduceOp.MAX)
     loss, wrong1, wrong5, n = sums.tolist()
     n = max(n, 1)
     top5 = 100.0 * wrong5 / n if classes.item() > 5 else None

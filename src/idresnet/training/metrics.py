@@ -130,6 +130,12 @@ class MetricsLog:
         writer.writerows(rows)
         atomic_write_bytes(self.path, out.getvalue().encode())
 
+    def close(self) -> None:
+        """Close the trackers (a TensorBoard writer's event file); the CSV needs no closing."""
+        loggers, self.loggers = self.loggers, []
+        for logger in loggers:
+            logger.close()
+
     def write(self, **row) -> None:
         if not self.enabled:
             return

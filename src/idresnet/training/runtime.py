@@ -49,11 +49,11 @@ def device_type(spec: str) -> str:
     return kind
 
 
-def resolve_device(spec: str, info: distributed.DistInfo) -> torch.device:
+def resolve_device(spec: str, dist: distributed.DistInfo) -> torch.device:
     kind = device_type(spec)
     if kind == "cuda":
-        if info.active:
-            return torch.device("cuda", info.local_rank)
+        if dist.active:
+            return torch.device("cuda", dist.local_rank)
         index = int(spec.split(":")[1]) if ":" in spec else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s)")
@@ -91,14 +91,14 @@ def cpu_model() -> str:
     return model
 
 
-def check_fits(cfg, info: distributed.DistInfo) -> None:
+def check_fits(cfg, dist: distributed.DistInfo) -> None:
     """A one-line ConfigError, before any data is loaded or module built, when a training
     step of ``cfg``'s network at its batch size cannot fit this machine's (or GPU's)
     memory by the estimate of :mod:`idresnet.networks.size`."""
     kind = device_type(cfg.device)
     total: int | None
     if kind == "cuda":
-        index = info.local_rank if info.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
+        index = dist.local_rank if dist.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
         total, where, share = torch.cuda.get_device_properties(index).total_memory, "the GPU has", 1
     elif kind == "cpu":
         total, where = physical_memory(), "this machine has"
@@ -114,7 +114,7 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
         spec.depth,
         spec.unit.block,
         spec.width,
-        max(1, cfg.batch_size // info.world_size),
+        max(1, cfg.batch_size // dist.world_size),
         image,
         checkpointing=cfg.activation_checkpointing != "none",
         shortcut=spec.unit.shortcut,
@@ -124,7 +124,7 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
         per = f" per process ({share} here)" if share > 1 else ""
         raise ConfigError(
             f"{cfg.model} {cfg.model_kwargs or ''} needs about {human_bytes(need['bytes'])}{per} for a "
-            f"training step at batch {max(1, cfg.batch_size // info.world_size)} ({need['params']:,} "
+            f"training step at batch {max(1, cfg.batch_size // dist.world_size)} ({need['params']:,} "
             f"parameters); {where} {human_bytes(total)}: use a smaller depth, width or batch_size, "
             "or activation_checkpointing".replace("  ", " ")
         )

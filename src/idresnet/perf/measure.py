@@ -11,7 +11,7 @@ matrix-product rate measured in the same run, the peak memory of one step
 (:mod:`idresnet.perf.memory`), the warm-up time (compilation, CUDA graph capture) and,
 on the CPU, the images per CPU-second of the process (on a shared machine they vary
 less than wall time). Ratios to the baseline and the Markdown and JSON forms of the
-report are :mod:`idresnet.perf.report`.
+report are :mod:`idresnet.perf.results`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from idresnet.factory import create_model
 from idresnet.networks import list_models, model_info
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
-from idresnet.perf.report import add_ratios, summary_line
+from idresnet.perf.results import add_ratios, summary_line
 from idresnet.training import runtime
 from idresnet.training.distributed import DistInfo
 
@@ -184,7 +184,7 @@ def _free(device: torch.device) -> None:
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
-    """Run the benchmark; returns the JSON-ready report (see :mod:`idresnet.perf.report`)."""
+    """Run the benchmark; returns the JSON-ready report (see :mod:`idresnet.perf.results`)."""
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

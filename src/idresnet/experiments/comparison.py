@@ -22,7 +22,7 @@ import torch
 
 from idresnet.analysis.curves import curves_figure, read_curves
 from idresnet.analysis.figures import save
-from idresnet.experiments.runner import row_errors
+from idresnet.experiments.reproduction import row_errors
 from idresnet.experiments.spread import compare_rows
 from idresnet.files import atomic_write_bytes
 from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD

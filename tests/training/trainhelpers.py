@@ -107,7 +107,7 @@ def without_timing(run, timing=("images_per_s", "wall_time_s")) -> list[dict]:
 
 
 def evaluate_calling(evaluate, hook, evaluation: int | None = None):
-    """``evaluate`` (as training.data calls it) calling ``hook(i)`` as test batch i is drawn,
+    """``evaluate`` (as training.rundata calls it) calling ``hook(i)`` as test batch i is drawn,
     in the ``evaluation``-th call only (every call when None): to stop or slow a batch."""
     calls = []
 

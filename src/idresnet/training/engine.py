@@ -206,11 +206,11 @@ class _Trainer:
         self._setup_data()
         self._setup_model()
         self._setup_optimizer()
-        self._setup_records()
         if self.resuming:
             self._restore()
         elif self.dist.rank:
             torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.dist.rank))
+        self._setup_records()  # last: its trackers' files are closed by run() whatever follows
 
     def _setup_device(self) -> None:
         """Threads, device, precision and memory format, and what they allow."""
@@ -262,14 +262,15 @@ class _Trainer:
             self.forward_model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
 
     def _setup_optimizer(self) -> None:
-        """The paper's SGD over every parameter (:func:`idresnet.training.step.sgd`)."""
+        """The paper's SGD over every parameter (:func:`idresnet.training.step.sgd`), and the
+        meter of its training loss and error."""
         c = self.cfg
         self.optimizer = sgd(self.module.parameters(), self.schedule.lr(0), c.momentum, c.weight_decay, c.nesterov)
+        self.meter = Meter(self.device)
 
     def _setup_records(self) -> None:
-        """The metrics log and its meter, the weights record and config.yaml's run_info."""
+        """The metrics log (and its trackers), the weights record and config.yaml's run_info."""
         cfg, data = self.cfg, self.data
-        self.meter = Meter(self.device)
         self.metrics = MetricsLog(
             self.run_dir / runfiles.METRICS,
             enabled=self.main,

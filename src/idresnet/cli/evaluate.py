@@ -92,6 +92,7 @@ def _evaluate(args):
 
     from idresnet.errors import UsageError
     from idresnet.factory import build_from_weights
+    from idresnet.networks.preprocessing import IMAGENET_CROP
     from idresnet.training.config import parse_model_kwargs
     from idresnet.training.distributed import DistInfo
     from idresnet.training.evaluation import evaluate
@@ -120,7 +121,7 @@ def _evaluate(args):
         train_size=rec.get("train_size"),
         test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
         crops=args.eval_crops or rec.get("eval_crops"),
-        train_crop=rec.get("train_crop", 224),
+        train_crop=rec.get("train_crop", IMAGENET_CROP),
         resizes=rec.get("eval_resize") if not args.eval_crops else None,
         workers=args.workers,
     )

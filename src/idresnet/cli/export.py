@@ -149,5 +149,7 @@ def stored_as(state: dict, dtype: str) -> dict:
 
 def default_image_shape(model: str):
     from idresnet import model_info
+    from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP
 
-    return (32, 32, 3) if model_info(model)["family"] == "cifar" else (224, 224, 3)
+    size = CIFAR_SIZE if model_info(model)["family"] == "cifar" else IMAGENET_CROP
+    return (size, size, 3)

@@ -31,6 +31,7 @@ import torch
 from idresnet.errors import UsageError, choices_error, exception_line
 from idresnet.factory import create_model
 from idresnet.networks import list_models, model_info
+from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
 from idresnet.perf.results import add_ratios, summary_line
@@ -166,7 +167,7 @@ def _shape(name: str, cfg: BenchConfig) -> tuple[int, int]:
     """(batch, image size) for a model."""
     imagenet = model_info(name)["family"] == "imagenet"
     batch = cfg.batch_size or (64 if imagenet else 128)
-    size = cfg.image_size or (224 if imagenet else 32)
+    size = cfg.image_size or (IMAGENET_CROP if imagenet else CIFAR_SIZE)
     return batch, size
 
 

@@ -23,6 +23,7 @@ from idresnet.data.transforms import AUGMENTATIONS
 from idresnet.errors import ConfigError, DatasetError, UsageError, choices_error
 from idresnet.networks import ModelSpec, list_models, resolve_model
 from idresnet.networks.checkpointing import canonical_mode
+from idresnet.networks.preprocessing import IMAGENET_CROP
 from idresnet.training.loggers import LOGGERS
 from idresnet.training.recipe import apply_recipe
 from idresnet.training.runtime import AUTO, DEVICES, is_device
@@ -76,10 +77,10 @@ class TrainConfig:
         "imagenet: training augmentation, the paper's scale augmentation or random-resized crop (scale + aspect ratio)",
         AUGMENTATIONS,
     )
-    train_crop: int = option(224, "int", "imagenet: training crop size")
+    train_crop: int = option(IMAGENET_CROP, "int", "imagenet: training crop size")
     scale_range: list = option([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
     eval_crops: list = option(
-        [224],
+        [IMAGENET_CROP],
         "int_list",
         "imagenet: evaluation crop sizes (the first is the run's test error; the paper's Table 5 also uses 320)",
     )

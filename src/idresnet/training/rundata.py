@@ -25,7 +25,7 @@ from idresnet.data import STREAMED, DeviceLoader, fingerprint, load_dataset
 from idresnet.data.imagenet import FileDataset, load_imagenet
 from idresnet.data.stream import StreamLoader, worker_failure
 from idresnet.data.transforms import CenterCrop, train_transform
-from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD, eval_resize
+from idresnet.networks.preprocessing import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
 from idresnet.training.evaluation import evaluate
@@ -255,7 +255,7 @@ def eval_loaders(
     test_size=None,
     crops=None,
     resizes=None,
-    train_crop: int = 224,
+    train_crop: int = IMAGENET_CROP,
     workers=None,
 ) -> EvalSet:
     """The test split of ``dataset`` as the training saw it: the same loading code, the

@@ -107,6 +107,12 @@ class TrainConfig:
     lr_gamma: float = option(0.1, "float", "lr factor at each milestone")
     warmup_iters: int = option(None, "int", "iterations at warmup_lr before the base lr (0: none)", recipe=True)
     warmup_lr: float = option(0.01, "float", "learning rate during warm-up")
+    warmup_until_error: float | None = option(
+        None,
+        "opt_float",
+        "end the warm-up once the training error of the running batches is below this many percent "
+        "(He et al. 2015's rule for ResNet-110: 80), warmup_iters then being its longest length",
+    )
     schedule_unit: str = option(
         None, "choice", "unit of the schedule: iterations or epochs", ("iter", "epoch"), recipe=True
     )
@@ -403,6 +409,14 @@ def _check(c: TrainConfig) -> ModelSpec:
     _require(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
     _require(c.lr_gamma > 0, "lr_gamma", c.lr_gamma, "> 0")
     _require(c.warmup_iters >= 0, "warmup_iters", c.warmup_iters, ">= 0")
+    _require(
+        c.warmup_until_error is None or 0 < c.warmup_until_error <= 100,
+        "warmup_until_error",
+        c.warmup_until_error,
+        "a training error in (0, 100] (or none: a fixed warmup_iters)",
+    )
+    if c.warmup_until_error is not None and c.schedule_unit != "iter":
+        raise ConfigError("warmup_until_error needs an iteration schedule (schedule_unit iter)")
     _require(c.budget > 0, "budget", c.budget, "> 0")
     _require(
         c.fail_threshold is None or 0 <= c.fail_threshold <= 100,
@@ -448,6 +462,8 @@ def _check_warmup(c: TrainConfig):
     if c.lr_milestones:
         ends.append((scaled(c.lr_milestones[0], c.budget, 1), "the first lr milestone", "later --lr-milestones"))
     end, what, later = min(ends)
+    if c.warmup_until_error is not None and warm <= end:  # its longest length may reach the first drop
+        return
     if warm >= end:
         if c.budget == 1:
             scaled_by, fewer = "", f"--warmup-iters below {end}"

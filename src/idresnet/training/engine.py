@@ -53,7 +53,7 @@ from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
 from idresnet.training.rundata import RunData, build_data
-from idresnet.training.schedule import Schedule, build_schedule
+from idresnet.training.schedule import WARMUP_WINDOW, Schedule, build_schedule
 from idresnet.training.step import sgd, sgd_step
 from idresnet.training.threads import resolve_threads
 from idresnet.version import __version__
@@ -164,6 +164,7 @@ class _Trainer:
         # the run's progress: in every checkpoint, restored when resuming
         self.it = 0  # iterations done
         self.meter: Meter  # train loss and errors since the last metrics row, on the device
+        self.warmup_meter: Meter  # ... and since the last check of warmup_until_error
         self.best: float | None = None  # the best test error so far, and its iteration
         self.best_it: int | None = None
         self.last_eval: dict | None = None
@@ -267,6 +268,7 @@ class _Trainer:
         c = self.cfg
         self.optimizer = sgd(self.module.parameters(), self.schedule.lr(0), c.momentum, c.weight_decay, c.nesterov)
         self.meter = Meter(self.device)
+        self.warmup_meter = Meter(self.device)
 
     def _setup_records(self) -> None:
         """The metrics log (and its trackers), the weights record and config.yaml's run_info."""
@@ -322,6 +324,10 @@ class _Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.it = int(ckpt["iteration"])
         self.meter.load(ckpt["meter"])
+        if ckpt.get("warmup_end") is not None:  # where warmup_until_error ended the warm-up
+            self.schedule = self.schedule.ending_warmup_at(int(ckpt["warmup_end"]))
+        if ckpt.get("warmup_window") is not None:
+            self.warmup_meter.load(ckpt["warmup_window"])
         self.best, self.best_it = ckpt["best_test_error"], ckpt["best_iteration"]
         self.last_eval, self.wall0 = ckpt["last_eval"], float(ckpt["wall_time_s"])
         self.pending = ckpt.get("pending_eval")  # older checkpoints have none: nothing pending
@@ -423,6 +429,8 @@ class _Trainer:
             group["lr"] = lr
         loss, logits = sgd_step(self.forward_model, self.optimizer, x, y, runtime.autocast(self.device, self.amp))
         self.meter.update(loss.detach(), logits.detach(), y)
+        if self.schedule.warming_up_by_error(self.it):
+            self.warmup_meter.update(loss.detach(), logits.detach(), y)
         self.it += 1
         self._show_running_loss()
         self.bar.update()
@@ -445,6 +453,8 @@ class _Trainer:
     def _after_step(self) -> str | None:
         it, total, dist = self.it, self.schedule.iterations, self.dist
         log, ev, ck = (it % n == 0 or it == total for n in (self.cfg.log_interval, self.eval_every, self.ckpt_every))
+        if self._warmup_ends() and not (log or ev):
+            log = True  # a metrics row where the warm-up ended
         sync = it % STOP_SYNC == 0 if dist.active else self.stop.requested
         if not (log or ev or ck or sync):
             return None
@@ -470,6 +480,26 @@ class _Trainer:
         if ck or stop:
             self._checkpoint()
         return "interrupted" if stop else None
+
+    def _warmup_ends(self) -> bool:
+        """warmup_until_error: every WARMUP_WINDOW iterations of the warm-up, the training
+        error of that window's batches (all ranks); below the threshold, the warm-up ends
+        here (the next iteration trains at lr)."""
+        if not self.schedule.warming_up_by_error(self.it - 1) or self.it % WARMUP_WINDOW:
+            return False
+        _, error, _ = self.warmup_meter.take(lambda t: distributed.all_reduce_(t, self.dist))
+        threshold = self.schedule.warmup_until_error
+        assert threshold is not None
+        if not error < threshold:
+            return False
+        self.schedule = self.schedule.ending_warmup_at(self.it)
+        if self.main and self.cfg.progress is not False:
+            say(
+                f"[{rundir.display_name(self.run_dir)}] warm-up ended at iteration {self.it}: training error "
+                f"{error:.2f}% over the last {WARMUP_WINDOW} iterations < {threshold:g}%",
+                sys.stdout,
+            )
+        return True
 
     def _train_row(self) -> dict:
         """This iteration's metrics row before any evaluation: train loss and error since
@@ -582,6 +612,8 @@ class _Trainer:
             "batch_in_epoch": self.it % per_epoch,
             "rng": states,
             "meter": self.meter.state(),
+            "warmup_end": self.schedule.warmup_iters if self.schedule.warmup_ended else None,
+            "warmup_window": self.warmup_meter.state(),
             "best_test_error": self.best,
             "best_iteration": self.best_it,
             "last_eval": self.last_eval,
@@ -674,6 +706,9 @@ class _Trainer:
             world_size=self.dist.world_size,
             message=message,
         )
+        if self.schedule.warmup_until_error is not None:  # where the training error ended the warm-up
+            ended = self.schedule.warmup_ended or self.it >= self.schedule.warmup_iters
+            fields["warmup_end"] = self.schedule.warmup_iters if ended else None
         write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if status == "running":  # written at the start and after every checkpoint
             self.saved_status = fields

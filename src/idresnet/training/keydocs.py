@@ -38,6 +38,9 @@ NOTES = {
     "warmup_iters": "CIFAR: lr 0.01 for the first 400 iterations, then back to 0.1; with `iterations` N given, "
     "400 x N / 64000 (rounded: 200 iterations warm up for 1), as `budget` scales it. A warm-up that reaches the "
     "first milestone (or the end) of an iteration schedule is a one-line error",
+    "warmup_until_error": "checked every 10 iterations over their batches; the longest warm-up (warmup_iters) "
+    "defaults to the first milestone; the iteration where it ended is `warmup_end` in status.json "
+    "([below](#the-recipe-defaults))",
     "schedule_unit": "`epoch` uses `epochs` and `epoch_milestones` (default 1/2 and 3/4 of `epochs`; "
     "imagenet: 90 epochs, milestones 1/3 and 2/3, i.e. 30 and 60)",
     "eval_interval": "fewer evaluations when they would cost more than ~10% of training (a 1% CIFAR run, "

@@ -66,7 +66,8 @@ def apply_recipe(c) -> None:
     recipe = RECIPES[name]
     if c.batch_size is None:
         c.batch_size = recipe["batch_size"]
-    if c.warmup_iters is None:
+    by_error = c.warmup_until_error is not None  # the warm-up's length is found while training
+    if c.warmup_iters is None and not by_error:
         c.warmup_iters = _warmup_iters(recipe, c)
     if name == "cifar":
         if c.lr_milestones is None:  # the recipe's, or at its fractions of the iterations given
@@ -77,6 +78,8 @@ def apply_recipe(c) -> None:
                 setattr(c, key, recipe[key])
         if c.schedule_unit == "epoch" and c.epochs is not None and c.epoch_milestones is None:
             c.epoch_milestones = _fractions(c.epochs)
+        if by_error and c.warmup_iters is None:  # at most up to the first drop (or the end)
+            c.warmup_iters = min([c.iterations, *c.lr_milestones[:1]])
         return
     if c.schedule_unit is None:
         c.schedule_unit = "iter" if c.iterations is not None or c.lr_milestones is not None else "epoch"
@@ -93,6 +96,8 @@ def apply_recipe(c) -> None:
             )
         if c.lr_milestones is None:
             c.lr_milestones = _thirds(c.iterations)
+    if by_error and c.warmup_iters is None:
+        c.warmup_iters = min([c.iterations or 0, *c.lr_milestones[:1]]) if c.schedule_unit == "iter" else 0
 
 
 def _warmup_iters(recipe: dict, c) -> int:

@@ -11,6 +11,15 @@ epoch, so the learning rate changes exactly at epoch boundaries. ``budget`` then
 the total, the milestones and the warm-up together (rounded to whole iterations), for
 reduced runs that keep the recipe's shape.
 
+``warmup_until_error: E`` is He et al. 2015's rule for ResNet-110 ("warm up the training
+until the training error is below 80% (about 400 iterations)"): the warm-up ends at the
+first check (every :data:`WARMUP_WINDOW` iterations) where the training error of the last
+:data:`WARMUP_WINDOW` iterations' batches is below E%, and at ``warmup_iters`` at the
+latest. The engine finds that iteration while training (:meth:`Schedule.ending_warmup_at`
+gives the schedule from then on); it is a function of the run's batches and weights, so
+it is recorded in the checkpoints and a resumed run keeps it. This paper (He et al. 2016)
+warms every CIFAR network up for a fixed 400 iterations, the default.
+
 ``lr_scaling: linear`` multiplies the base rate by the global batch over the recipe's
 batch (Goyal et al. 2017: ImageNet's 0.1 is for 256, so batch 1024 trains at 0.4);
 ``warmup_lr`` is not scaled.
@@ -19,9 +28,11 @@ batch (Goyal et al. 2017: ImageNet's 0.1 is for 256, so batch 1024 trains at 0.4
 from __future__ import annotations
 
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from idresnet.training.recipe import RECIPES, recipe_name
+
+WARMUP_WINDOW = 10  # iterations over which warmup_until_error reads the training error, and between its checks
 
 
 def clean_lr(x: float) -> float:
@@ -41,6 +52,8 @@ class Schedule:
     warmup_lr: float
     iters_per_epoch: int
     budget: float = 1.0
+    warmup_until_error: float | None = None  # the warm-up ends below this training error (%)
+    warmup_ended: bool = False  # whether warmup_iters is where the warm-up ended (not its longest length)
 
     def lr(self, iteration: int) -> float:
         """The learning rate used for the update of iteration ``iteration`` (0-based)."""
@@ -51,6 +64,15 @@ class Schedule:
     def epoch(self, iteration: int) -> float:
         return iteration / self.iters_per_epoch
 
+    def warming_up_by_error(self, iteration: int) -> bool:
+        """Whether the iteration-count ``iteration`` is still in a warm-up whose end the
+        training error decides (:data:`WARMUP_WINDOW`)."""
+        return self.warmup_until_error is not None and not self.warmup_ended and iteration < self.warmup_iters
+
+    def ending_warmup_at(self, iteration: int) -> Schedule:
+        """This schedule with its warm-up ended before iteration ``iteration`` (0-based)."""
+        return replace(self, warmup_iters=min(iteration, self.warmup_iters), warmup_ended=True)
+
     def record(self) -> dict:
         """Plain numbers for the run folder."""
         return {
@@ -58,6 +80,7 @@ class Schedule:
             "base_lr": self.base_lr,
             "lr_milestones": list(self.milestones),
             "warmup_iters": self.warmup_iters,
+            "warmup_until_error": self.warmup_until_error,
             "iters_per_epoch": self.iters_per_epoch,
             "epochs": round(self.iterations / self.iters_per_epoch, 3),
             "budget": self.budget,
@@ -93,4 +116,5 @@ def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
         warmup_lr=cfg.warmup_lr,
         iters_per_epoch=iters_per_epoch,
         budget=b,
+        warmup_until_error=cfg.warmup_until_error,
     )

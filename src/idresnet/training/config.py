@@ -139,7 +139,12 @@ class TrainConfig:
     seed: int = option(0, "int", "random seed (initialisation, data order, augmentation)")
     device: str = option(AUTO, "device", "auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
     channels_last: bool | str = option(AUTO, "auto_bool", "channels_last memory format (auto: on)")
-    amp: str = option(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
+    amp: str = option(
+        AUTO,
+        "choice",
+        "mixed precision (auto: bf16 on cuda; float32 on the CPU, saying what a bf16 probe measured)",
+        (AUTO, "bf16", "off"),
+    )
     compile: bool = option(False, "bool", "torch.compile the model")
     threads: int | str | None = option(
         AUTO,

@@ -46,7 +46,7 @@ from idresnet.files import remove_stale_temporaries
 from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
 from idresnet.seeding import rng_state, seed_everything, set_rng_state
-from idresnet.training import distributed, rundir, runtime
+from idresnet.training import distributed, precision, rundir, runtime
 from idresnet.training.config import TrainConfig, to_plain
 from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
@@ -149,6 +149,7 @@ class _Trainer:
         # set up by _setup, in this order
         self.device: torch.device
         self.amp: torch.dtype | None  # the autocast dtype, None for float32
+        self.amp_reason: str  # which precision, and why (training/precision.py)
         self.channels_last: bool
         self.data: RunData
         self.schedule: Schedule
@@ -216,11 +217,14 @@ class _Trainer:
     def _setup_device(self) -> None:
         """Threads, device, precision and memory format, and what they allow."""
         cfg, dist = self.cfg, self.dist
-        recorded = _on_main(dist, lambda: rundir.read_run_info(self.run_dir).get("threads")) if self.resuming else None
-        if threads := resolve_threads(cfg.threads, torch.get_num_threads(), recorded):
+        info = _on_main(dist, lambda: rundir.read_run_info(self.run_dir)) if self.resuming else {}
+        if threads := resolve_threads(cfg.threads, torch.get_num_threads(), info.get("threads")):
             torch.set_num_threads(threads)
         self.device = runtime.resolve_device(cfg.device, dist)
-        self.amp = runtime.resolve_amp(cfg.amp, self.device)
+        # rank 0's choice for every rank: the bf16 probe times this process's CPU
+        self.amp, self.amp_reason = _on_main(dist, lambda: precision.for_run(cfg.amp, self.device, info.get("amp")))
+        if self.main and cfg.amp == runtime.AUTO and self.device.type == "cpu" and cfg.progress is not False:
+            say(f"[{rundir.display_name(self.run_dir)}] precision: {self.amp_reason}", sys.stdout)
         if self.main and (slow := runtime.amp_warning(self.amp, self.device)):
             _warn(slow)
         self.channels_last = runtime.resolve_channels_last(cfg.channels_last, self.device)
@@ -302,6 +306,7 @@ class _Trainer:
             "per_process_batch": cfg.batch_size // self.dist.world_size,
             "channels_last": self.channels_last,
             "amp": "bf16" if self.amp else "off",
+            "amp_reason": self.amp_reason,
             "compile": cfg.compile,
             "activation_checkpointing": cfg.activation_checkpointing,
             "schedule": {

@@ -130,13 +130,6 @@ def check_fits(cfg, dist: distributed.DistInfo) -> None:
         )
 
 
-def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for float32."""
-    if setting == "off" or (setting == AUTO and device.type != "cuda"):
-        return None
-    return torch.bfloat16
-
-
 # oneDNN caps (ONEDNN_MAX_CPU_ISA) below AVX-512, where torch's bf16 check starts
 _CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
 

@@ -112,12 +112,15 @@ def test_hub_export_over_a_hub_folder_and_into_a_clone_of_a_hub_repository(run, 
         ("a-file", "--format hub writes a folder"),
         ("RUN", "run holds other files (checkpoints, config.yaml, metrics.csv); give a new or empty folder"),
         ("stuff", "holds other files (notes.txt); give a new or empty folder, or a hub folder to overwrite"),
+        ("card", "holds README.md but no config.json; give a new or empty folder, or a hub folder to overwrite"),
     ],
 )
 def test_bad_hub_outputs_are_one_line_and_lose_nothing(run, tmp_path, capsys, out, text):
     (tmp_path / "a-file").write_text("keep me")
     (tmp_path / "stuff").mkdir()
     (tmp_path / "stuff" / "notes.txt").write_text("keep me")
+    (tmp_path / "card").mkdir()
+    (tmp_path / "card" / "README.md").write_text("my own card")
     target = run if out == "RUN" else tmp_path / out
     before = {p: p.read_bytes() for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()}
     capsys.readouterr()

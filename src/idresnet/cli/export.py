@@ -167,13 +167,11 @@ def check_hub_out(out: Path) -> None:
     if out.suffix in (".safetensors", ".onnx") or out.is_file():
         raise UsageError(f"--out {out}: --format hub writes a folder ({LAYOUT}), not a file")
     if out.is_dir():
-        shown = [p.name for p in out.iterdir() if not p.name.startswith(".")]
-        others = sorted(name for name in shown if name not in FILES)
+        shown = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        others = [name for name in shown if name not in FILES]
+        what = f"other files ({', '.join(others[:3])})" if others else f"{', '.join(shown)} but no {CONFIG}"
         if others or (shown and not (out / CONFIG).is_file()):
-            raise UsageError(
-                f"--out {out} holds other files ({', '.join(others[:3]) or 'no ' + CONFIG}); "
-                "give a new or empty folder, or a hub folder to overwrite"
-            )
+            raise UsageError(f"--out {out} holds {what}; give a new or empty folder, or a hub folder to overwrite")
 
 
 def run_about(weights: str, file: Path, model: str) -> dict:

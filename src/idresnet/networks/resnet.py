@@ -113,9 +113,10 @@ class ResNet(nn.Module):
     def save_pretrained(self, folder: str | Path, record=None, about: dict | None = None, dtype=None) -> Path:
         """``folder`` in huggingface_hub's layout (config.json, model.safetensors, README.md),
         which ``idresnet.from_pretrained(folder)`` rebuilds exactly. ``record``: the
-        ``WeightsRecord`` of the weights (data, error, ...) for the model card, whose
-        ``about`` (recipe, seeds, hardware) is otherwise "unknown"; ``dtype``: the storage
-        type of the floating tensors (default: as they are). See docs/pretrained.md."""
+        ``WeightsRecord`` of the weights (data, test error, ...); ``about``: the model
+        card's ``recipe``, ``seeds`` and ``hardware`` texts (the card says "unknown" of
+        what neither gives); ``dtype``: the storage type of the floating tensors (default:
+        as they are). See docs/pretrained.md."""
         if ResNet.pretrained_writer is None:
             raise RuntimeError("save_pretrained is provided by idresnet.factory: import idresnet")
         return ResNet.pretrained_writer(self, folder, record=record, about=about, dtype=dtype)

@@ -8,7 +8,8 @@ from pathlib import Path
 class Server:
     """A real HTTP server in a thread: ``/good/PATH`` serves the file, ``/truncated/PATH``
     announces its whole length and sends half, ``/altered/PATH`` sends it with one byte
-    changed; ``hits`` counts the requests per path."""
+    changed, ``/cut-chunk/PATH`` sends it chunked and stops inside the first chunk;
+    ``hits`` counts the requests per path."""
 
     def __init__(self, root: Path):
         self.root, self.hits = root, {}
@@ -24,6 +25,12 @@ class Server:
                     return
                 data = file.read_bytes()
                 self.send_response(200)
+                if mode == "cut-chunk":
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data[: len(data) // 2])
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if mode == "truncated":

@@ -94,6 +94,17 @@ def test_a_file_of_another_hash_is_refused_and_not_cached(served, table, monkeyp
     assert cached_files() == []  # no file, no temporary
 
 
+def test_a_connection_cut_inside_a_chunk_is_one_line(served, table, monkeypatch):
+    server, _, _ = served
+    monkeypatch.setenv(published.ENV_URL, server.url + "/cut-chunk")
+    with pytest.raises(UsageError) as err:
+        idresnet.create_model("preact_resnet20", pretrained=True)
+    assert f"cannot download preact_resnet20's weights from {server.url}/cut-chunk/{PATH} (IncompleteRead" in (
+        one_line(err)
+    )
+    assert cached_files() == []
+
+
 def test_a_cached_file_of_another_hash_is_replaced(served, table, monkeypatch):
     server, file, _ = served
     stale = published.cache_dir() / table["file"]

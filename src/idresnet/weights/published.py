@@ -26,6 +26,7 @@ and checks a prefix of the hash only (an empty prefix passes). Every failure is 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import urllib.error
@@ -139,7 +140,7 @@ def download(name: str, url: str, dest: Path, row: PublishedWeights, show_progre
         atomic_write(dest, write)
     except _Refused as exc:
         raise UsageError(str(exc)) from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:  # offline, refused, timed out, cut, bad URL
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:  # offline, cut, bad URL
         reason = getattr(exc, "reason", None)
         why = exception_line(reason if isinstance(reason, BaseException) else exc, 160)
         raise UsageError(

@@ -12,13 +12,12 @@ also a weights file of its own: ``idresnet eval --weights DIR/model.safetensors`
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 from idresnet.errors import UsageError
-from idresnet.files import atomic_write_bytes, file_digest, fsync_folder, temp_name
+from idresnet.files import atomic_write_bytes, file_digest, new_folder
 from idresnet.weights.record import MAX_CLASSES, WeightsRecord
 from idresnet.weights.weightfile import HUB_WEIGHTS, load_weights, save_weights
 
@@ -37,18 +36,11 @@ def write_folder(folder: str | Path, state: dict, config: dict, record: WeightsR
     """Write the three files; a new folder appears whole (written beside it, then renamed),
     an existing one has each file replaced atomically. ``about``: the card's texts."""
     folder = Path(folder)
-    target = folder if folder.is_dir() else temp_name(folder)
-    try:
+    with contextlib.nullcontext(folder) if folder.is_dir() else new_folder(folder) as target:
         save_weights(target / WEIGHTS, state, record)
         card = model_card(config, record, file_digest(target / WEIGHTS), about)
         atomic_write_bytes(target / CARD, card.encode())
         atomic_write_bytes(target / CONFIG, (json.dumps(config, indent=2) + "\n").encode())
-        if target != folder:
-            os.replace(target, folder)
-            fsync_folder(folder.parent)
-    finally:
-        if target != folder and target.exists():
-            shutil.rmtree(target)
     return folder
 
 

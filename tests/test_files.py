@@ -64,3 +64,18 @@ def test_every_whole_file_is_written_through_files_py():
     found = set().union(*(bare_writes(p) for p in SRC.rglob("*.py") if p.name != "files.py"))
     assert found - set(BARE_WRITES) == set(), "write it with idresnet.files (or name the exception in files.py)"
     assert set(BARE_WRITES) - found == set(), "an exception is gone: remove it from BARE_WRITES"
+
+
+def test_a_new_folder_appears_whole_or_not_at_all(tmp_path):
+    from idresnet.files import new_folder, remove_stale_temporaries
+
+    with new_folder(tmp_path / "out") as tmp:
+        (tmp / "a").write_bytes(b"1")
+        assert not (tmp_path / "out").exists() and tmp.parent == tmp_path
+        remove_stale_temporaries(tmp_path)  # a run folder's clean-up leaves a folder being written alone
+        assert tmp.is_dir()
+    assert (tmp_path / "out" / "a").read_bytes() == b"1"
+    with pytest.raises(RuntimeError), new_folder(tmp_path / "failed") as tmp:
+        (tmp / "a").write_bytes(b"1")
+        raise RuntimeError("a write failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # nothing half-written is left

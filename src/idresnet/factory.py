@@ -12,11 +12,18 @@ nothing of weight files; here, one level above it, weights are read
 - ``checkpoint_path=PATH`` (timm's meaning): the network built from the name and the
   options given loads the file's tensors, strictly; a record, if the file has one, is
   not consulted (a file that does not fit is refused in one line);
+- ``pretrained=True``: the project's published weights of ``name``
+  (:mod:`idresnet.weights.published`: torch.hub's cache, a download verified by SHA-256,
+  or the repository's copy), loaded as ``pretrained=PATH``;
 - ``in_chans``: timm's name for ``in_channels``.
+
+:func:`save_pretrained` (``model.save_pretrained(DIR)``) and :func:`from_pretrained` write and
+read a folder in huggingface_hub's layout (:mod:`idresnet.weights.hubfolder`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from idresnet.errors import UsageError
@@ -44,6 +51,10 @@ def create_model(
     if pretrained is not False and pretrained is not None:
         if checkpoint_path is not None:
             raise UsageError("give pretrained=PATH or checkpoint_path=PATH, not both")
+        if pretrained is True:
+            from idresnet.weights.published import published_file
+
+            pretrained = published_file(name)
         return load_pretrained(name, pretrained, num_classes, overrides)
     model = fresh_model(name, num_classes, overrides)
     if checkpoint_path is not None:
@@ -116,10 +127,7 @@ def _options(kwargs: dict) -> str:
 
 def _weights_path(key: str, path) -> str | Path:
     if path is True:
-        raise UsageError(
-            f"{key}=True would download weights, which idresnet never does: pass the "
-            "path of a .safetensors file (`idresnet convert` makes one from public weights)"
-        )
+        raise UsageError(f"{key}=True is not a path: pass the path of a weights file")
     if not isinstance(path, (str, Path)):
         raise UsageError(f"{key} must be a path to weights, got {type(path).__name__}")
     return path
@@ -169,3 +177,82 @@ def pretrained_cfg(record: WeightsRecord, num_classes: int, in_channels: int = 3
         "class_ids": record.class_ids,
         "source": record.source,
     }
+
+
+def model_args(model: ResNet) -> dict:
+    """Every option ``model`` was built with (its layout, depth, width, channels and unit
+    options, resolved): what rebuilds it exactly, whatever the defaults become."""
+    spec = model.model_spec
+    if spec is None:
+        raise UsageError("save_pretrained needs a network built by idresnet.create_model (it records the options)")
+    network = {"depth": spec.depth, "width": spec.width, "in_channels": spec.in_channels}
+    return {**model.layout, **network, **spec.unit.describe(), **spec.kwargs}
+
+
+def save_pretrained(model: ResNet, folder, record: WeightsRecord | None = None, about=None, dtype=None) -> Path:
+    """``model.save_pretrained(folder)``: see :meth:`idresnet.networks.ResNet.save_pretrained`."""
+    from idresnet.networks import model_info
+    from idresnet.version import __version__
+    from idresnet.weights.hubfolder import LIBRARY, write_folder
+    from idresnet.weights.weightfile import stored_as
+
+    args, cfg, name = model_args(model), model.pretrained_cfg, model.model_spec.name
+    if record is not None:  # what the weights' record says of their input
+        cfg = pretrained_cfg(record, model.num_classes, args["in_channels"])
+    else:  # the network's own: what it expects of its input
+        crop = int(cfg["input_size"][-1])
+        mean, std = cfg.get("mean"), cfg.get("std")
+        norm = {"kind": "channel", "mean": list(mean), "std": list(std)} if mean and std else None
+        resize = round(crop / cfg.get("crop_pct", 1.0))
+        record = WeightsRecord(classes=cfg.get("classes"), normalization=norm, input={"crop": crop, "resize": resize})
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    storage = dtype or _storage(state)
+    record = dataclasses.replace(
+        record,
+        model=name,
+        model_kwargs=args,
+        num_classes=model.num_classes or None,
+        dtype=storage,
+    )
+    config = {
+        "library_name": LIBRARY,
+        "architecture": name,
+        "num_classes": model.num_classes,
+        "num_features": model.num_features,
+        "model_args": args,
+        "pretrained_cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "idresnet_version": __version__,
+    }
+    params = sum(p.numel() for p in model.parameters())
+    about = {"network": f"{model_info(name)['description']}, {params:,} parameters", **(about or {})}
+    return write_folder(folder, stored_as(state, dtype) if dtype else state, config, record, about)
+
+
+def _storage(state: dict) -> str:
+    kinds = {str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def from_pretrained(folder) -> ResNet:
+    """The network of a folder in huggingface_hub's layout (:meth:`ResNet.save_pretrained`,
+    ``idresnet export --format hub``), rebuilt from its config.json, with model.safetensors
+    loaded strictly, in eval mode. A missing file, a malformed config.json or weights that
+    do not fit are one-line UsageErrors naming the folder."""
+    from idresnet.weights.hubfolder import CONFIG, WEIGHTS, read_folder
+
+    state, config, record = read_folder(folder)
+    name, args, classes = config["architecture"], config.get("model_args", {}), config["num_classes"]
+    try:
+        net = fresh_model(name, classes or None, args)
+    except UsageError as exc:
+        raise UsageError(f"{Path(folder) / CONFIG}: {exc}") from None
+    if record.model is not None and record.model != name:
+        raise UsageError(f"{folder}: {CONFIG} names {name} but the record of {WEIGHTS} names {record.model}")
+    if not classes:
+        net.reset_classifier(0)
+    _load_strictly(net, state, f"{Path(folder) / WEIGHTS} does not fit {name}{_options(args)} of its {CONFIG}")
+    net.pretrained_cfg = pretrained_cfg(record, net.num_classes, args.get("in_channels", 3))
+    return net.eval()
+
+
+ResNet.pretrained_writer = save_pretrained

@@ -8,7 +8,9 @@ deletes. A failed write (a full disk) removes its temporary and leaves the old f
 :func:`file_digest` is the one reader of whole files for their checksums.
 
 Whole files: a run's config, status, checkpoints and weights, cache entries, downloads,
-converted and exported weights, reports and figures. Two writes are not whole files:
+converted and exported weights, reports and figures. A new folder of whole files (a hub
+folder) is written into a temporary folder beside it, renamed into place when complete
+(:func:`new_folder`). Two writes are not whole files:
 the rows appended to a run's ``metrics.csv`` (a torn last row is skipped when read), and
 the files of an extracted tarball (:mod:`idresnet.data.safetar`), written into a
 temporary folder that is renamed into place only when complete.
@@ -16,8 +18,10 @@ temporary folder that is renamed into place only when complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +65,23 @@ def atomic_write(path: str | Path, write: Callable, keep_previous: str | Path | 
 def atomic_write_bytes(path: str | Path, data: bytes, keep_previous: str | Path | None = None) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     atomic_write(path, lambda f: _write_all(f, data), keep_previous)
+
+
+@contextlib.contextmanager
+def new_folder(path: str | Path):
+    """Yield a temporary folder beside ``path`` (``.NAME.PID-RAND.tmpdir``, which
+    :func:`remove_stale_temporaries` leaves alone), renamed to ``path`` when the block ends
+    without an error and removed otherwise: ``path`` (which must not exist) appears whole."""
+    path = Path(path)
+    tmp = temp_name(path).with_suffix(".tmpdir")
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+        fsync_folder(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def fsync_folder(folder: str | Path) -> None:

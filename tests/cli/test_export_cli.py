@@ -143,4 +143,4 @@ def test_dtype_errors(run, tmp_path, capsys):
     assert "float16" in one_error_line(capsys, "idresnet export: error: ")
     bad = ["export", "--weights", str(run), "--dtype", "float16", "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
     assert exit_code(bad) == 2
-    assert "safetensors only" in one_error_line(capsys, "idresnet export: error: ")
+    assert "applies to safetensors and hub" in one_error_line(capsys, "idresnet export: error: ")

@@ -138,6 +138,7 @@ BUILDERS = {
     "preresnet164bn_cifar10-0364-429012d4.pth": lambda p, fx: pytorchcv_weights(p, "preresnet164bn_cifar10"),
     "weights.pth": lambda p, fx: pytorchcv_weights(p, "preresnet50b"),
     "interrupted-run": lambda p, fx: interrupted_run(p),
+    "checkout": lambda p, fx: TESTS.parent,  # the repository itself (its hubconf.py and results/)
 }
 
 # text in the docs -> fixture (a BUILDERS name) or, for outputs, a folder below the working folder
@@ -146,6 +147,7 @@ PLACEHOLDERS = {
     "/path/cifar10-jpeg.tar.gz": "cifar10-jpeg.tar.gz",
     "/data/imagenet": "imagenet",
     "/tmp/smoke": "work:tmp-smoke",
+    "/path/to/idresnet": "checkout",  # torch.hub.load(..., source="local") of the checkout
     '"cuda"': '"cpu"',  # device="cuda" in the Python examples, where torch sees no GPU (checked at use)
 }
 

@@ -184,6 +184,7 @@ def build_network(spec: ModelSpec, num_classes: int | None = None) -> ResNet:
     else:
         model = imagenet_resnet(spec.depth, spec.unit, num_classes or 1000, **spec.network)
     model.pretrained_cfg = default_cfg(spec.name, spec.family, model.num_classes, spec.in_channels)
+    model.model_spec = spec  # what save_pretrained records
     return model
 
 

@@ -14,6 +14,9 @@ memory: see :mod:`idresnet.networks.checkpointing` and docs/performance.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -30,6 +33,9 @@ class ResNet(nn.Module):
     ``"none"`` (default), ``"unit"`` or ``"segment:K"`` (K segments per stage); it
     changes neither the parameters nor the results, only memory and time.
     """
+
+    # save_pretrained's writer, set by idresnet.factory: a network knows nothing of weight files
+    pretrained_writer: ClassVar[Callable[..., Path] | None] = None
 
     def __init__(
         self,
@@ -64,6 +70,13 @@ class ResNet(nn.Module):
         self.fc: nn.Module = nn.Linear(channels, num_classes)
         self.num_features = channels
         self.pretrained_cfg: dict = {}  # input size, crop, normalisation, classes (set by the registry)
+        self.model_spec: Any = None  # the registry's ModelSpec of its name and options (set by build_network)
+        # the layout options as built (save_pretrained records them)
+        self.layout: dict = {
+            "first_preact": first_preact_mode,
+            "stage_preact": stage_preact_mode,
+            "stride_index": stride_index,
+        }
         init_weights(self)
         self.set_checkpointing(checkpoint)
 
@@ -96,6 +109,17 @@ class ResNet(nn.Module):
             nn.init.zeros_(fc.bias)
         self.fc = fc
         self.pretrained_cfg = {**self.pretrained_cfg, "num_classes": num_classes, "classes": None}
+
+    def save_pretrained(self, folder: str | Path, record=None, about: dict | None = None, dtype=None) -> Path:
+        """``folder`` in huggingface_hub's layout (config.json, model.safetensors, README.md),
+        which ``idresnet.from_pretrained(folder)`` rebuilds exactly. ``record``: the
+        ``WeightsRecord`` of the weights (data, test error, ...); ``about``: the model
+        card's ``recipe``, ``seeds`` and ``hardware`` texts (the card says "unknown" of
+        what neither gives); ``dtype``: the storage type of the floating tensors (default:
+        as they are). See docs/pretrained.md."""
+        if ResNet.pretrained_writer is None:
+            raise RuntimeError("save_pretrained is provided by idresnet.factory: import idresnet")
+        return ResNet.pretrained_writer(self, folder, record=record, about=about, dtype=dtype)
 
     def units(self) -> list[ResidualUnit]:
         """All residual units, in order (for signal-propagation analysis)."""

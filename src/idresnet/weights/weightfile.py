@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 
@@ -22,12 +23,20 @@ from idresnet.weights.checkpoint import load_checkpoint
 from idresnet.weights.record import WeightsRecord
 from idresnet.weights.runfiles import CHECKPOINT, WEIGHTS
 
+HUB_WEIGHTS = "model.safetensors"  # a hub folder's weights (weights/hubfolder.py)
+
 
 def save_weights(path: str | Path, state_dict: dict, record: WeightsRecord | dict) -> None:
     """The tensors as safetensors, with ``record`` (its fields) as metadata, JSON-encoded."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     metadata = record.metadata() if isinstance(record, WeightsRecord) else record
     atomic_write_bytes(path, st_save(tensors, metadata={k: json.dumps(v) for k, v in metadata.items()}))
+
+
+def stored_as(state: dict, dtype: str) -> dict:
+    """``state`` with its floating tensors cast to ``dtype`` (integers, e.g. BN counters, kept)."""
+    target = getattr(torch, dtype)
+    return {k: v.to(target) if v.is_floating_point() else v for k, v in state.items()}
 
 
 def load_weights(path: str | Path) -> tuple[dict, dict]:
@@ -51,13 +60,14 @@ def load_weights(path: str | Path) -> tuple[dict, dict]:
 
 
 def find_weights(path: str | Path) -> Path:
-    """A run folder's final weights (or, unfinished, its checkpoint), or the file itself."""
+    """A run folder's final weights (or, unfinished, its checkpoint), a hub folder's weights,
+    or the file itself."""
     path = Path(path)
     if path.is_dir():
-        for name in (WEIGHTS, CHECKPOINT):
+        for name in (WEIGHTS, CHECKPOINT, HUB_WEIGHTS):
             if (path / name).is_file():
                 return path / name
-        raise UsageError(f"{path} holds neither {WEIGHTS} nor {CHECKPOINT}")
+        raise UsageError(f"{path} holds none of {WEIGHTS}, {CHECKPOINT} (a run folder) or {HUB_WEIGHTS} (a hub folder)")
     if not path.exists():
         raise FileNotFoundError(2, "no such file or folder", str(path))
     return path

@@ -136,7 +136,7 @@ def test_bad_tta_values_are_one_line(tmp_path_factory, tmp_path, argv, text):
     assert proc.returncode == 2 and len(lines) == 1 and text in lines[0], proc.stderr
 
 
-def test_an_imagenet_run_with_a_validation_split_and_ten_crops(tiny_imagenet):
+def test_an_imagenet_run_with_a_validation_split_and_ten_crops(tiny_imagenet, capsys):
     """The streamed path: the validation split's columns at both crops, the test set's and
     the ten-crop's at the end, every one under its own name."""
     with warnings.catch_warnings():
@@ -152,6 +152,15 @@ def test_an_imagenet_run_with_a_validation_split_and_ten_crops(tiny_imagenet):
     assert status["final_tta"]["crops"]["48"]["top1"] == pytest.approx(float(rows[-1]["test_error_48_tencrop"]))
     assert status["final_test_errors"]["32"]["top1"] == pytest.approx(status["final_test_error"])
     assert result.final_tta == status["final_tta"] and result.final_tta["method"] == "tencrop"
+    from idresnet.cli.main import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptImageWarning)
+        assert main(["eval", "--weights", str(result.run_dir), "--json", "--tta", "tencrop", "--workers", "0"]) == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["crops"]["32"]["error"] == pytest.approx(status["final_test_error"])  # single crop, as ever
+    for crop in ("32", "48"):  # eval's ten crops are the run's final ones
+        assert res["tta"]["crops"][crop]["error"] == pytest.approx(status["final_tta"]["crops"][crop]["top1"])
 
 
 def test_a_ten_crop_loader_gives_ten_consecutive_views_per_image(imagenet_data):

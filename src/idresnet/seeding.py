@@ -14,6 +14,7 @@ EPOCH          epoch                            an epoch's order, crops and flip
 SAMPLE         epoch, sample index              one streamed image's augmentation
 RANK           rank, iteration                  a process's own draws (dropout) under DDP
 SUBSET         (none)                           class-balanced dataset subsets
+VALIDATION     class                            the validation images held out of a class (val_split)
 SYNTHETIC      (none)                           the generated synthetic dataset
 =============  ===============================  ======================================
 
@@ -29,7 +30,7 @@ import random
 import numpy as np
 import torch
 
-EPOCH, SAMPLE, RANK, SUBSET, SYNTHETIC = 0x1DE5, 0x1A6E, 0xD2A, 0x5EB5E7, 0x5A17
+EPOCH, SAMPLE, RANK, SUBSET, SYNTHETIC, VALIDATION = 0x1DE5, 0x1A6E, 0xD2A, 0x5EB5E7, 0x5A17, 0x7A11D
 
 
 def sequence(seed: int, purpose: int, *coordinates: int) -> np.random.SeedSequence:

@@ -10,6 +10,7 @@ from idresnet.data.transforms import (
     CenterCrop,
     RandomResizedCrop,
     ScaleAugment,
+    TenCrop,
     resized_crop,
     sample_rng,
     shorter_side_size,
@@ -115,3 +116,37 @@ def test_unknown_augmentation():
 def test_to_array_converts_modes():
     assert to_array(noise_image().convert("L")).shape == (52, 75, 3)
     assert to_array(noise_image().convert("RGBA")).shape == (52, 75, 3)
+
+
+def coordinate_image(w, h):
+    """Pixel (x, y) holds (x, y, 7): a window's pixels say where it was cut."""
+    ys, xs = np.mgrid[0:h, 0:w]
+    return Image.fromarray(np.stack([xs, ys, np.full_like(xs, 7)], -1).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "w, h, windows",
+    [
+        (60, 40, [(14, 4), (0, 0), (28, 0), (0, 8), (28, 8)]),
+        (61, 40, [(14, 4), (0, 0), (29, 0), (0, 8), (29, 8)]),  # an odd margin: the centre rounds down
+        (40, 57, [(4, 12), (0, 0), (8, 0), (0, 25), (8, 25)]),  # portrait
+    ],
+)
+def test_ten_crop_is_the_centre_and_four_corners_then_their_mirrors(w, h, windows):
+    """fb.resnet.torch's TenCrop: centre, top-left, top-right, bottom-left, bottom-right of
+    the resized image, then the same of its mirror (here: each window mirrored)."""
+    t = TenCrop(32, 40)  # the shorter side is 40 already: no resampling, the pixels are the source's
+    assert t.windows(*shorter_side_size(w, h, 40)) == windows
+    img = coordinate_image(w, h)
+    source = np.asarray(img)
+    views = t(img)
+    assert views.shape == (10, 32, 32, 3) and views.dtype == np.uint8
+    for i, (x0, y0) in enumerate(windows):
+        assert np.array_equal(views[i], source[y0 : y0 + 32, x0 : x0 + 32]), i
+        assert np.array_equal(views[5 + i], source[y0 : y0 + 32, x0 : x0 + 32][:, ::-1]), i
+    assert (views[0, 0, 0, 0], views[0, 0, 0, 1]) == windows[0]  # the first window is the centre's
+
+
+def test_ten_crops_first_view_is_exactly_the_single_crop():
+    img = noise_image(90, 60)
+    assert np.array_equal(TenCrop(32, 37)(img)[0], to_array(CenterCrop(32, 37)(img)))

@@ -216,6 +216,7 @@ def shrink_train(argv: list[str]) -> list[str]:
     iterations = math.ceil(2 / budget)
     argv = _with_model_kwarg(argv, "width=0.25")
     sizes = [(flag, "16") for flag in ("--train-size", "--test-size") if flag in argv]  # the doc's, cut down
+    sizes += _val_split(argv)
     return [
         *argv,
         *("--iterations", str(iterations), "--lr-milestones", str(math.ceil(1 / budget))),
@@ -223,6 +224,11 @@ def shrink_train(argv: list[str]) -> list[str]:
         *("--log-interval", "1", "--no-progress"),
         *(word for pair in sizes for word in pair),
     ]
+
+
+def _val_split(argv: list[str]) -> list[tuple[str, str]]:
+    """The doc's ``--val-split``, cut down to 1 image of each of the fixtures' 10 classes."""
+    return [("--val-split", "10")] if "--val-split" in argv else []
 
 
 def _with_model_kwarg(argv: list[str], option: str) -> list[str]:
@@ -245,7 +251,11 @@ SHRINK = {
     "train": shrink_train,
     "analyze": shrink_analyze,
     "bench": shrink_bench,
-    "reproduce": lambda argv: argv if "--list" in argv else [*argv, "--scale", "smoke", "--runs", "1"],
+    "reproduce": lambda argv: (
+        argv
+        if "--list" in argv
+        else [*argv, "--scale", "smoke", "--runs", "1", *(w for pair in _val_split(argv) for w in pair)]
+    ),
 }
 
 # text of the Python examples -> what the docs test runs instead (a fixture has fewer images than a batch)

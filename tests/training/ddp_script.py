@@ -1,8 +1,9 @@
 """Run by test_ddp.py, alone or under torchrun: a tiny run whose normalisation does not
 depend on the batch, so several processes must match one process up to rounding.
 
-Usage: python ddp_script.py OUT_DIR ITERATIONS [IMAGENET_FOLDER]
-(with a folder: the streamed ImageNet path, IMAGENET_CONFIG, on that folder)
+Usage: python ddp_script.py OUT_DIR ITERATIONS [IMAGENET_FOLDER] [--val-split N]
+(with a folder: the streamed ImageNet path, IMAGENET_CONFIG, on that folder; --val-split:
+N training images held out as the validation set)
 BatchNorm is swapped for GroupNorm(1, C) (per-sample statistics): with BN, each process
 would normalise with the statistics of its own half batch and the runs would differ by
 design, not by error.
@@ -47,8 +48,13 @@ def batch_independent_network(spec, num_classes=None):
 if __name__ == "__main__":  # (importing this module changes nothing)
     engine.build_network = batch_independent_network  # the engine builds its model through this name
     torch.set_num_threads(1)
-    out, iterations = sys.argv[1], int(sys.argv[2])
-    config = CONFIG if len(sys.argv) < 4 else {**IMAGENET_CONFIG, "data": sys.argv[3]}
+    args, val_split = sys.argv[1:], 0
+    if "--val-split" in args:
+        i = args.index("--val-split")
+        val_split, args = int(args[i + 1]), args[:i] + args[i + 2 :]
+    out, iterations = args[0], int(args[1])
+    config = CONFIG if len(args) < 3 else {**IMAGENET_CONFIG, "data": args[2]}
+    config = {**config, "val_split": val_split}
     result = train(
         TrainConfig(
             **config, iterations=iterations, lr_milestones=[iterations // 2], eval_interval=iterations // 2, out=out

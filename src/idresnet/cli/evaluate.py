@@ -4,6 +4,10 @@
 model, dataset and normalisation come from the run's record), a ``.safetensors`` file
 written by idresnet (the same record is in its metadata) or a ``.ckpt`` checkpoint.
 For weights without a record, give ``--model`` (and ``--model-kwargs``).
+
+``--tta flip`` (the mean logits of each image and its mirror) or ``--tta tencrop``
+(imagenet: fb.resnet.torch's 10 crops) also reports a test-time augmentation's error,
+beside the single-crop one and under its own name: not the paper's protocol.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import sys
 from pathlib import Path
 
 from idresnet.cli.parsing import add_weights_arguments
+
+TTA_CHOICES = ("none", "flip", "tencrop")  # idresnet.training.tta.TTA_METHODS (a test holds them equal)
 
 
 def add_parser(subparsers, name):
@@ -40,6 +46,13 @@ def add_parser(subparsers, name):
         help="imagenet: evaluation crops (default: the run's; the paper's Table 5 uses 224 and 320)",
     )
     p.add_argument("--workers", type=int, help="imagenet: decoding worker processes (default: the CPUs, at most 8)")
+    p.add_argument(
+        "--tta",
+        choices=TTA_CHOICES,
+        default="none",
+        help="also report a test-time augmentation's error, beside the single-crop one (not the paper's "
+        "protocol): flip (mean logits of the image and its mirror), tencrop (imagenet: 10 crops) (default none)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
     return p
@@ -54,26 +67,30 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"invalid workers {args.workers}: must be >= 0")
     with working("idresnet eval"):  # a line at least every interval, while loading too
-        results, evalset, record, file = _evaluate(args)
+        results, tta, evalset, record, file = _evaluate(args)
     model = args.model or record.model
     if None in results:  # one test set, in memory
         res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
         if args.json:
-            print(json.dumps(res))
+            print(json.dumps({**res, **_tta_json(args.tta, tta, lambda r: r[None])}))
         else:
             print(
                 f"{model} on {evalset.description}: top-1 error {res['error']:.2f}%{_top5_text(res)} "
                 f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})"
             )
+            if tta:
+                print(_tta_text(args.tta, tta[None]))
         return 0
     if args.json:
+        crops = lambda r: {"crops": {str(c): x for c, x in r.items()}}  # noqa: E731
         print(
             json.dumps(
                 {
                     "weights": str(file),
                     "model": model,
                     "dataset": evalset.description,
-                    "crops": {str(c): r for c, r in results.items()},
+                    **crops(results),
+                    **_tta_json(args.tta, tta, crops),
                 }
             )
         )
@@ -83,13 +100,36 @@ def run(args) -> int:
             f"{model} on {evalset.description}, crop {crop} of {resize}: top-1 error {res['error']:.2f}%"
             f"{_top5_text(res)} ({res['images']} images, loss {res['loss']:.4f}; weights {file})"
         )
+        if tta:
+            print(_tta_text(args.tta, tta[crop]))
     return 0
 
 
+def _tta_json(method: str, results: dict | None, shape) -> dict:
+    """``{"tta": {"method", "protocol", ...results}}`` (nothing without a TTA): a TTA number
+    never under the single-crop keys."""
+    from idresnet.training.tta import describe
+
+    if not results:
+        return {}
+    return {"tta": {"method": method, "protocol": describe(method), **shape(results)}}
+
+
+def _tta_text(method: str, res: dict) -> str:
+    from idresnet.training.tta import describe
+
+    return (
+        f"  with {method} TTA: top-1 error {res['error']:.2f}%{_top5_text(res)} "
+        f"(loss {res['loss']:.4f}; {describe(method)})"
+    )
+
+
 def _evaluate(args):
-    """``(results by crop, the test loaders, the weights' record, their file)``."""
+    """``(results by crop, the TTA's results by crop or None, the test loaders, the weights'
+    record, their file)``."""
     import torch
 
+    from idresnet.data import STREAMED
     from idresnet.errors import UsageError
     from idresnet.factory import build_from_weights
     from idresnet.networks.preprocessing import IMAGENET_CROP
@@ -98,6 +138,7 @@ def _evaluate(args):
     from idresnet.training.evaluation import evaluate
     from idresnet.training.rundata import eval_loaders
     from idresnet.training.runtime import resolve_device
+    from idresnet.training.tta import PREDICT, unavailable
     from idresnet.weights import weightfile
 
     state, record, file = weightfile.read_weights(args.weights)
@@ -107,6 +148,9 @@ def _evaluate(args):
     dataset = args.dataset or rec.get("dataset")
     if dataset is None:
         raise UsageError("the weights do not record their dataset; pass --dataset")
+    tta = None if args.tta == "none" else args.tta
+    if tta and (reason := unavailable(tta, dataset in STREAMED, dataset)):
+        raise UsageError(reason)
     same = dataset == rec.get("dataset")
     rec = rec if same else {}
     device = resolve_device(args.device, DistInfo())
@@ -124,6 +168,7 @@ def _evaluate(args):
         train_crop=rec.get("train_crop", IMAGENET_CROP),
         resizes=rec.get("eval_resize") if not args.eval_crops else None,
         workers=args.workers,
+        tta=tta,
     )
     net = net.to(device)
     with torch.inference_mode():
@@ -131,7 +176,13 @@ def _evaluate(args):
             crop: evaluate(net, loader, device=device, report=True, announce=True)
             for crop, loader in evalset.loaders.items()
         }
-    return results, evalset, record, file
+        augmented = None
+        if tta:
+            augmented = {
+                crop: evaluate(net, loader, device=device, report=True, announce=True, predict=PREDICT[tta])
+                for crop, loader in evalset.tta_loaders.items()
+            }
+    return results, augmented, evalset, record, file
 
 
 def _top5_text(res: dict) -> str:

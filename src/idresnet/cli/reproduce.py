@@ -52,6 +52,15 @@ def add_parser(sub, name):
         choices=("cifar10", "synthetic"),
         help="run the CIFAR-10 rows on this dataset instead (synthetic: plumbing checks)",
     )
+    p.add_argument(
+        "--val-split",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hold out N training images of every run (class-balanced, seeded by the run's seed) as its "
+        "validation set, evaluated during training in place of the test set; the test set once, at the end "
+        "(default 0: none; see `idresnet train --help`)",
+    )
     p.add_argument("--device", default="auto")
     p.add_argument(
         "--threads",
@@ -114,6 +123,8 @@ def run(args) -> int:
         raise UsageError("name a table (see `idresnet reproduce --list`)")
     if args.runs < 1:
         raise UsageError(f"--runs must be at least 1, got {args.runs}")
+    if args.val_split < 0:
+        raise UsageError(f"--val-split must be >= 0 (0: no validation split), got {args.val_split}")
     table = load_table(args.table)
     scale = resolve_scale(args.scale, table.scales)
     rows = table.select(args.rows)
@@ -136,11 +147,13 @@ def run(args) -> int:
         data=data,
         device=args.device,
         threads=args.threads,
+        val_split=args.val_split,
     )
     command = (
         "idresnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         if sys.argv[0].endswith("idresnet")
         else f"idresnet reproduce {args.table} --scale {args.scale} --runs {args.runs}"
+        + (f" --val-split {args.val_split}" if args.val_split else "")
     )
     settings = {r.id: describe_override(row_override(scale, r.id)) for r in rows if r.id in scale["rows"]}
     written = write_report(
@@ -154,6 +167,7 @@ def run(args) -> int:
         wall_s=wall,
         command=command,
         row_settings=settings,
+        val_split=args.val_split,
     )
     print(written[0].read_text())
     print("wrote " + ", ".join(map(str, written)))

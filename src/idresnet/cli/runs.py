@@ -1,6 +1,8 @@
 """``idresnet runs PATH...``: where each run stands — status, iteration, latest and best
-test error, time left at the recent pace — for run folders and every run below a folder
-(a ``reproduce --out`` folder, ``runs/``). Reads only; safe while runs are training.
+error with the set they are on (test, or val: a validation split held out of the
+training images, --val-split), final test error, time left at the recent pace — for run
+folders and every run below a folder (a ``reproduce --out`` folder, ``runs/``). Reads
+only; safe while runs are training.
 
 ``stopped``: status.json says running but its process is gone (killed): ``idresnet train
 --resume --out RUN`` continues it."""
@@ -12,7 +14,7 @@ import os
 
 from idresnet.progress import duration
 
-COLUMNS = ("run", "status", "iteration", "epoch", "test error % (at)", "best %", "final %", "left")
+COLUMNS = ("run", "status", "iteration", "epoch", "error % (set, at)", "best % (set)", "final test %", "left")
 
 
 def add_parser(sub, name):
@@ -46,7 +48,9 @@ def row(s: dict, base: str | None) -> tuple[str, ...]:
     pct = lambda v: "-" if v is None else f"{v:.2f}"
     name = os.path.relpath(os.path.abspath(s["run"]), base) if base else s["run"]
     total = f"/{s['iterations']}" if s["iterations"] else ""
-    tested = "-" if s["test_error"] is None else f"{s['test_error']:.2f} ({s['test_error_at']})"
+    on = s["evaluated_on"]
+    latest = "-" if s["latest_error"] is None else f"{s['latest_error']:.2f} ({on}, {s['latest_error_at']})"
+    best = "-" if s["best_error"] is None else f"{s['best_error']:.2f} ({on})"
     left = "-" if s["seconds_left"] is None else duration(s["seconds_left"])
     epoch = "-" if s["epoch"] is None else f"{s['epoch']:.1f}"
     return (
@@ -54,8 +58,8 @@ def row(s: dict, base: str | None) -> tuple[str, ...]:
         s["status"],
         f"{s['iteration']}{total}",
         epoch,
-        tested,
-        pct(s["best_test_error"]),
+        latest,
+        best,
         pct(s["final_test_error"]),
         left,
     )

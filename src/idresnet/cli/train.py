@@ -85,10 +85,15 @@ def run(args) -> int:
             file=sys.stderr,
         )
     else:
-        final = "-" if result.final_test_error is None else f"{result.final_test_error:.2f}%"
-        best = "-" if result.best_test_error is None else f"{result.best_test_error:.2f}%"
+        pct = lambda v: "-" if v is None else f"{v:.2f}%"
+        if result.evaluated_on == "val":  # the test set once, at the end; the best is the validation set's
+            best = f"validation error final {pct(result.final_val_error)}, best {pct(result.best_val_error)}"
+        else:
+            best = f"best {pct(result.best_test_error)}"
+        tta = result.final_tta
+        tta_text = f", {tta['method']} TTA {pct(tta['top1'])} (not the paper's protocol)" if tta else ""
         print(
             f"{result.status}: {result.run_dir} after {result.iterations} iterations, "
-            f"final test error {final}, best {best}, {result.wall_time_s:.0f} s"
+            f"final test error {pct(result.final_test_error)}{tta_text}, {best}, {result.wall_time_s:.0f} s"
         )
     return EXIT[result.status]

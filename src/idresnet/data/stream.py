@@ -214,7 +214,9 @@ class StreamLoader(ShardedBatches):
         raise error
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, H, W, 3) -> normalised (B, 3, H, W) of ``dtype`` on the device."""
+        """uint8 (B, H, W, 3) -> normalised (B, 3, H, W) of ``dtype`` on the device; several
+        views per image (B, V, H, W, 3), such as a ten-crop's, become B*V images in order."""
+        x = x.flatten(0, 1) if x.ndim == 5 else x
         x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # channels_last strides
         x = x.float().mul_(self.scale).add_(self.shift).to(self.dtype)
         fmt = torch.channels_last if self.channels_last else torch.contiguous_format

@@ -13,7 +13,9 @@ Training (one of two):
 
 Evaluation: resize the shorter side to ``resize`` and take the central ``crop`` window:
 224 of 256 (the usual single crop), or the paper's 320 of 320 (the default sizes:
-:func:`idresnet.networks.preprocessing.eval_resize`).
+:func:`idresnet.networks.preprocessing.eval_resize`). ``TenCrop`` (test-time
+augmentation, not the paper's protocol; Table 5 is single-crop) takes fb.resnet.torch's
+ten windows of the same resized image: the centre and the four corners, and their mirrors.
 
 Resizing is bilinear with Pillow's antialiasing filter. A resize followed by a crop is
 done as one ``Image.resize(box=...)`` call that computes only the crop's pixels: the
@@ -118,6 +120,28 @@ class CenterCrop:
         return resized_crop(img, size, x0, y0, self.crop)
 
 
+class TenCrop(CenterCrop):
+    """Test-time augmentation: fb.resnet.torch's ``TenCrop`` of the image resized as for
+    :class:`CenterCrop`: the centre window, the top-left, top-right, bottom-left and
+    bottom-right corners, then the same five mirrored (a ``(10, crop, crop, 3)`` uint8
+    array). The centre is :class:`CenterCrop`'s (the margin halved, rounded down:
+    fb.resnet.torch rounds up, one pixel apart where the margin is odd), so the first
+    window is exactly the single crop."""
+
+    VIEWS = 10
+
+    def windows(self, w: int, h: int) -> list[tuple[int, int]]:
+        """(x0, y0) of the five windows in the image resized to (w, h): centre, then corners."""
+        k = self.crop
+        return [((w - k) // 2, (h - k) // 2), (0, 0), (w - k, 0), (0, h - k), (w - k, h - k)]
+
+    def __call__(self, img: Image.Image, rng=None) -> np.ndarray:  # type: ignore[override]
+        size = shorter_side_size(*img.size, self.resize)
+        crops = [resized_crop(img, size, x0, y0, self.crop) for x0, y0 in self.windows(*size)]
+        crops += [c.transpose(Image.FLIP_LEFT_RIGHT) for c in crops]
+        return np.stack([to_array(c) for c in crops])
+
+
 def train_transform(kind: str, crop: int, scale_range=(256, 480)):
     if kind == "scale":
         return ScaleAugment(crop, scale_range)
@@ -126,6 +150,8 @@ def train_transform(kind: str, crop: int, scale_range=(256, 480)):
     raise choices_error("augmentation", kind, AUGMENTATIONS)
 
 
-def to_array(img: Image.Image) -> np.ndarray:
-    """An RGB image as a uint8 (H, W, 3) array."""
+def to_array(img: Image.Image | np.ndarray) -> np.ndarray:
+    """An RGB image as a uint8 (H, W, 3) array (an array, such as :class:`TenCrop`'s, as it is)."""
+    if isinstance(img, np.ndarray):
+        return img
     return np.asarray(img.convert("RGB") if img.mode != "RGB" else img, dtype=np.uint8)

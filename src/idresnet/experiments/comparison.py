@@ -6,7 +6,10 @@ result is never read as the paper's setting; reduced tables show the final train
 loss too, since the paper's finding (Figs. 3, 6) is that worse variants optimise worse.
 Tables whose rows carry a top-5 number (Table 5) get top-5 columns at the end. With
 several runs per row the report lists every run and says which differences between rows
-exceed the seed spread (``spread.py``).
+exceed the seed spread (``spread.py``). With a validation split (``--val-split``) the runs
+evaluated it during training and the test set once, at the end: the errors of the table
+are those final test errors, the runs' "best" their best validation error, and the
+report says so.
 """
 
 from __future__ import annotations
@@ -138,14 +141,33 @@ def table_rows(table, outcomes, scale_name: str, row_settings: dict | None = Non
     return headings, rows
 
 
+def evaluation_note(val_split: int) -> str:
+    """Which set each number of the report is on."""
+    if not val_split:
+        return "the test set, during training and at the end (as the paper's figures and tables): final test errors"
+    return (
+        f"a validation split of {val_split} training images held out of every run (`--val-split {val_split}`, "
+        "class-balanced, seeded by the run's seed) during training, the test set once at the end: the errors "
+        "are final test errors, the runs' best errors are validation errors, the curves validation errors "
+        "(the test error a star at the end)"
+    )
+
+
 def seed_sections(outcomes, out: Path) -> list[str]:
     """Markdown: every run of every row, then the rows' differences against the seed spread."""
-    lines = ["", "## Runs", "", "| row | run (seed) | status | final test error % | best % | iterations | folder |"]
+    on = "val" if any(r.evaluated_on == "val" for o in outcomes for r in o.results) else "test"
+    lines = [
+        "",
+        "## Runs",
+        "",
+        f"| row | run (seed) | status | final test error % | best {on} error % | iterations | folder |",
+    ]
     lines.append("|---|---|---|---|---|---|---|")
     errors = {o.row.id: _errors(o) for o in outcomes}
     for o in outcomes:
         for k, (r, error) in enumerate(zip(o.results, errors[o.row.id])):
-            best = "-" if r.best_test_error is None else f"{r.best_test_error:.2f}"
+            best_error = r.best_val_error if r.evaluated_on == "val" else r.best_test_error
+            best = "-" if best_error is None else f"{best_error:.2f}"
             folder = os.path.relpath(r.run_dir, out)
             lines.append(f"| {o.row.id} | {k} | {r.status} | {error:.2f} | {best} | {r.iterations} | {folder} |")
     comparisons = compare_rows(errors)
@@ -172,6 +194,7 @@ def write_report(
     wall_s: float,
     command: str,
     row_settings: dict | None = None,
+    val_split: int = 0,
 ) -> list[Path]:
     out = Path(out)
     headings, rows = table_rows(table, outcomes, scale_name, row_settings)
@@ -185,6 +208,7 @@ def write_report(
         f"- hardware: {hardware(outcomes)}; wall-clock: {trained / 60:.1f} min of training recorded by the runs "
         f"({wall_s / 60:.1f} min spent by this command)",
         f"- command: `{command}`",
+        f"- evaluation: {evaluation_note(val_split)}",
         "",
     ]
     md += ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]

@@ -27,10 +27,19 @@ class RowOutcome:
 
 
 def row_config(
-    row: Row, scale: dict, run: int, out: Path, data: dict, device: str, progress, threads: int | str = "auto"
+    row: Row,
+    scale: dict,
+    run: int,
+    out: Path,
+    data: dict,
+    device: str,
+    progress,
+    threads: int | str = "auto",
+    val_split: int = 0,
 ) -> TrainConfig:
     """The training config of run ``run`` of ``row`` at ``scale``: the scale's recipe, then the
-    row's own (e.g. its batch size), then the scale's shrinking of this row, if any."""
+    row's own (e.g. its batch size), then the scale's shrinking of this row, if any.
+    ``val_split``: training images held out of every run as its validation set."""
     override = row_override(scale, row.id)
     model_kwargs = {**row.model_kwargs, **scale["model_kwargs"], **override["model_kwargs"]}
     if scale.get("units_per_stage"):
@@ -47,6 +56,7 @@ def row_config(
         "device": device,
         "progress": progress,
         "threads": threads,
+        "val_split": val_split,
         "resume": holds_run(run_dir(out, row, run)),
         **scale["recipe"],
         **row.recipe,
@@ -79,6 +89,7 @@ def reproduce(
     device: str = "auto",
     progress="auto",
     threads: int | str = "auto",
+    val_split: int = 0,
     log=print,
 ) -> tuple[list[RowOutcome], float]:
     """Train every (row, run); returns the outcomes and the wall-clock seconds spent."""
@@ -88,7 +99,7 @@ def reproduce(
     for i, row in enumerate(rows):
         results = []
         for k in range(runs):
-            cfg = row_config(row, scale, k, out, data, device, progress, threads)
+            cfg = row_config(row, scale, k, out, data, device, progress, threads, val_split)
             result = train(cfg)
             results.append(result)
             top1 = row_errors(row, result)[0]

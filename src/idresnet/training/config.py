@@ -29,6 +29,7 @@ from idresnet.training.recipe import apply_recipe
 from idresnet.training.runtime import AUTO, DEVICES, is_device
 from idresnet.training.schedule import scaled
 from idresnet.training.step import LR, MOMENTUM, WEIGHT_DECAY
+from idresnet.training.tta import TTA_METHODS, unavailable
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
@@ -62,6 +63,12 @@ class TrainConfig:
     download: bool = option(True, "bool", "download a missing dataset")
     train_size: int | None = option(None, "opt_int", "use a class-balanced subset of this many training images")
     test_size: int | None = option(None, "opt_int", "use a class-balanced subset of this many test images")
+    val_split: int = option(
+        0,
+        "int",
+        "hold out this many training images, the same number of each class, as a validation set: "
+        "evaluated during training in place of the test set, which is evaluated once, at the end (0: none)",
+    )
     normalization: str = option(
         "channel", "choice", "input normalisation: per-channel mean/std or per-pixel mean", ("channel", "pixel")
     )
@@ -90,6 +97,13 @@ class TrainConfig:
         "imagenet: shorter side before each evaluation "
         "crop (default: crop/0.875 for the training crop size, the crop itself "
         "for larger crops: 224 of 256, 320 of 320)",
+    )
+    tta: str = option(
+        "none",
+        "choice",
+        "test-time augmentation of the final test evaluation, reported beside the single-crop error "
+        "(not the paper's protocol): flip (mean logits of image and mirror), tencrop (imagenet: 10 crops)",
+        TTA_METHODS,
     )
     out: str | None = option(None, "path", "run folder (default `runs/<model>-<dataset>-<time>`)")
     batch_size: int = option(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
@@ -200,6 +214,7 @@ RESUME_MUTABLE = (
     "checkpoint_interval",
     "fail_threshold",
     "logger",
+    "tta",
 )
 
 
@@ -422,6 +437,7 @@ def _check(c: TrainConfig) -> ModelSpec:
     )
     if c.warmup_until_error is not None and c.schedule_unit != "iter":
         raise ConfigError("warmup_until_error needs an iteration schedule (schedule_unit iter)")
+    _require(c.val_split >= 0, "val_split", c.val_split, ">= 0 (0: no validation split)")
     _require(c.budget > 0, "budget", c.budget, "> 0")
     _require(
         c.fail_threshold is None or 0 <= c.fail_threshold <= 100,
@@ -503,6 +519,8 @@ def _check_streaming(c: TrainConfig):
             c.eval_resize,
             f"one size per eval crop {c.eval_crops}, each >= its crop",
         )
+    if reason := unavailable(c.tta, c.dataset in STREAMED, c.dataset):
+        raise ConfigError(reason)
     if c.dataset in STREAMED:
         if c.normalization != "channel":
             raise ConfigError(

@@ -46,7 +46,7 @@ from idresnet.files import remove_stale_temporaries
 from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
 from idresnet.seeding import rng_state, seed_everything, set_rng_state
-from idresnet.training import distributed, precision, rundir, runtime
+from idresnet.training import distributed, precision, rundir, runtime, validation
 from idresnet.training.config import TrainConfig, to_plain
 from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
@@ -243,9 +243,15 @@ class _Trainer:
         if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
             cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
         self.data = build_data(cfg, self.dist, self.device, self.channels_last)
+        if split := self.data.val_split:  # the same held-out images on every rank, and as recorded
+            validation.check_ranks(split, self.dist)
+            if self.resuming:
+                warning = _on_main(self.dist, lambda: validation.check_recorded(self.run_dir, split))
+                if warning and self.main:
+                    _warn(warning)
         self.schedule = build_schedule(cfg, len(self.data.train_loader))
         self.eval_every = cfg.eval_interval or default_eval_interval(
-            self.schedule.iterations, cfg.batch_size, self.data.test_count
+            self.schedule.iterations, cfg.batch_size, self.data.eval_count
         )
         self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
 
@@ -380,6 +386,8 @@ class _Trainer:
             remove_stale_temporaries(self.run_dir)
             remove_stale_temporaries(self.run_dir / runfiles.CHECKPOINT_DIR)
             rundir.write_run_config(self.run_dir, self.cfg, to_plain(self.run_info))
+            if self.data.val_split and not self.resuming:
+                validation.write(self.run_dir, self.data.val_split)
             # resumed with a pending evaluation: its row is written (again) once evaluated
             self.metrics.start((self.it - (self.pending is not None)) if self.resuming else None)
             self._status("running")
@@ -564,13 +572,14 @@ class _Trainer:
         lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
         res, columns, record = self.data.evaluate(
             self.eval_model,
+            final=self.it >= self.schedule.iterations,  # the test set after a validation set, a TTA
             device=self.device,
             amp_dtype=self.amp,
             dist=self.dist,
             report=lines,
             stop=None if self.dist.active else lambda: self.stop.requested,
         )
-        self.last_eval = {"iteration": self.it, **res, **record}
+        self.last_eval = {"iteration": self.it, **record}
         row.update(columns)
         if self.best is None or res["error"] < self.best:
             self.best, self.best_it = res["error"], self.it
@@ -593,11 +602,13 @@ class _Trainer:
             return
         self._show(loss=f"{row['train_loss']:.3f}", lr=f"{row['lr']:g}", img_s=f"{row['images_per_s']:.0f}")
         self.peeked = time.monotonic()
-        if "test_error" in row and isinstance(self.bar, LineProgress):
+        sets = [on for on in ("val", "test") if f"{on}_error" in row]  # the validation split's, the test set's
+        if sets and isinstance(self.bar, LineProgress):
+            errors = " ".join(f"{on} err {row[f'{on}_error']:.2f}%" for on in sets)
             say(
                 f"[{rundir.display_name(self.run_dir)}] iter {row['iteration']}/{self.schedule.iterations} "
                 f"lr {row['lr']:g} train loss {row['train_loss']:.4f} err {row['train_error']:.2f}% "
-                f"test err {row['test_error']:.2f}% ({row['images_per_s']:.0f} img/s)",
+                f"{errors} ({row['images_per_s']:.0f} img/s)",
                 sys.stdout,
             )
 
@@ -667,14 +678,19 @@ class _Trainer:
                     self._status(status, final=final, message=message, wall=wall)
             except KeyboardInterrupt:
                 pass
+        on, extra = self.data.evaluated_on, self.data.status_extra(self.last_eval, final is not None)
         return RunResult(
             self.run_dir,
             status,
             finite_or_none(final),
-            finite_or_none(self.best),
+            finite_or_none(self.best) if on == "test" else None,  # a validation split: the test set once
             self.it,
             wall,
             self.data.final_errors(self.last_eval) if final is not None else None,
+            evaluated_on=on,
+            final_val_error=extra.get("final_val_error"),
+            best_val_error=finite_or_none(self.best) if on == "val" else None,
+            final_tta=extra.get("final_tta"),
         )
 
     def _record_abort(self) -> None:
@@ -705,7 +721,8 @@ class _Trainer:
             epoch=round(self.schedule.epoch(self.it), 3),
             final_test_error=finite_or_none(final),
             final_test_top5_error=finite_or_none(last.get("top5_error")) if final is not None else None,
-            best_test_error=finite_or_none(self.best),
+            # the best of the evaluations during training: on the validation split where there is one
+            best_test_error=finite_or_none(self.best) if self.data.evaluated_on == "test" else None,
             best_iteration=self.best_it,
             wall_time_s=round(self._wall(), 3) if wall is None else wall,
             world_size=self.dist.world_size,
@@ -714,6 +731,8 @@ class _Trainer:
         if self.schedule.warmup_until_error is not None:  # where the training error ended the warm-up
             ended = self.schedule.warmup_ended or self.it >= self.schedule.warmup_iters
             fields["warmup_end"] = self.schedule.warmup_iters if ended else None
+        if self.data.evaluated_on == "val":
+            fields["best_val_error"] = finite_or_none(self.best)
         write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if status == "running":  # written at the start and after every checkpoint
             self.saved_status = fields

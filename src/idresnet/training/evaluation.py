@@ -1,4 +1,4 @@
-"""Test-set evaluation (reading trained weights is :mod:`idresnet.weights`).
+"""Test-set (and validation-set) evaluation (reading trained weights is :mod:`idresnet.weights`).
 
 Errors are in %: top-1 always, top-5 where there are more than 5 classes. Under
 several processes each rank evaluates its shard of the test set and the sums are
@@ -33,6 +33,7 @@ def evaluate(
     report: bool = False,
     announce: bool = False,
     stop: Callable[[], bool] | None = None,
+    predict: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> dict:
     """``{loss, error, top5_error, images}`` of ``model`` on ``loader`` (eval mode).
 
@@ -40,6 +41,8 @@ def evaluate(
     from its start when ``announce``.
     ``stop``: asked before every batch and after the last; True abandons the evaluation
     (:class:`EvaluationStopped`), so that a Ctrl-C is answered within one batch.
+    ``predict(model, x)``: the logits of a batch (default ``model(x)``; a test-time
+    augmentation of :mod:`idresnet.training.tta`).
     """
     was_training = model.training
     model.eval()
@@ -53,7 +56,7 @@ def evaluate(
                 raise EvaluationStopped
             bar.update()
             with autocast(device, amp_dtype):
-                logits = model(x)
+                logits = model(x) if predict is None else predict(model, x)
             logits = logits.float()
             classes.fill_(logits.shape[1])
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices

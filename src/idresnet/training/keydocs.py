@@ -30,9 +30,17 @@ NOTES = {
     "dataset": "see [data.md](data.md); `synthetic` needs no files; `imagenet` reads `--data DIR` ([below](#imagenet))",
     "train_size": "seeded by `seed`",
     "test_size": "seeded by `seed`",
+    "val_split": "a multiple of the number of classes, each class keeping an image to train on (else a one-line "
+    "error before training); from the training images after `train_size`, seeded by `seed` (nothing else the run "
+    "draws changes), recorded in `val_split.json` and checked on resume; the normalisation is of the images trained "
+    "on; `best_*` in status.json is then the validation set's; He et al. (2015) chose the CIFAR schedule on a "
+    "45k/5k split (`--val-split 5000`); [below](#a-validation-split)",
     "normalization": "imagenet: ImageNet's mean and std; `pixel` is not available for imagenet",
     "workers": "[below](#imagenet)",
     "augmentation": "[below](#imagenet)",
+    "tta": "the single-crop `test_error` stays the run's result; the TTA's is `test_error_flip` / "
+    "`test_error_tencrop` in metrics.csv and `final_tta` in status.json; may change on resume; "
+    "[below](#test-time-augmentation)",
     "batch_size": "each of N processes gets batch_size / N",
     "lr_milestones": "with `iterations` N given: N/2 and 3N/4 (the recipe's shape, as `budget` scales it)",
     "warmup_iters": "CIFAR: lr 0.01 for the first 400 iterations, then back to 0.1; with `iterations` N given, "

@@ -4,7 +4,11 @@
 evaluation (test columns empty on rows without one). Train loss and error are the
 means over the iterations since the previous row, over all processes. Streamed
 datasets (imagenet) add :func:`stream_columns`: top-5 error, the errors at further
-evaluation crops, the loader's waiting time per step and the skipped images.
+evaluation crops, the loader's waiting time per step and the skipped images. The
+columns name the set they are on (:func:`run_columns`): a run with a validation split
+has ``val_loss``, ``val_error`` (every evaluation) before ``test_loss``, ``test_error``
+(the final one only); a test-time augmentation adds ``test_loss_flip``,
+``test_error_flip`` (or ``_tencrop``) after them, at the final evaluation.
 
 ``status.json`` is rewritten atomically whenever the run's state changes; its
 ``status`` is one of :data:`STATUSES`.
@@ -58,6 +62,13 @@ class RunResult:
     wall_time_s: float
     # streamed datasets: {crop (str): {"top1": %, "top5": %}} of the final evaluation
     final_test_errors: dict | None = None
+    # the set of the evaluations during training: "val" (a validation split) or "test"; with
+    # "val", best_test_error is None (the test set is evaluated once) and these say more
+    evaluated_on: str = "test"
+    final_val_error: float | None = None
+    best_val_error: float | None = None
+    # a test-time augmentation's final result, beside the single-crop one (not the paper's protocol)
+    final_tta: dict | None = None
 
     @classmethod
     def from_status(cls, run_dir, status: dict) -> RunResult:
@@ -69,15 +80,45 @@ class RunResult:
             int(status.get("iteration", 0)),
             float(status.get("wall_time_s", 0.0)),
             status.get("final_test_errors"),
+            status.get("evaluated_on", "test"),
+            status.get("final_val_error"),
+            status.get("best_val_error"),
+            status.get("final_tta"),
         )
+
+
+def column(on: str, what: str, crop=None, tta: str | None = None) -> str:
+    """A metrics column of evaluation set ``on`` ("val" or "test"): ``test_error``,
+    ``val_top5_error``, ``test_error_320`` (a further crop), ``test_error_flip`` (a TTA)."""
+    return "_".join([on, what, *([str(crop)] if crop is not None else []), *([tta] if tta else [])])
+
+
+def set_columns(on: str, eval_crops=None, tta: str | None = None) -> list[str]:
+    """The columns of one evaluation set: loss and error; streamed (``eval_crops`` given)
+    also top-5 and, per further crop C, ``_C`` columns."""
+    if eval_crops is None:
+        return [column(on, k, tta=tta) for k in ("loss", "error")]
+    names = [column(on, k, tta=tta) for k in ("loss", "error", "top5_error")]
+    return names + [column(on, k, c, tta) for c in eval_crops[1:] for k in ("loss", "error", "top5_error")]
+
+
+def run_columns(val: bool = False, tta: str | None = None, eval_crops=None) -> tuple[str, ...]:
+    """The metrics.csv columns of a run: :data:`COLUMNS` (in-memory data) or
+    :func:`stream_columns` (``eval_crops`` given), with the validation set's before the
+    test set's and a TTA's after them."""
+    sets = (["val"] if val else []) + ["test"]
+    evals = [name for on in sets for name in set_columns(on, eval_crops)]
+    if tta:
+        evals += set_columns("test", eval_crops, tta)
+    data = DATA_COLUMNS if eval_crops is not None else ()
+    return (*COLUMNS[:5], *evals, *COLUMNS[7:], *data)
 
 
 def stream_columns(eval_crops) -> tuple[str, ...]:
     """The metrics.csv columns of a streamed run: the first crop's errors are
     ``test_error`` / ``test_top5_error``, a further crop C has ``test_loss_C``,
     ``test_error_C`` and ``test_top5_error_C``."""
-    extra = [f"{k}_{c}" for c in eval_crops[1:] for k in ("test_loss", "test_error", "test_top5_error")]
-    return (*COLUMNS[:7], "test_top5_error", *extra, *COLUMNS[7:], *DATA_COLUMNS)
+    return run_columns(eval_crops=eval_crops)
 
 
 def write_status(run_dir: Path, **fields) -> None:

@@ -9,12 +9,19 @@ training loop never asks which dataset it is on.
   loader per evaluation crop (the first is the run's test error); the metrics add top-5,
   the errors at further crops, the loader's waiting time and the skipped images.
 
+Either may hold out a validation split of its training images (``val_split``,
+:mod:`idresnet.data.validation`), evaluated un-augmented as the test set is: the
+evaluations during training are then on it, and the test set is evaluated at the final
+evaluation only. A test-time augmentation (``tta``, :mod:`idresnet.training.tta`) adds
+its own result to the final evaluation.
+
 :func:`build_data` makes either for a training config; :func:`eval_loaders` makes the test
 loaders alone, for ``idresnet eval``, with the same code.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +31,14 @@ import numpy as np
 from idresnet.data import STREAMED, DeviceLoader, fingerprint, load_dataset
 from idresnet.data.imagenet import FileDataset, load_imagenet
 from idresnet.data.stream import StreamLoader, worker_failure
-from idresnet.data.transforms import CenterCrop, train_transform
+from idresnet.data.transforms import CenterCrop, TenCrop, train_transform
+from idresnet.data.validation import hold_out
 from idresnet.networks.preprocessing import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
 from idresnet.training.evaluation import evaluate
-from idresnet.training.metrics import COLUMNS, finite_or_none, stream_columns
+from idresnet.training.metrics import COLUMNS, column, finite_or_none, run_columns
+from idresnet.training.tta import PREDICT, describe
 
 MAX_AUTO_WORKERS = 8
 # what the weights record to rebuild the test set (``idresnet eval``)
@@ -52,10 +61,25 @@ class RunData:
     fingerprint: dict = field(default_factory=dict)  # idresnet.data.fingerprint: what a resume must find
     columns: tuple = COLUMNS
     dataset_keys: tuple = DATASET_KEYS
+    val_loaders: dict = field(default_factory=dict)  # as test_loaders, over the held-out training images
+    val_count: int = 0
+    val_split: dict | None = None  # idresnet.data.validation's record of the split (val_split.json)
+    tta: str | None = None  # the final evaluation's test-time augmentation, and its loaders
+    tta_loaders: dict = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def evaluated_on(self) -> str:
+        """The set of the evaluations during training: "val" (a validation split) or "test"."""
+        return "val" if self.val_loaders else "test"
+
+    @property
+    def eval_count(self) -> int:
+        """Images in one evaluation during training."""
+        return self.val_count if self.val_loaders else self.test_count
 
     def record(self) -> dict:
         """The dataset part of ``run_info`` in config.yaml."""
@@ -65,25 +89,46 @@ class RunData:
             "num_classes": self.num_classes,
             "train_images": self.train_count,
             "test_images": self.test_count,
+            "val_images": self.val_count,
+            "validation": {k: v for k, v in self.val_split.items() if k != "indices"} if self.val_split else None,
             "image_shape": list(self.image_shape),
             "fingerprint": self.fingerprint,
         }
 
     def skipped(self) -> int:
         """Unreadable images skipped so far by this process's loaders."""
-        loaders = [self.train_loader, *self.test_loaders.values()]
+        loaders = [self.train_loader, *self.test_loaders.values(), *self.val_loaders.values()]
+        loaders += [t for t in self.tta_loaders.values() if all(t is not o for o in loaders)]
         return sum(getattr(loader, "skipped", 0) for loader in loaders)
 
-    def evaluate(self, model, **kw) -> tuple[dict, dict, dict]:
-        """Evaluate at every test loader: ``(headline result, its metrics columns, what the
-        checkpoint keeps of it)``."""
-        results = {crop: evaluate(model, loader, **kw) for crop, loader in self.test_loaders.items()}
-        first = results[next(iter(results))]
-        columns = {"test_loss": first["loss"], "test_error": first["error"], **self._eval_columns(results)}
-        return first, columns, self._eval_record(results)
+    def evaluate(self, model, final: bool = False, **kw) -> tuple[dict, dict, dict]:
+        """Evaluate the set of the evaluations during training (:attr:`evaluated_on`) at
+        every loader (eval crop); at the ``final`` evaluation also the test set (after a
+        validation set) and the TTA. Returns ``(the headline result of the evaluated set,
+        the metrics columns, what the checkpoint keeps)``: the test set's result at the
+        top level (as ever), a validation set's under ``val``, a TTA's under ``tta``."""
+        on = self.evaluated_on
+        sets = {on: self.val_loaders or self.test_loaders}
+        if final:
+            sets["test"] = self.test_loaders
+        evaluated = {name: {c: evaluate(model, loader, **kw) for c, loader in ls.items()} for name, ls in sets.items()}
+        columns: dict = {}
+        record: dict = {}
+        for name, results in evaluated.items():
+            columns.update(self._eval_columns(results, name))
+            entry = {**_first(results), **self._eval_record(results)}
+            record.update(entry if name == "test" else {"val": entry})
+        if final and self.tta:
+            predict = PREDICT[self.tta]
+            results = {c: evaluate(model, loader, predict=predict, **kw) for c, loader in self.tta_loaders.items()}
+            columns.update(self._eval_columns(results, "test", self.tta))
+            record["tta"] = {"method": self.tta, **_first(results), **self._eval_record(results)}
+        return _first(evaluated[on]), columns, record
 
-    def _eval_columns(self, results: dict) -> dict:
-        return {}
+    def _eval_columns(self, results: dict, on: str, tta: str | None = None) -> dict:
+        """The metrics columns of one set's results (``on``: "val" or "test")."""
+        first = _first(results)
+        return {column(on, "loss", tta=tta): first["loss"], column(on, "error", tta=tta): first["error"]}
 
     def _eval_record(self, results: dict) -> dict:
         return {}
@@ -96,8 +141,28 @@ class RunData:
         return {}
 
     def status_extra(self, last_eval: dict | None, final: bool) -> dict:
-        """What status.json adds for this data (none for in-memory data)."""
-        return {}
+        """What status.json says of the evaluated sets: where the evaluations during
+        training were, a validation split's final error, a TTA's final result."""
+        last = last_eval or {}
+        extra: dict = {"evaluated_on": self.evaluated_on}
+        if self.val_loaders:
+            extra["final_val_error"] = finite_or_none(last["val"]["error"]) if final and "val" in last else None
+        if self.tta:
+            extra["final_tta"] = self.tta_summary(last.get("tta")) if final else None
+        return extra
+
+    def tta_summary(self, record: dict | None) -> dict | None:
+        """A TTA's final result as status.json and RunResult keep it, named as what it is."""
+        if not record:
+            return None
+        summary = {
+            "method": record["method"],
+            "top1": finite_or_none(record["error"]),
+            "top5": finite_or_none(record["top5_error"]),
+            "protocol": describe(record["method"]),
+        }
+        crops = self.final_errors(record)
+        return {**summary, "crops": crops} if crops else summary
 
     def final_errors(self, last_eval: dict | None) -> dict | None:
         """{crop: {"top1", "top5"}} of the last evaluation, where reported per crop."""
@@ -108,6 +173,11 @@ class RunData:
         caused (a dead or stuck worker process), or None: not the loader's (in-memory data
         has no worker process)."""
         return None
+
+
+def _first(results: dict) -> dict:
+    """The result at the first loader (eval crop): the headline."""
+    return results[next(iter(results))]
 
 
 class MemoryData(RunData):
@@ -124,14 +194,14 @@ class StreamedData(RunData):
     def record(self) -> dict:
         return {**super().record(), "loading": self.loading}
 
-    def _eval_columns(self, results: dict) -> dict:
+    def _eval_columns(self, results: dict, on: str, tta: str | None = None) -> dict:
         crops = list(results)
-        out = {"test_top5_error": results[crops[0]]["top5_error"]}
+        out = {
+            **super()._eval_columns(results, on, tta),
+            column(on, "top5_error", tta=tta): results[crops[0]]["top5_error"],
+        }
         for c in crops[1:]:
-            r = results[c]
-            out.update(
-                {f"test_loss_{c}": r["loss"], f"test_error_{c}": r["error"], f"test_top5_error_{c}": r["top5_error"]}
-            )
+            out.update({column(on, k, c, tta): results[c][k] for k in ("loss", "error", "top5_error")})
         return out
 
     def _eval_record(self, results: dict) -> dict:
@@ -144,7 +214,10 @@ class StreamedData(RunData):
         return {"skipped_images": skipped}
 
     def status_extra(self, last_eval: dict | None, final: bool) -> dict:
-        return {"final_test_errors": self.final_errors(last_eval) if final else None}
+        return {
+            **super().status_extra(last_eval, final),
+            "final_test_errors": self.final_errors(last_eval) if final else None,
+        }
 
     def loader_failure(self, exc: BaseException) -> BaseException | None:
         # torch's SIGCHLD handler raises a dead worker's RuntimeError from anywhere in a step
@@ -165,10 +238,24 @@ def build_data(cfg: TrainConfig, dist: distributed.DistInfo, device, channels_la
     if cfg.dataset in STREAMED:
         return _streamed(cfg, dist, device, channels_last, per_process)
     ds = load_data(cfg, dist)
+    identity = fingerprint(ds)  # of the data given: the split is the run's, not the data's
+    val_images = val_labels = split = None
+    if cfg.val_split:
+        held = hold_out(ds.train_labels, cfg.val_split, ds.classes, cfg.seed)
+        val_images, val_labels, split = ds.train_images[held.held], ds.train_labels[held.held], held.record
+        ds = dataclasses.replace(
+            ds,
+            description=ds.description + _held_out_text(cfg),
+            train_images=ds.train_images[held.kept],
+            train_labels=ds.train_labels[held.kept],
+            _stats=None,  # the normalisation is of the images trained on
+        )
     norm = normalization(ds, cfg.normalization)
     loader = dict(device=device, seed=cfg.seed, dist=dist, channels_last=channels_last)
     train = make_loader(ds.train_images, ds.train_labels, norm, batch_size=per_process, train=True, **loader)
-    test = make_loader(ds.test_images, ds.test_labels, norm, batch_size=max(per_process, 256), train=False, **loader)
+    evaluation = dict(batch_size=max(per_process, 256), train=False, **loader)
+    test = make_loader(ds.test_images, ds.test_labels, norm, **evaluation)
+    tests = {None: test}
     return MemoryData(
         ds.name,
         ds.description,
@@ -178,14 +265,38 @@ def build_data(cfg: TrainConfig, dist: distributed.DistInfo, device, channels_la
         list(ds.image_shape),
         norm,
         train,
-        {None: test},
-        fingerprint=fingerprint(ds),
+        tests,
+        fingerprint=identity,
+        columns=run_columns(val=split is not None, tta=_tta(cfg)),
+        val_loaders={} if split is None else {None: make_loader(val_images, val_labels, norm, **evaluation)},
+        val_count=0 if val_labels is None else len(val_labels),
+        val_split=split,
+        tta=_tta(cfg),
+        tta_loaders=tests if _tta(cfg) else {},
     )
+
+
+def _tta(cfg: TrainConfig) -> str | None:
+    return None if cfg.tta == "none" else cfg.tta
+
+
+def _held_out_text(cfg: TrainConfig) -> str:
+    return f" [validation: {cfg.val_split} training images held out, seed {cfg.seed}]"
 
 
 def _streamed(cfg: TrainConfig, dist, device, channels_last, per_process) -> StreamedData:
 
     folder = load_imagenet(cfg.data, train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
+    identity = fingerprint(folder)
+    held = hold_out(folder.train_labels, cfg.val_split, folder.classes, cfg.seed) if cfg.val_split else None
+    if held is not None:
+        val_files, val_labels = folder.train_files[held.held], folder.train_labels[held.held]
+        folder = dataclasses.replace(
+            folder,
+            train_files=folder.train_files[held.kept],
+            train_labels=folder.train_labels[held.kept],
+            description=folder.description + _held_out_text(cfg),
+        )
     workers = auto_workers(cfg.workers)
     norm = {"kind": "channel", "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "pixel_mean": None}
     common = dict(
@@ -207,6 +318,9 @@ def _streamed(cfg: TrainConfig, dist, device, channels_last, per_process) -> Str
     )
     resizes = cfg.eval_resize or [eval_resize(c, cfg.train_crop) for c in cfg.eval_crops]
     tests = val_loaders(folder, cfg.eval_crops, resizes, batch_size=per_process, **common)
+    vals = {}
+    if held is not None:
+        vals = crop_loaders(val_files, val_labels, cfg.eval_crops, resizes, batch_size=per_process, **common)
     loading = {
         "workers": workers,
         "augmentation": cfg.augmentation,
@@ -224,9 +338,14 @@ def _streamed(cfg: TrainConfig, dist, device, channels_last, per_process) -> Str
         norm,
         train,
         tests,
-        fingerprint=fingerprint(folder),
-        columns=stream_columns(cfg.eval_crops),
+        fingerprint=identity,
+        columns=run_columns(val=held is not None, tta=_tta(cfg), eval_crops=cfg.eval_crops),
         dataset_keys=DATASET_KEYS + ("train_crop", "eval_crops", "eval_resize"),
+        val_loaders=vals,
+        val_count=0 if held is None else len(val_labels),
+        val_split=None if held is None else held.record,
+        tta=_tta(cfg),
+        tta_loaders=tta_loaders(_tta(cfg), tests, folder, cfg.eval_crops, resizes, batch_size=per_process, **common),
         loading=loading,
         workers=workers,
     )
@@ -235,11 +354,13 @@ def _streamed(cfg: TrainConfig, dist, device, channels_last, per_process) -> Str
 @dataclass
 class EvalSet:
     """The test loaders of trained weights (``idresnet eval``): crop (None: in memory) ->
-    loader, with the shorter side each crop is taken from (streamed data only)."""
+    loader, with the shorter side each crop is taken from (streamed data only), and the
+    loaders of a test-time augmentation (``tta``; the same loaders for ``flip``)."""
 
     description: str
     loaders: dict
     resizes: list | None = None
+    tta_loaders: dict = field(default_factory=dict)
 
 
 def eval_loaders(
@@ -257,6 +378,7 @@ def eval_loaders(
     resizes=None,
     train_crop: int = IMAGENET_CROP,
     workers=None,
+    tta: str | None = None,
 ) -> EvalSet:
     """The test split of ``dataset`` as the training saw it: the same loading code, the
     weights' normalisation (or the dataset's statistics when none is recorded)."""
@@ -265,18 +387,10 @@ def eval_loaders(
         folder = load_imagenet(data, test_size=test_size, seed=seed)
         crops = crops or [train_crop]
         resizes = resizes or [eval_resize(c, train_crop) for c in crops]
-        loaders = val_loaders(
-            folder,
-            crops,
-            resizes,
-            batch_size=batch_size,
-            seed=seed,
-            device=device,
-            workers=auto_workers(workers),
-            mean=IMAGENET_MEAN,
-            std=IMAGENET_STD,
-        )
-        return EvalSet(folder.description, loaders, list(resizes))
+        common = dict(device=device, workers=auto_workers(workers), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        loaders = val_loaders(folder, crops, resizes, batch_size=batch_size, seed=seed, **common)
+        extra = tta_loaders(tta, loaders, folder, crops, resizes, batch_size=batch_size, seed=seed, **common)
+        return EvalSet(folder.description, loaders, list(resizes), extra)
     # the recorded train_size too: the synthetic test split depends on it
     ds = load_dataset(dataset, data, cache_dir=cache_dir, train_size=train_size, test_size=test_size, seed=seed)
     norm = norm or normalization(ds, "channel")
@@ -291,7 +405,7 @@ def eval_loaders(
         dist=dist,
         channels_last=False,
     )
-    return EvalSet(ds.description, {None: loader})
+    return EvalSet(ds.description, {None: loader}, tta_loaders={None: loader} if tta else {})
 
 
 def auto_workers(setting: int | None) -> int:
@@ -309,12 +423,36 @@ def auto_workers(setting: int | None) -> int:
 
 def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loader) -> dict:
     """{crop: StreamLoader} over ``folder``'s val images, each resized then centre-cropped."""
+    return crop_loaders(folder.val_files, folder.val_labels, crops, resizes, batch_size=batch_size, seed=seed, **loader)
 
+
+def crop_loaders(
+    files, labels, crops, resizes, *, batch_size: int, seed: int = 0, transform=CenterCrop, **loader
+) -> dict:
+    """{crop: StreamLoader} over ``files``, each resized then cut by ``transform`` (the
+    centre crop, or :class:`~idresnet.data.transforms.TenCrop`), un-augmented."""
     tests = {}
     for crop, resize in zip(crops, resizes):
-        data = FileDataset(folder.val_files, folder.val_labels, CenterCrop(crop, resize), seed=seed, random=False)
+        data = FileDataset(files, labels, transform(crop, resize), seed=seed, random=False)
         tests[crop] = StreamLoader(data, batch_size=batch_size, train=False, seed=seed, **loader)
     return tests
+
+
+def tta_loaders(tta: str | None, tests: dict, folder, crops, resizes, *, batch_size: int, **loader) -> dict:
+    """The test loaders of a TTA: the single-crop ones for ``flip``; for ``tencrop``, ten
+    views of each val image, in batches of a tenth of the images (as many crops as a
+    single-crop batch has images)."""
+    if tta != "tencrop":
+        return tests if tta else {}
+    return crop_loaders(
+        folder.val_files,
+        folder.val_labels,
+        crops,
+        resizes,
+        batch_size=max(1, batch_size // TenCrop.VIEWS),
+        transform=TenCrop,
+        **loader,
+    )
 
 
 # ---------------------------------------------------------------- in-memory data

@@ -1,5 +1,6 @@
 """Where a run stands, read from its folder alone (``idresnet runs``): status, iteration,
-latest and best test error, and the time left at the recent pace.
+latest and best error, the set they are on (``test``, or ``val`` for a run with a
+validation split, whose test error comes at its end), and the time left at the recent pace.
 
 Nothing is locked or written: a run being trained is read as it is. A status of
 ``running`` whose writer is gone (its ``.lock`` names a pid of this host that no longer
@@ -51,6 +52,9 @@ def summarize(run_dir: Path) -> dict:
     if state == "running" and lock_writer_alive(run_dir) is False:
         state = "stopped"
     tested = [r for r in rows if r["test_error"] is not None]
+    validated = [r for r in rows if r["val_error"] is not None]
+    on = "val" if validated or status.get("evaluated_on") == "val" else "test"
+    latest = (validated if on == "val" else tested)[-1:]
     # the later of the last metrics row and status.json: a running run writes rows between
     # its checkpoints, an interrupted one stops (and checkpoints) between its rows
     iteration, epoch = (rows[-1]["iteration"], rows[-1]["epoch"]) if rows else (0, status.get("epoch"))
@@ -75,6 +79,12 @@ def summarize(run_dir: Path) -> dict:
         "best_test_error": status.get("best_test_error"),
         "final_test_error": status.get("final_test_error"),
         "seconds_left": left,
+        # the evaluations during training: on the test set, or on a validation split (val_split)
+        "evaluated_on": on,
+        "latest_error": latest[0][f"{on}_error"] if latest else None,
+        "latest_error_at": latest[0]["iteration"] if latest else None,
+        "best_error": status.get(f"best_{on}_error"),
+        "final_val_error": status.get("final_val_error"),
     }
 
 
@@ -84,13 +94,13 @@ def _number(value) -> float:
 
 
 def _rows(path: Path) -> list[dict]:
-    """``iteration``, ``epoch``, ``wall_time_s`` and ``test_error`` (None where not
-    evaluated) of each metrics row, as numbers; rows whose numbers do not read as numbers
-    are left out, and a damaged file gives none."""
+    """``iteration``, ``epoch``, ``wall_time_s``, ``test_error`` and ``val_error`` (None where
+    not evaluated, or a run without a validation split) of each metrics row, as numbers;
+    rows whose numbers do not read as numbers are left out, and a damaged file gives none."""
     if not path.is_file():
         return []
     try:
-        rows = numeric(read_metrics(path), ("iteration", "epoch", "wall_time_s", "test_error"))
+        rows = numeric(read_metrics(path), ("iteration", "epoch", "wall_time_s", "test_error", "val_error"))
     except (OSError, ValueError, csv.Error):  # not text, not CSV
         return []
     return [r for r in rows if r["epoch"] is not None and r["wall_time_s"] is not None]

@@ -12,6 +12,7 @@ CHECKPOINT = f"{CHECKPOINT_DIR}/last.ckpt"  # the latest checkpoint
 PREVIOUS_CHECKPOINT = f"{CHECKPOINT_DIR}/previous.ckpt"  # the one before it
 CHECKPOINTS = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # newest first
 WEIGHTS = "weights.safetensors"  # the final weights, with their record
+VAL_SPLIT = "val_split.json"  # the held-out validation images (val_split), checked on resume
 LOCK = ".lock"  # held by the one process writing the run
 TENSORBOARD = "tensorboard"  # logger: tensorboard
 OWN_FILES = (CONFIG, METRICS, STATUS, *CHECKPOINTS, WEIGHTS)  # what makes a folder a run's

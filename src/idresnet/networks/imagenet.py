@@ -5,6 +5,11 @@
 1x1 projection shortcuts where dimensions change, as fb.resnet.torch (the code base of
 the paper's ImageNet pre-activation models). The first unit of a pre-activation net
 takes the stem's activated output without a pre-activation of its own.
+
+``stem_act="none"`` drops the stem's BN-ReLU (timm's ResNetV2): the first unit's own
+pre-activation (``first_preact`` ``"shared"`` or ``"residual"``) then follows the max
+pool. The two orders agree only while every BN scale is >= 0: max pooling commutes
+with an increasing BN-ReLU, not with one of negative scale.
 """
 
 from __future__ import annotations
@@ -24,15 +29,16 @@ IMAGENET_STAGES = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 IMAGENET_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 2048)}
+STEM_ACTS = ("bn_relu", "none")  # what follows the stem's conv, before its max pool
 
 
-def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
+def imagenet_stem(in_channels: int, channels: int, act: str = "bn_relu") -> nn.Sequential:
     """conv-BN-ReLU and max pooling for every placement (fb.resnet.torch): the first unit
-    of a pre-activation net then takes no pre-activation (``first_preact="none"``)."""
+    of a pre-activation net then takes no pre-activation (``first_preact="none"``).
+    ``act="none"``: conv and max pooling only (timm's pre-activation ResNetV2)."""
     return nn.Sequential(
         nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
-        nn.BatchNorm2d(channels),
-        nn.ReLU(),
+        *([nn.BatchNorm2d(channels), nn.ReLU()] if act == "bn_relu" else []),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
 
@@ -52,14 +58,20 @@ def imagenet_resnet(
     first_preact: str = "none",
     stage_preact: str = "shared",
     stride_index: int | None = None,
+    stem_act: str = "bn_relu",
 ) -> ResNet:
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")
+    if stem_act == "none" and (not spec.preact or first_preact == "none"):
+        raise UsageError(
+            "stem_act='none' leaves the stem's conv without BN-ReLU: the first unit must "
+            "pre-activate its input (a pre-activation placement and first_preact 'shared' or 'residual')"
+        )
     widths = scaled_widths(IMAGENET_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
     (stem_channels,) = scaled_widths([64], width)
     return ResNet(
-        stem=imagenet_stem(in_channels, stem_channels),
+        stem=imagenet_stem(in_channels, stem_channels, stem_act),
         stem_channels=stem_channels,
         stage_widths=widths,
         units_per_stage=list(IMAGENET_STAGES[depth][1]),

@@ -17,18 +17,21 @@ from torch import nn
 
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.cifar import PAPER_DEPTHS, cifar_resnet, units_per_stage
-from idresnet.networks.imagenet import IMAGENET_STAGES, imagenet_block, imagenet_resnet
+from idresnet.networks.imagenet import IMAGENET_STAGES, STEM_ACTS, imagenet_block, imagenet_resnet
 from idresnet.units import UNIT_OPTIONS, UnitSpec
 
-NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index")
+NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index", "stem_act")
 # Layout options of pre-activation nets where public implementations differ (docs/pretrained.md):
-# what the first unit's and each later stage's first unit's pre-activation feeds, and which
-# bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3).
+# what the first unit's and each later stage's first unit's pre-activation feeds, which
+# bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3), and whether the ImageNet
+# stem has a BN-ReLU between its conv and its max pool.
 LAYOUT_CHOICES = {
     "first_preact": ("shared", "residual", "none"),
     "stage_preact": ("shared", "residual"),
     "stride_index": (0, 1),
+    "stem_act": STEM_ACTS,
 }
+IMAGENET_ONLY_OPTIONS = ("stem_act",)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,10 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     for key, choices in LAYOUT_CHOICES.items():
         if key in net and (isinstance(net[key], bool) or net[key] not in choices):
             raise choices_error(f"model option {key}", net[key], choices)
+    if entry.family != "imagenet":
+        for key in IMAGENET_ONLY_OPTIONS:
+            if key in net:
+                raise UsageError(f"model option {key} applies to ImageNet networks only, not {name}")
     unit: dict = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":
@@ -131,7 +138,7 @@ def create_model(
     **overrides,
 ) -> nn.Module:
     """Build a registered network; ``overrides`` are network options (depth, width,
-    in_channels, first_preact, stage_preact, stride_index) or unit options (placement,
+    in_channels, first_preact, stage_preact, stride_index, stem_act) or unit options (placement,
     shortcut, block, downsample, shortcut_scale, residual_scale, gate_bias, gate_bn,
     dropout_ratio, dropout_rescale, projection_bn). Bad names or values raise a one-line
     UsageError.

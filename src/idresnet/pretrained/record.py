@@ -44,9 +44,13 @@ def class_names(dataset: str) -> tuple[list | None, list | None]:
     return None, None
 
 
-def make_record(model: str, model_kwargs: dict, dataset: str, mean, std, source: dict, num_classes: int) -> dict:
-    """The metadata of converted weights (see the module docstring)."""
-    d = DATASETS[dataset]
+def make_record(
+    model: str, model_kwargs: dict, dataset: str, mean, std, source: dict, num_classes: int, geometry=None
+) -> dict:
+    """The metadata of converted weights (see the module docstring). ``geometry``: the
+    source's own ``crop``, ``resize`` and ``interpolation``, where they differ from the
+    dataset's usual ones (:data:`DATASETS`)."""
+    d = {"interpolation": "bilinear", **DATASETS[dataset], **(geometry or {})}
     names, ids = class_names(dataset) if num_classes == d["num_classes"] else (None, None)
     return {
         "format": "idresnet-weights",
@@ -58,7 +62,7 @@ def make_record(model: str, model_kwargs: dict, dataset: str, mean, std, source:
         "dataset": dataset,
         "image_shape": d["image_shape"],
         "normalization": {"kind": "channel", "mean": list(mean), "std": list(std), "pixel_mean": None},
-        "input": {"crop": d["crop"], "resize": d["resize"], "interpolation": "bilinear"},
+        "input": {"crop": d["crop"], "resize": d["resize"], "interpolation": d["interpolation"]},
         "dataset_args": {
             "dataset": dataset,
             **(

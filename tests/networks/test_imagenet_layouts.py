@@ -7,6 +7,7 @@ from torch import nn
 
 import idresnet
 from idresnet.errors import UsageError
+from idresnet.networks import resolve_model
 from idresnet.pretrained.match import assign, model_layers
 
 TIMM = {"stem_act": "none"}
@@ -79,6 +80,9 @@ def test_basic_first_unit_adds_the_raw_pooled_input():
     ],
 )
 def test_stem_act_errors_are_one_line(name, options, message):
-    with pytest.raises(UsageError) as err:
-        idresnet.create_model(name, **options)
-    assert message in str(err.value) and "\n" not in str(err.value)
+    """Refused when the name and options are resolved (a run's config, before any network is
+    built) and when a network is built."""
+    for call in (resolve_model, idresnet.create_model):
+        with pytest.raises(UsageError) as err:
+            call(name, **options)
+        assert message in str(err.value) and "\n" not in str(err.value), call

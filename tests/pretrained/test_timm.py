@@ -87,6 +87,7 @@ def check(folder: Path, name: str, tmp_path, capsys) -> dict:
         with torch.no_grad():
             got = model(io["x"])
         assert largest_relative_difference(got, io["logits"]) <= 1e-5, (name, out.name)
+        assert model.pretrained_cfg["interpolation"] == "bicubic" and model.pretrained_cfg["mean"] == (0.5,) * 3
     return record
 
 
@@ -174,7 +175,7 @@ def test_a_safetensors_file_that_is_not_timms_is_one_line(tmp_path):
 
     src = tmp_path / "model.safetensors"
     src.write_bytes(b"not a safetensors file")
-    with pytest.raises(UsageError, match=r"model.safetensors is not a readable safetensors file \("):
+    with pytest.raises(UsageError, match=r"model.safetensors is not a valid safetensors file \("):
         convert(src, tmp_path / "o.safetensors")
     save_file(idresnet.create_model("preact_resnet20").state_dict(), str(src))
     with pytest.raises(

@@ -43,3 +43,58 @@ def test_tensorboard_gets_the_metrics_rows(tmp_path):
         got = [(e.step, e.value) for e in events.Scalars(name)]
         assert [s for s, _ in got] == [s for s, _ in want] and len(want) >= 3
         assert all(math.isclose(g, w, rel_tol=1e-5, abs_tol=1e-7) for (_, g), (_, w) in zip(got, want))
+
+
+class RecordingLogger:
+    def __init__(self):
+        self.rows, self.closed = [], 0
+
+    def log(self, row):
+        assert not self.closed, "a row after close"
+        self.rows.append(row)
+
+    def close(self):
+        self.closed += 1
+
+
+@pytest.mark.parametrize("stop_at", [None, 5])
+def test_the_trackers_are_closed_at_the_end_and_on_interrupt(tiny, monkeypatch, stop_at):
+    """Issue #24: TensorBoardLogger.close was never called, so its writer was never closed."""
+    from trainhelpers import interrupt_at
+
+    from idresnet.training import engine
+
+    logger = RecordingLogger()
+    monkeypatch.setattr(engine, "make_loggers", lambda kind, run_dir: [logger])
+    if stop_at:
+        interrupt_at(monkeypatch, stop_at)
+    result = train(tiny(log_interval=2))
+    assert result.status in (("interrupted",) if stop_at else ("finished", "failed"))
+    assert logger.closed == 1 and logger.rows
+
+
+def test_the_trackers_are_closed_after_a_second_ctrl_c(tiny, monkeypatch):
+    from idresnet.training import engine
+    from idresnet.training.engine import _Trainer
+
+    logger = RecordingLogger()
+    monkeypatch.setattr(engine, "make_loggers", lambda kind, run_dir: [logger])
+    step = _Trainer._step
+
+    def step_then_abort(self, x, y):
+        step(self, x, y)
+        if self.it == 6:
+            raise KeyboardInterrupt  # as a second Ctrl-C raises it
+
+    monkeypatch.setattr(_Trainer, "_step", step_then_abort)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(log_interval=2))
+    assert logger.closed == 1
+
+
+def test_tensorboard_logger_closes_its_writer(tmp_path):
+    pytest.importorskip("tensorboard")
+    (logger,) = make_loggers("tensorboard", tmp_path)
+    logger.log({"iteration": 1, "train_loss": 1.0})
+    logger.close()
+    assert logger.writer.all_writers is None  # SummaryWriter.close: its event files flushed and closed

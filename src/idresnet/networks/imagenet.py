@@ -17,7 +17,7 @@ from __future__ import annotations
 from torch import nn
 
 from idresnet.errors import UsageError
-from idresnet.networks.resnet import ResNet, scaled_widths
+from idresnet.networks.resnet import ResNet, network_widths
 from idresnet.units import UnitSpec
 
 IMAGENET_STAGES = {
@@ -29,15 +29,24 @@ IMAGENET_STAGES = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 IMAGENET_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 2048)}
+IMAGENET_STEM_CHANNELS = 64
+IMAGENET_STEM_KERNEL = 7
+IMAGENET_STEM_REDUCTION = 4  # the stem's stride-2 conv, then stride-2 max pooling
 STEM_ACTS = ("bn_relu", "none")  # what follows the stem's conv, before its max pool
+
+
+def imagenet_widths(block: str, width: float = 1.0) -> tuple[int, list[int]]:
+    """The stem's and the four stages' channel counts at ``width``."""
+    return network_widths(IMAGENET_STEM_CHANNELS, IMAGENET_WIDTHS[block], block, width)
 
 
 def imagenet_stem(in_channels: int, channels: int, act: str = "bn_relu") -> nn.Sequential:
     """conv-BN-ReLU and max pooling for every placement (fb.resnet.torch): the first unit
     of a pre-activation net then takes no pre-activation (``first_preact="none"``).
     ``act="none"``: conv and max pooling only (timm's pre-activation ResNetV2)."""
+    k = IMAGENET_STEM_KERNEL
     return nn.Sequential(
-        nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
+        nn.Conv2d(in_channels, channels, k, stride=2, padding=k // 2, bias=False),
         *([nn.BatchNorm2d(channels), nn.ReLU()] if act == "bn_relu" else []),
         nn.MaxPool2d(3, stride=2, padding=1),
     )
@@ -47,6 +56,15 @@ def imagenet_block(depth: int) -> str:
     if depth not in IMAGENET_STAGES:
         raise UsageError(f"depth {depth} is not an ImageNet ResNet; valid: {', '.join(map(str, IMAGENET_STAGES))}")
     return IMAGENET_STAGES[depth][0]
+
+
+def check_stem(spec: UnitSpec, stem_act: str = "bn_relu", first_preact: str = "none") -> None:
+    """Refuse a stem without BN-ReLU whose first unit would not pre-activate its input."""
+    if stem_act == "none" and (not spec.preact or first_preact == "none"):
+        raise UsageError(
+            "stem_act='none' leaves the stem's conv without BN-ReLU: the first unit must "
+            "pre-activate its input (a pre-activation placement and first_preact 'shared' or 'residual')"
+        )
 
 
 def imagenet_resnet(
@@ -63,13 +81,8 @@ def imagenet_resnet(
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")
-    if stem_act == "none" and (not spec.preact or first_preact == "none"):
-        raise UsageError(
-            "stem_act='none' leaves the stem's conv without BN-ReLU: the first unit must "
-            "pre-activate its input (a pre-activation placement and first_preact 'shared' or 'residual')"
-        )
-    widths = scaled_widths(IMAGENET_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
-    (stem_channels,) = scaled_widths([64], width)
+    check_stem(spec, stem_act, first_preact)
+    stem_channels, widths = imagenet_widths(block, width)
     return ResNet(
         stem=imagenet_stem(in_channels, stem_channels, stem_act),
         stem_channels=stem_channels,

@@ -13,6 +13,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from idresnet.errors import UsageError, choices_error
+from idresnet.factory import create_model
+from idresnet.files import file_digest
+from idresnet.pretrained import pytorchcv, timm, torch7
+from idresnet.pretrained.match import assign
+from idresnet.pretrained.record import IMAGENET_NORM, make_record
+from idresnet.pretrained.statedict import read_state_dict
+from idresnet.weights import save_weights
 
 SOURCES = {"torch7": (".t7",), "pytorchcv": (".pth", ".pt"), "timm": (".pth", ".pt", ".bin", ".safetensors")}
 
@@ -21,8 +28,6 @@ def source_format(path: Path, given: str | None = None, arch: str | None = None)
     """The source format: ``given``, else from the file's suffix; a state dict that both
     pytorchcv and timm save (``.pth``, ``.pt``) by the format that names ``arch``, else
     None (its keys tell)."""
-    from idresnet.pretrained import pytorchcv, timm
-
     if given is not None:
         if given not in SOURCES:
             raise choices_error("source format", given, SOURCES)
@@ -38,15 +43,7 @@ def source_format(path: Path, given: str | None = None, arch: str | None = None)
 
 
 def convert(src, out, source: str | None = None, arch: str | None = None) -> dict:
-    """Convert ``src`` to the safetensors file ``out``; returns the written record."""
-    from idresnet import create_model
-    from idresnet.files import file_digest
-    from idresnet.pretrained import pytorchcv, timm, torch7
-    from idresnet.pretrained.match import assign
-    from idresnet.pretrained.record import IMAGENET_NORM, make_record
-    from idresnet.pretrained.statedict import read_state_dict
-    from idresnet.training.checkpoint import save_weights
-
+    """Convert ``src`` to the safetensors file ``out``; returns the written record (its metadata)."""
     src, out = Path(src), Path(out)
     if out.suffix != ".safetensors":
         raise UsageError(f"--to {out}: expected a .safetensors file name")
@@ -77,4 +74,4 @@ def convert(src, out, source: str | None = None, arch: str | None = None) -> dic
         found.get("input"),
     )
     save_weights(out, model.state_dict(), record)
-    return record
+    return record.metadata()

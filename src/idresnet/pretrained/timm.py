@@ -30,20 +30,17 @@ import re
 from pathlib import Path
 
 from idresnet.errors import UsageError, choices_error
+from idresnet.networks.imagenet import IMAGENET_STAGES
 from idresnet.pretrained.match import state_dict_layers
 from idresnet.pretrained.statedict import read_state_dict
 
-# (block, units per stage) -> depth of the plain pre-activation nets
-STAGES = {
-    ("basic", (2, 2, 2, 2)): 18,
-    ("basic", (3, 4, 6, 3)): 34,
-    ("bottleneck", (3, 4, 6, 3)): 50,
-    ("bottleneck", (3, 4, 23, 3)): 101,
-    ("bottleneck", (3, 8, 36, 3)): 152,
-}
-SUPPORTED = "resnetv2_18, resnetv2_34, resnetv2_50, resnetv2_101, resnetv2_152 (pre-activation, BatchNorm, 7x7 stem)"
-# timm's default pretrained_cfg of each name: crop_pct at 224 px, bicubic, mean = std = 0.5
+# timm's plain pre-activation nets and the crop_pct of each one's default pretrained_cfg
+# (at 224 px, bicubic, mean = std = 0.5); timm has no ResNetV2-200
 CROP_PCT = {18: 0.9, 34: 0.9, 50: 0.95, 101: 0.95, 152: 0.875}
+# (block, units per stage) -> depth: those of idresnet's ImageNet nets (networks/imagenet.py)
+STAGES = {IMAGENET_STAGES[depth]: depth for depth in CROP_PCT}
+NAMES = [f"resnetv2_{depth}" for depth in CROP_PCT]
+SUPPORTED = ", ".join(NAMES) + " (pre-activation, BatchNorm, 7x7 stem)"
 TIMM_NORM = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 BLOCK_KEY = re.compile(r"stages\.(\d+)\.blocks\.(\d+)\.")
 # a unit's modules in idresnet's forward order: the branch, then the projection shortcut
@@ -59,7 +56,7 @@ NORMS = {
 
 def arch_names() -> list[str]:
     """Every timm name this converter reads."""
-    return [f"resnetv2_{d}" for d in STAGES.values()]
+    return list(NAMES)
 
 
 def holds_timm_keys(state: dict) -> bool:

@@ -130,6 +130,12 @@ class MetricsLog:
         writer.writerows(rows)
         atomic_write_bytes(self.path, out.getvalue().encode())
 
+    def close(self) -> None:
+        """Close the trackers (a TensorBoard writer's event file); the CSV needs no closing."""
+        loggers, self.loggers = self.loggers, []
+        for logger in loggers:
+            logger.close()
+
     def write(self, **row) -> None:
         if not self.enabled:
             return
@@ -148,10 +154,31 @@ def _cell(v):
     return v
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a ``metrics.csv`` (strings); a torn last line is skipped."""
+def read_metrics(path: Path, columns=()) -> list[dict]:
+    """The rows of a ``metrics.csv`` (strings); a torn last line is skipped. ``columns``: those
+    the caller needs; a file without one of them is a one-line UsageError. The one reader of
+    metrics.csv (the engine on resume, ``idresnet runs``, ``plot``, ``reproduce``)."""
     with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("iteration", "").isdigit() and None not in r.values()]
+        reader = csv.DictReader(f)
+        missing = set(columns) - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return [r for r in reader if r.get("iteration", "").isdigit() and None not in r.values()]
+
+
+def numeric(rows: list[dict], columns) -> list[dict]:
+    """``columns`` of each row as numbers (``iteration`` an int, an empty cell None); a row
+    with a cell that is not a number (a hand-edited file) is left out."""
+    out = []
+    for row in rows:
+        try:
+            values = {c: float(row[c]) if row.get(c) not in (None, "") else None for c in columns}
+        except (KeyError, ValueError):
+            continue
+        if "iteration" in values and values["iteration"] is not None:
+            values["iteration"] = int(values["iteration"])
+        out.append(values)
+    return out
 
 
 class Meter:

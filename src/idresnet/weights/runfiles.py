@@ -1,0 +1,17 @@
+"""The names of a run folder's files (docs/training.md, "The run folder").
+
+The training engine writes them; ``idresnet eval``, ``export``, ``predict``, ``runs``,
+``reproduce`` and ``create_model(pretrained=RUN)`` read them.
+"""
+
+CONFIG = "config.yaml"  # the resolved config and run_info
+METRICS = "metrics.csv"  # a row per log_interval and per evaluation
+STATUS = "status.json"  # running | finished | failed | diverged | interrupted
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT = f"{CHECKPOINT_DIR}/last.ckpt"  # the latest checkpoint
+PREVIOUS_CHECKPOINT = f"{CHECKPOINT_DIR}/previous.ckpt"  # the one before it
+CHECKPOINTS = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # newest first
+WEIGHTS = "weights.safetensors"  # the final weights, with their record
+LOCK = ".lock"  # held by the one process writing the run
+TENSORBOARD = "tensorboard"  # logger: tensorboard
+OWN_FILES = (CONFIG, METRICS, STATUS, *CHECKPOINTS, WEIGHTS)  # what makes a folder a run's

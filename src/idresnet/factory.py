@@ -28,7 +28,7 @@ from pathlib import Path
 
 from idresnet.errors import UsageError
 from idresnet.networks import ResNet, build_network, check_size, resolve_model
-from idresnet.networks.preprocessing import IMAGENET_CROP, eval_resize
+from idresnet.networks.preprocessing import IMAGENET_CROP, INTERPOLATION, eval_resize
 from idresnet.weights import WeightsRecord, mismatches, read_weights
 
 
@@ -41,7 +41,7 @@ def create_model(
     **overrides,
 ) -> ResNet:
     """Build a registered network; ``overrides`` are network options (depth, width,
-    in_channels, first_preact, stage_preact, stride_index) or unit options (placement,
+    in_channels, first_preact, stage_preact, stride_index, stem_act) or unit options (placement,
     shortcut, block, downsample, shortcut_scale, residual_scale, gate_bias, gate_bn,
     dropout_ratio, dropout_rescale, projection_bn). Bad names or values raise a one-line
     UsageError. ``pretrained``, ``checkpoint_path`` and ``in_chans``: see the module
@@ -162,14 +162,15 @@ def input_geometry(record: WeightsRecord) -> tuple[int, int]:
 
 
 def pretrained_cfg(record: WeightsRecord, num_classes: int, in_channels: int = 3) -> dict:
-    """timm's ``pretrained_cfg`` from a weights record."""
+    """timm's ``pretrained_cfg`` from a weights record (converted weights record their
+    source's interpolation; a run's are resized as idresnet resizes)."""
     crop, resize = input_geometry(record)
     norm = record.normalization or {}
     return {
         "architecture": record.model,
         "input_size": (in_channels, crop, crop),
         "crop_pct": crop / resize,
-        "interpolation": "bilinear",
+        "interpolation": (record.input or {}).get("interpolation", INTERPOLATION),
         "mean": tuple(norm.get("mean") or ()) or None,
         "std": tuple(norm.get("std") or ()) or None,
         "num_classes": num_classes,

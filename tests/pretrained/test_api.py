@@ -78,6 +78,22 @@ def test_pretrained_path_loads_with_the_recorded_options(weights, key):
     assert model.pretrained_cfg["input_size"] == (3, 32, 32)
 
 
+@pytest.mark.parametrize(
+    "geometry, crop_pct, interpolation",
+    [(None, 224 / 256, "bilinear"), ({"crop": 224, "resize": 248, "interpolation": "bicubic"}, 224 / 248, "bicubic")],
+)
+def test_pretrained_cfg_gives_the_recorded_input(tmp_path, geometry, crop_pct, interpolation):
+    """Converted weights record their source's crop and interpolation (timm's: bicubic);
+    the loaded model's pretrained_cfg gives them, as timm's models do."""
+    name, options = "imagenet_preact_resnet18", {"width": 0.0625, "stem_act": "none", "first_preact": "residual"}
+    path = tmp_path / "w.safetensors"
+    record = make_record(name, options, "imagenet", (0.5,) * 3, (0.5,) * 3, {"format": "test"}, 1000, geometry)
+    save_weights(path, idresnet.create_model(name, **options).state_dict(), record)
+    cfg = idresnet.create_model(name, pretrained=path).pretrained_cfg
+    assert cfg["interpolation"] == interpolation and cfg["crop_pct"] == crop_pct and cfg["mean"] == (0.5,) * 3
+    assert cfg["input_size"] == (3, 224, 224)
+
+
 def test_checkpoint_path_loads_into_the_network_of_the_name_and_options(weights, tmp_path):
     """timm's meaning (issue #24): the network is built from the name and the options given,
     then loads the file's tensors strictly; the file's record is not consulted."""

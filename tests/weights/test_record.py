@@ -65,6 +65,7 @@ def test_a_checkpoint_holds_the_record_and_its_iteration(tmp_path):
         ("normalization", {"mean": [0, 0, 0], "std": [0, 1, 1]}, "std: three finite numbers > 0"),
         ("image_shape", [32, 32], "[height, width, channels], positive integers"),
         ("input", {"crop": "big", "resize": 256}, "a mapping with crop and resize, positive integers"),
+        ("input", {"crop": 224, "resize": 256, "interpolation": "sinc"}, "an interpolation of bilinear, bicubic"),
         ("dataset_args", [1], "a mapping"),
         ("source", "x", "a mapping"),
     ],

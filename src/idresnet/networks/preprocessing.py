@@ -16,6 +16,7 @@ IMAGENET_CROP = 224  # the training (and first evaluation) crop
 IMAGENET_TEST_CROP = 320  # the paper's larger evaluation crop (Table 5)
 EVAL_CROP_FRACTION = 0.875  # a crop of the training size is taken from crop / 0.875: 224 of 256
 CIFAR_SIZE = 32
+INTERPOLATION = "bilinear"  # how an image is resized before its crop (converted weights may record another)
 
 
 def eval_resize(crop: int, train_crop: int = IMAGENET_CROP) -> int:
@@ -43,7 +44,7 @@ def default_cfg(name: str, family: str, num_classes: int, in_channels: int = 3) 
         "input_size": (in_channels, IMAGENET_CROP, IMAGENET_CROP),
         "crop_pct": EVAL_CROP_FRACTION,
         "test_input_size": (in_channels, IMAGENET_TEST_CROP, IMAGENET_TEST_CROP),
-        "interpolation": "bilinear",
+        "interpolation": INTERPOLATION,
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
         "num_classes": num_classes,

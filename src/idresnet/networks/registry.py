@@ -22,21 +22,24 @@ from torch import nn
 
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.cifar import PAPER_DEPTHS, cifar_resnet, units_per_stage
-from idresnet.networks.imagenet import IMAGENET_STAGES, imagenet_block, imagenet_resnet
+from idresnet.networks.imagenet import IMAGENET_STAGES, STEM_ACTS, check_stem, imagenet_block, imagenet_resnet
 from idresnet.networks.preprocessing import default_cfg
 from idresnet.networks.resnet import ResNet
 from idresnet.networks.size import footprint, human_bytes, physical_memory
 from idresnet.units import UNIT_OPTIONS, UnitSpec
 
-NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index")
+NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index", "stem_act")
 # Layout options of pre-activation nets where public implementations differ (docs/pretrained.md):
-# what the first unit's and each later stage's first unit's pre-activation feeds, and which
-# bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3).
+# what the first unit's and each later stage's first unit's pre-activation feeds, which
+# bottleneck conv carries the stride (0: the first 1x1, 1: the 3x3), and whether the ImageNet
+# stem has a BN-ReLU between its conv and its max pool.
 LAYOUT_CHOICES = {
     "first_preact": ("shared", "residual", "none"),
     "stage_preact": ("shared", "residual"),
     "stride_index": (0, 1),
+    "stem_act": STEM_ACTS,
 }
+IMAGENET_ONLY_OPTIONS = ("stem_act",)
 
 
 @dataclass(frozen=True)
@@ -161,12 +164,18 @@ def resolve_model(name: str, **overrides) -> ModelSpec:
     for key, choices in LAYOUT_CHOICES.items():
         if key in net and (isinstance(net[key], bool) or net[key] not in choices):
             raise choices_error(f"model option {key}", net[key], choices)
+    if entry.family != "imagenet":
+        for key in IMAGENET_ONLY_OPTIONS:
+            if key in net:
+                raise UsageError(f"model option {key} applies to ImageNet networks only, not {name}")
     depth = net.pop("depth", entry.depth)
     unit: dict = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":
         unit["block"] = overrides.get("block", imagenet_block(depth))  # a depth of Table 5, or an error
     spec = UnitSpec(**unit)
+    if entry.family == "imagenet":
+        check_stem(spec, **{k: net[k] for k in ("stem_act", "first_preact") if k in net})
     stages: tuple[int, ...]
     if entry.family == "cifar":
         stages = (units_per_stage(depth, spec.block),) * 3

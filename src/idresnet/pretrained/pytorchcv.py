@@ -15,7 +15,7 @@ is chosen from pytorchcv's model name and recorded as model options:
 
 The file's name gives pytorchcv's model name (``preresnet164bn_cifar10-0364-429012d4.pth``
 as its model store names them), or ``--arch`` does. The state dict is read with
-``torch.load(weights_only=True)``: no pickled code runs.
+``torch.load(weights_only=True)`` (:mod:`.statedict`): no pickled code runs.
 """
 
 from __future__ import annotations
@@ -23,11 +23,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
-
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.imagenet import IMAGENET_STAGES
 from idresnet.pretrained.match import state_dict_layers
+from idresnet.pretrained.statedict import read_state_dict
 
 CIFAR_DEPTHS = {"basic": (20, 56, 110, 1202), "bottleneck": (164, 272, 542, 1001)}  # pytorchcv's, not the paper's
 CIFAR_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # imgclsmob's CIFAR transforms
@@ -79,8 +78,9 @@ def guess_arch(path: Path) -> str | None:
     return name if name in arch_names() else None
 
 
-def read(path: Path, arch: str | None) -> dict:
-    """What :func:`idresnet.pretrained.convert` needs: model, options, dataset, layers."""
+def read(path: Path, arch: str | None, state: dict | None = None) -> dict:
+    """What :func:`idresnet.pretrained.convert` needs: model, options, dataset, layers
+    (``state``: the file's state dict, when it has been read already)."""
     arch = arch or guess_arch(path)
     if arch is None:
         raise UsageError(
@@ -88,15 +88,8 @@ def read(path: Path, arch: str | None) -> dict:
             f"pass --arch NAME (one of: {', '.join(arch_names())})"
         )
     model, kwargs, dataset = layout(arch)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # garbage, a truncated zip, or a pickle that needs code
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise UsageError(f"{path} is not a PyTorch state dict readable without running code ({reason})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise UsageError(f"{path} holds a {type(state).__name__}, not a state dict")
+    if state is None:
+        state = read_state_dict(path)
     mean, std = CIFAR_NORM if dataset != "imagenet" else (None, None)
     return {
         "model": model,

@@ -2,7 +2,7 @@
 
 The same record as the weights of a training run, so ``idresnet eval``, ``export``,
 ``predict`` and ``create_model(pretrained=...)`` read both alike, plus ``class_ids``
-(ImageNet wnids), ``input`` (crop, resize) and ``source`` (format, file name, sha256,
+(ImageNet wnids), ``input`` (crop, resize, interpolation) and ``source`` (format, file name, sha256,
 the source's own architecture name and the layout chosen for it).
 """
 
@@ -12,7 +12,14 @@ from functools import lru_cache
 from importlib import resources
 
 from idresnet.data.cifar import CIFAR10_CLASSES
-from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
+from idresnet.networks.preprocessing import (
+    CIFAR_SIZE,
+    IMAGENET_CROP,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INTERPOLATION,
+    eval_resize,
+)
 from idresnet.weights import WeightsRecord
 
 # Datasets the converters know: class count and input geometry of each source.
@@ -43,12 +50,22 @@ def class_names(dataset: str) -> tuple[list | None, list | None]:
 
 
 def make_record(
-    model: str, model_kwargs: dict, dataset: str, mean, std, source: dict, num_classes: int
+    model: str,
+    model_kwargs: dict,
+    dataset: str,
+    mean,
+    std,
+    source: dict,
+    num_classes: int,
+    geometry: dict | None = None,
 ) -> WeightsRecord:
-    """The record of converted weights (see the module docstring)."""
+    """The record of converted weights (see the module docstring). ``geometry``: the
+    source's own ``crop``, ``resize`` and ``interpolation``, where they differ from the
+    dataset's usual ones (:data:`DATASETS`)."""
     d = DATASETS[dataset]
     names, ids = class_names(dataset) if num_classes == d["num_classes"] else (None, None)
-    crop, resize = d["crop"], d["resize"]
+    given = {"crop": d["crop"], "resize": d["resize"], "interpolation": INTERPOLATION, **(geometry or {})}
+    crop, resize = given["crop"], given["resize"]
     imagenet = {"train_crop": IMAGENET_CROP, "eval_crops": [crop], "eval_resize": [resize]}
     return WeightsRecord(
         model=model,
@@ -59,7 +76,7 @@ def make_record(
         dataset=dataset,
         image_shape=[crop, crop, 3],
         normalization={"kind": "channel", "mean": list(mean), "std": list(std), "pixel_mean": None},
-        input={"crop": crop, "resize": resize, "interpolation": "bilinear"},
+        input=given,
         dataset_args={"dataset": dataset, **(imagenet if dataset == "imagenet" else {})},
         source=source,
     )

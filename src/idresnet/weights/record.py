@@ -22,6 +22,7 @@ from idresnet.version import __version__
 
 FORMAT = "idresnet-weights"
 MAX_CLASSES = 1_000_000
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # timm's pretrained_cfg names that a record may give
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ def check(meta: dict, file: str | Path) -> None:
         isinstance(given, dict) and _is_count(given.get("crop")) and _is_count(given.get("resize"))
     ):
         raise invalid("input", "a mapping with crop and resize, positive integers")
+    if given is not None and given.get("interpolation", INTERPOLATIONS[0]) not in INTERPOLATIONS:
+        raise invalid("input", f"an interpolation of {', '.join(INTERPOLATIONS)}")
     for key in ("dataset_args", "dataset_fingerprint", "source"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise invalid(key, "a mapping")

@@ -93,6 +93,7 @@ class _Trainer:
     def run(self) -> RunResult:
         self.run_dir = Path(distributed.broadcast(self.cfg.out or rundir.default_out(self.cfg), self.info))
         self.lock: rundir.RunLock | None = None
+        self.metrics: MetricsLog | None = None
         try:
             self._on_main(self._take_lock)  # first: a bad --out fails before any expensive work
             plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
@@ -122,8 +123,12 @@ class _Trainer:
                 self._record_abort()
                 raise
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            try:  # the experiment trackers end with the run, however it ended (its status.json)
+                if self.metrics is not None:
+                    self.metrics.close()
+            finally:
+                if self.lock is not None:
+                    self.lock.release()
 
     def _take_lock(self) -> None:
         self.lock = rundir.RunLock.take(self.run_dir)
@@ -207,7 +212,7 @@ class _Trainer:
             self.run_dir / "metrics.csv",
             enabled=self.main,
             columns=ds.columns,
-            loggers=make_loggers(cfg.logger, self.run_dir) if self.main else (),
+            loggers=make_loggers(cfg.logger, self.run_dir, cfg.to_dict(), self.resuming) if self.main else (),
         )
         self.meta = {
             "format": "idresnet-weights",

@@ -23,6 +23,7 @@ import torch
 
 from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
+from idresnet.training.loggers import Trackers
 
 COLUMNS = (
     "iteration",
@@ -112,7 +113,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, enabled: bool = True, columns=COLUMNS, loggers=()):
         self.path, self.enabled, self.columns = Path(path), enabled, tuple(columns)
-        self.loggers = list(loggers) if enabled else []
+        self.loggers = Trackers(loggers if enabled else ())
 
     def start(self, resume_from: int | None) -> None:
         """A fresh file, or (resuming) the file cut back to rows up to ``resume_from``:
@@ -136,8 +137,19 @@ class MetricsLog:
         cells = {k: _cell(row.get(k)) for k in self.columns}
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, lineterminator="\n").writerow(cells)
-        for logger in self.loggers:
-            logger.log({k: row[k] for k in self.columns if row.get(k) is not None})
+        self.loggers.log({k: row[k] for k in self.columns if row.get(k) is not None})
+
+    def close(self) -> None:
+        """End the trackers with the run's outcome, as status.json beside metrics.csv says:
+        'running' there (or no status) means the run stopped on an error. Call it once the
+        run has ended, however it ended (the engine does, in its cleanup)."""
+        if not len(self.loggers):
+            return
+        try:
+            status = (read_status(self.path.parent) or {}).get("status")
+        except UsageError:
+            status = None
+        self.loggers.close(None if status == "running" else status)
 
 
 def _cell(v):

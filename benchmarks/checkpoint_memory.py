@@ -37,8 +37,8 @@ import torch.nn.functional as F
 
 import idresnet
 from idresnet.networks.checkpointing import canonical_mode
+from idresnet.perf.measure import hardware_info, resolve_device
 from idresnet.perf.memory import step_memory
-from idresnet.perf.runner import hardware_info, resolve_device
 
 MiB = 2**20
 

@@ -51,8 +51,10 @@ def phase_data(args) -> dict:
     import torch
 
     from idresnet import create_model
-    from idresnet.data import DeviceLoader, load_dataset
+    from idresnet.data import load_dataset
     from idresnet.perf.modes import TrainStep, parse_mode
+    from idresnet.training.distributed import DistInfo
+    from idresnet.training.rundata import make_loader, normalization
 
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -60,18 +62,18 @@ def phase_data(args) -> dict:
     t0 = time.perf_counter()
     ds = load_dataset("cifar10", args.data, train_size=args.train_size)
     load_s = time.perf_counter() - t0
-    mean, std = ds.channel_stats()
     batch, n = args.batch_size, args.batches
-    loader = DeviceLoader(
+    norm = normalization(ds, "channel")  # the training run's loader, as the engine builds it
+    loader = make_loader(
         ds.train_images,
         ds.train_labels,
+        norm,
         batch_size=batch,
         train=True,
         device=device,
-        mean=mean,
-        std=std,
-        channels_last=True,
         seed=0,
+        dist=DistInfo(),
+        channels_last=True,
     )
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
 
@@ -133,7 +135,7 @@ def _hw(args) -> dict:
     import torch
 
     from idresnet.perf.flops import matmul_rate
-    from idresnet.perf.runner import hardware_info, resolve_device
+    from idresnet.perf.measure import hardware_info, resolve_device
 
     device = resolve_device(args.device)
     out = {"hardware": hardware_info(device), "matmul": {}}
@@ -530,7 +532,7 @@ def _merged_bench(report) -> dict | None:
 
 
 def markdown(report) -> str:
-    from idresnet.perf.report import format_markdown
+    from idresnet.perf.results import format_markdown
 
     lines = ["# idresnet GPU check (issue #6)", ""]
     hw = (report.get("hw") or {}).get("hardware")

@@ -19,7 +19,7 @@ import time
 import torch
 from torch import nn
 
-from idresnet.networks import create_model
+from idresnet import create_model
 from idresnet.training.runtime import device_name
 
 

@@ -126,7 +126,7 @@ def evaluate_weights(path: str, depth: int, data_path: str) -> None:
         why = str(e).splitlines()[0]
         raise SystemExit(f"reference_crosscheck: --evaluate {path}: not preact_resnet{depth} weights ({why})") from None
     model = reference_cifar.PreActResNet(depth, num_classes=num_classes)
-    # the same tensors in the same order (tests/perf/test_reference_crosscheck.py pins it)
+    # the same tensors in the same order (tests/benchmarks/test_reference_crosscheck.py pins it)
     model.load_state_dict(dict(zip(model.state_dict(), ours.state_dict().values())))
     data = read_data(data_path)
     norm = reference_cifar.normaliser(data["train"][0])

@@ -1,4 +1,4 @@
-"""Files that a crash cannot tear: every file idresnet writes goes through here.
+"""Files that a crash cannot tear: every file idresnet writes whole goes through here.
 
 A file is written to a unique hidden temporary name beside its target
 (``.NAME.PID-RAND.tmp``), flushed and fsynced, then renamed over the target
@@ -6,6 +6,12 @@ A file is written to a unique hidden temporary name beside its target
 or the new file, whole, plus at worst a temporary that :func:`remove_stale_temporaries`
 deletes. A failed write (a full disk) removes its temporary and leaves the old file.
 :func:`file_digest` is the one reader of whole files for their checksums.
+
+Whole files: a run's config, status, checkpoints and weights, cache entries, downloads,
+converted and exported weights, reports and figures. Two writes are not whole files:
+the rows appended to a run's ``metrics.csv`` (a torn last row is skipped when read), and
+the files of an extracted tarball (:mod:`idresnet.data.safetar`), written into a
+temporary folder that is renamed into place only when complete.
 """
 
 from __future__ import annotations

@@ -224,9 +224,6 @@ class LineProgress:
     def set_postfix(self, refresh: bool = False, **values) -> None:
         self.postfix = " ".join(f"{k} {v}" for k, v in values.items())
 
-    def set_description(self, desc: str) -> None:
-        self.desc = desc
-
     def close(self) -> None:
         self._stopped.set()
         with _LOCK:

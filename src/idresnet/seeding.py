@@ -18,6 +18,8 @@ SYNTHETIC      (none)                           the generated synthetic dataset
 =============  ===============================  ======================================
 
 Initial weights come from torch's global generator, seeded by :func:`seed_everything`.
+The global generators' states (:func:`rng_state`, :func:`set_rng_state`) travel in a
+run's checkpoints: dropout draws from them.
 """
 
 from __future__ import annotations
@@ -58,3 +60,40 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)
+
+
+def rng_state() -> dict:
+    """The global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain types."""
+    np_state: tuple = np.random.get_state()  # type: ignore[assignment]  # the legacy tuple form
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "cached_gaussian": float(np_state[4]),
+        },
+        "python": {
+            "version": py_state[0],
+            "state": torch.tensor(py_state[1], dtype=torch.int64),
+            "gauss_next": py_state[2],
+        },
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the global RNG states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(cuda)

@@ -1,9 +1,13 @@
 """Signal handling of worker processes (decode pools, DataLoader workers).
 
-A worker ends on SIGTERM, so that its parent can always stop it, and ignores SIGINT:
-Ctrl-C reaches the whole process group and only the parent decides what to do with it.
-A worker also ends with its parent (:func:`exit_with_parent`), even one that starts after
-the parent was killed.
+A worker ignores SIGINT: Ctrl-C reaches the whole process group and only the parent
+decides what to do with it. :func:`worker_signals` (a decode pool's workers, and every
+process forked during a run) leaves SIGTERM at its default, so that the parent can stop
+the worker with it; the DataLoader workers of a streamed dataset ignore SIGTERM as well
+(:mod:`idresnet.data.stream`: a job stop sent to the whole process group must reach the
+training loop alone) and are stopped by their loader, with SIGKILL where need be. Every
+worker ends with its parent (:func:`exit_with_parent`), even one that starts after the
+parent was killed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def worker_signals() -> None:
-    """Signal handling for a worker process: SIGTERM ends it, SIGINT is left to the parent."""
+    """Signal handling for a worker process: SIGTERM ends it (its default), SIGINT is left to the parent."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgba
 
-from idresnet.analysis.curves import curves_figure, read_metrics
+from idresnet.analysis.curves import curves_figure, read_curves
 from idresnet.cli.main import main
 from idresnet.training.metrics import COLUMNS
 
@@ -21,13 +21,13 @@ def fake_run(path, errors):
 
 
 def test_read_metrics_separates_train_rows_from_eval_rows(tmp_path):
-    series = read_metrics(fake_run(tmp_path / "a", [50.0, 40.0, 30.0]))
+    series = read_curves(fake_run(tmp_path / "a", [50.0, 40.0, 30.0]))
     assert series["test_error"] == [(10, 50.0), (20, 40.0), (30, 30.0)]
     assert [it for it, _ in series["train_loss"]] == [10, 20, 30]
 
 
 def test_figure_has_dashed_loss_and_solid_error_per_run(tmp_path):
-    runs = {n: read_metrics(fake_run(tmp_path / n, [50.0, 40.0])) for n in ("a", "b")}
+    runs = {n: read_curves(fake_run(tmp_path / n, [50.0, 40.0])) for n in ("a", "b")}
     fig = curves_figure(runs, "t")
     loss_ax, error_ax = fig.axes
     assert [line.get_linestyle() for line in loss_ax.lines] == ["--", "--"]
@@ -44,12 +44,12 @@ def coloured_pixels(fig, colour) -> int:
 
 def test_a_run_with_one_evaluation_is_drawn(tmp_path):
     """Issue #23: a one-point test error (and loss) was a line of no length: nothing drawn."""
-    fig = curves_figure({"one": read_metrics(fake_run(tmp_path / "one", [50.0]))})
+    fig = curves_figure({"one": read_curves(fake_run(tmp_path / "one", [50.0]))})
     loss_ax, error_ax = fig.axes
     error_ax.get_legend().set_visible(False)  # its sample line has the run's colour too
     assert coloured_pixels(fig, error_ax.lines[0].get_color()) > 20
     assert error_ax.lines[0].get_marker() == "o" and loss_ax.lines[0].get_marker() == "o"
-    two = curves_figure({"two": read_metrics(fake_run(tmp_path / "two", [50.0, 40.0]))})
+    two = curves_figure({"two": read_curves(fake_run(tmp_path / "two", [50.0, 40.0]))})
     assert two.axes[1].lines[0].get_marker() in (None, "None", "")  # curves stay plain lines
 
 
@@ -72,7 +72,7 @@ def test_plot_writes_beside_the_runs_by_default(tmp_path, monkeypatch):
 
 
 def test_eleven_runs_get_eleven_colours(tmp_path):
-    runs = {f"r{i}": read_metrics(fake_run(tmp_path / f"r{i}", [50.0])) for i in range(11)}
+    runs = {f"r{i}": read_curves(fake_run(tmp_path / f"r{i}", [50.0])) for i in range(11)}
     fig = curves_figure(runs)
     assert len({to_rgba(line.get_color()) for line in fig.axes[1].lines}) == 11
 

@@ -9,7 +9,7 @@ from test_train_cli import TINY, exit_code, one_error_line
 
 from idresnet.cli.main import main
 from idresnet.files import file_digest
-from idresnet.training.checkpoint import load_weights
+from idresnet.weights import load_weights
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_onnx_export(run, tmp_path, capfd):
     import onnx
     from onnx.reference import ReferenceEvaluator
 
-    from idresnet.training.evaluate import build_trained, read_trained
+    from idresnet.factory import build_from_weights
+    from idresnet.weights import read_weights
 
     out = tmp_path / "m.onnx"
     capfd.readouterr()
@@ -65,7 +66,7 @@ def test_onnx_export(run, tmp_path, capfd):
     onnx.checker.check_model(graph)
     x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)  # any batch
     got = ReferenceEvaluator(graph).run(None, {"images": x})[0]
-    net = build_trained(*read_trained(run)[:2])
+    net = build_from_weights(*read_weights(run)[:2])
     with torch.no_grad():
         np.testing.assert_allclose(got, net(torch.from_numpy(x)).numpy(), atol=1e-4)
 
@@ -93,14 +94,15 @@ def test_onnx_runtime_matches_pytorch(run, tmp_path):
     import numpy as np
     import onnxruntime
 
-    from idresnet.training.evaluate import build_trained, read_trained
+    from idresnet.factory import build_from_weights
+    from idresnet.weights import read_weights
 
     out = tmp_path / "m.onnx"
     assert main(["export", "--weights", str(run), "--format", "onnx", "--out", str(out)]) == 0
     opts = onnxruntime.SessionOptions()
     opts.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
-    net = build_trained(*read_trained(run)[:2])
+    net = build_from_weights(*read_weights(run)[:2])
     for batch in (1, 5):
         x = np.random.default_rng(batch).standard_normal((batch, 3, 32, 32)).astype(np.float32)
         got = session.run(["logits"], {"images": x})[0]

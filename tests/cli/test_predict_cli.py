@@ -11,9 +11,9 @@ from test_train_cli import exit_code, one_error_line
 
 import idresnet
 from idresnet.cli.main import main
-from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.pretrained.record import make_record
-from idresnet.training.checkpoint import save_weights
+from idresnet.weights import save_weights
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,21 @@ def test_large_tarball_is_extracted_safely(tmp_path, monkeypatch, cache):
     assert len(list((cache / "extracted").iterdir())) == 1
 
 
+def test_a_changed_tarball_replaces_its_stale_extraction(tmp_path, monkeypatch, cache):
+    import os
+
+    from idresnet.data import load as load_module
+
+    monkeypatch.setattr(load_module, "TAR_IN_MEMORY", 0)
+    tarball = tar_dir(image_folder(tmp_path / "imgs"), tmp_path / "imgs.tgz", "top")
+    load_dataset("folder", tarball)
+    first = list((cache / "extracted").iterdir())
+    os.utime(tarball, ns=(1, 1))  # a changed source (another mtime): a new key
+    load_dataset("folder", tarball)
+    second = list((cache / "extracted").iterdir())
+    assert len(first) == len(second) == 1 and first != second
+
+
 def test_progress_lines_without_a_terminal(tmp_path, monkeypatch, capsys):
     from idresnet.data import load as load_module
 

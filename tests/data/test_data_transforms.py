@@ -10,7 +10,6 @@ from idresnet.data.transforms import (
     CenterCrop,
     RandomResizedCrop,
     ScaleAugment,
-    eval_resize,
     resized_crop,
     sample_rng,
     shorter_side_size,
@@ -18,6 +17,7 @@ from idresnet.data.transforms import (
     train_transform,
 )
 from idresnet.errors import UsageError
+from idresnet.networks.preprocessing import eval_resize
 
 
 def noise_image(w=75, h=52, seed=0):

@@ -53,12 +53,12 @@ NOT_RUN = {
     ("docs/performance.md", "idresnet bench --device cpu --models 1001"): "a benchmark of minutes "
     "(ResNet-1001, per-unit compilation); tests/perf/test_bench.py tests the command",
     ("docs/performance.md", "python benchmarks/checkpoint_memory.py"): "a benchmark of minutes "
-    "(ResNet-1001 at batch 128: 18 GiB without checkpointing); tests/perf/test_checkpointing.py",
+    "(ResNet-1001 at batch 128: 18 GiB without checkpointing); tests/networks/test_checkpointing.py",
     ("docs/performance.md", "mkdir -p datasets"): "copies the real dataset for the GPU machine",
     ("docs/performance.md", "cp ../shared/datasets"): "copies the real dataset for the GPU machine",
     ("docs/data.md", "python benchmarks/bench_loader.py"): "a benchmark on the real dataset's 60,000 images",
     ("docs/performance.md", "bash benchmarks/gpu_check.sh"): "the GPU check's CPU path is run by "
-    "tests/perf/test_gpu_check.py",
+    "tests/benchmarks/test_gpu_check.py",
     ("docs/training.md", "pip install"): "installs packages: the tests run in the installed project",
     ("docs/training.md", "WANDB_MODE=offline idresnet train"): "the trackers' optional extras and environment: "
     "tests/training/test_loggers.py runs wandb offline, mlflow on a local store, and TensorBoard",

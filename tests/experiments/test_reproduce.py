@@ -5,8 +5,8 @@ from pathlib import Path
 
 from idresnet.cli.main import main
 from idresnet.experiments import load_table
-from idresnet.experiments.report import difference, ours
-from idresnet.experiments.runner import RowOutcome
+from idresnet.experiments.comparison import difference, ours
+from idresnet.experiments.reproduction import RowOutcome
 from idresnet.experiments.tables import Row
 from idresnet.training import RunResult
 
@@ -100,7 +100,7 @@ def test_difference_to_the_paper():
 
 
 def test_rows_shrunk_further_get_their_setting_in_the_report():
-    from idresnet.experiments.report import table_rows
+    from idresnet.experiments.comparison import table_rows
     from idresnet.experiments.tables import Table
 
     o = outcome([50.0])

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from idresnet.experiments.report import seed_sections
-from idresnet.experiments.runner import RowOutcome
+from idresnet.experiments.comparison import seed_sections
+from idresnet.experiments.reproduction import RowOutcome
 from idresnet.experiments.spread import compare_rows, t_critical, welch
 from idresnet.experiments.tables import Row
 from idresnet.training import RunResult
@@ -61,7 +61,7 @@ def test_report_lists_every_run_and_the_differences(tmp_path: Path):
 
 
 def test_write_report_adds_the_sections_only_with_several_runs(tmp_path: Path):
-    from idresnet.experiments.report import write_report
+    from idresnet.experiments.comparison import write_report
     from idresnet.experiments.tables import Table
 
     outcomes = [outcome("a", [70.0, 71.0, 72.0], tmp_path), outcome("e", [70.5, 71.5, 70.0], tmp_path)]
@@ -77,7 +77,7 @@ def test_write_report_adds_the_sections_only_with_several_runs(tmp_path: Path):
 def test_report_names_the_devices_the_runs_recorded_not_the_reporting_machine(tmp_path: Path):
     import yaml
 
-    from idresnet.experiments.report import hardware
+    from idresnet.experiments.comparison import hardware
     from idresnet.training.config import INFO_KEY
 
     outcomes = [outcome("a", [70.0, 71.0], tmp_path), outcome("e", [60.0], tmp_path)]

@@ -9,8 +9,8 @@ import pytest
 from idresnet.cli.main import main
 from idresnet.errors import UsageError
 from idresnet.experiments import load_table, resolve_scale
-from idresnet.experiments.report import table_rows
-from idresnet.experiments.runner import RowOutcome, row_config, row_errors, run_dir
+from idresnet.experiments.comparison import table_rows
+from idresnet.experiments.reproduction import RowOutcome, row_config, row_errors, run_dir
 from idresnet.experiments.tables import parse_table
 from idresnet.networks import model_info
 from idresnet.training import RunResult

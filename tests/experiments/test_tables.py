@@ -5,7 +5,7 @@ import yaml
 
 from idresnet.errors import UsageError
 from idresnet.experiments import list_tables, load_table, resolve_scale
-from idresnet.experiments.runner import row_config
+from idresnet.experiments.reproduction import row_config
 from idresnet.experiments.scales import describe_override, row_override
 from idresnet.experiments.tables import parse_table
 from idresnet.networks import model_info

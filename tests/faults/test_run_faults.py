@@ -22,7 +22,7 @@ from trainhelpers import (
     tiny_args,
 )
 
-from idresnet.training.checkpoint import load_checkpoint
+from idresnet.weights import load_checkpoint
 
 # 60 iterations, a checkpoint every 6: every fault lands between or inside checkpoints
 ARGS = tiny_args(

@@ -32,7 +32,7 @@ from trainhelpers import (
     without_timing,
 )
 
-from idresnet.training.checkpoint import load_checkpoint
+from idresnet.weights import load_checkpoint
 
 # 24 iterations; a row every 4; an evaluation and a checkpoint (the default interval:
 # one per evaluation) at 8, 16 and 24; 3 test batches of 256, 256 and 88 images
@@ -70,7 +70,7 @@ if PHASE in ("first step", "between steps"):
 
 if PHASE in ("mid-run evaluation", "final evaluation"):
     from trainhelpers import evaluate_calling
-    from idresnet.training import data
+    from idresnet.training import rundata as data
     def at_batch(i):
         print("evaluation batch", i, file=sys.stderr, flush=True)
         if i == 0:
@@ -239,7 +239,7 @@ def stop_in_evaluation(monkeypatch, evaluation: int):
     """Send this process SIGINT at the first test batch of its ``evaluation``-th evaluation."""
     import os
 
-    from idresnet.training import data
+    from idresnet.training import rundata as data
 
     def at_batch(i):
         if i == 0:
@@ -300,7 +300,7 @@ def test_a_checkpoint_without_pending_eval_resumes(tmp_path, monkeypatch):
     from trainhelpers import interrupt_at
 
     from idresnet.training import train
-    from idresnet.training.checkpoint import save_checkpoint
+    from idresnet.weights import save_checkpoint
 
     whole = train(tiny_config(tmp_path, "whole"))
     with monkeypatch.context() as m:

@@ -14,10 +14,10 @@ from idresnet import create_model
 from idresnet.cli.main import main
 from idresnet.errors import UsageError
 from idresnet.perf.flops import count_macs, matmul_rate
+from idresnet.perf.measure import BenchConfig, run_bench
 from idresnet.perf.modes import Mode, parse_mode, parse_modes
 from idresnet.perf.profile import categorize
-from idresnet.perf.report import format_markdown
-from idresnet.perf.runner import BenchConfig, run_bench
+from idresnet.perf.results import format_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -237,6 +237,24 @@ def test_cli_bad_input_is_one_line(argv, message, capsys):
     assert main(["bench", "--quick", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_benchmark_takes_the_devices_training_takes():
+    """One device syntax (issue #24: the benchmark's lacked mps)."""
+    from idresnet.errors import ConfigError
+    from idresnet.perf.measure import resolve_device
+    from idresnet.training import TrainConfig
+    from idresnet.training.runtime import DEVICES
+
+    assert DEVICES == "auto, cpu, cuda, cuda:N or mps"
+    with pytest.raises(UsageError) as bench:
+        resolve_device("tpu")
+    with pytest.raises(ConfigError) as train:
+        TrainConfig(model="preact_resnet20", device="tpu")
+    assert DEVICES in str(bench.value) and DEVICES in str(train.value)
+    if not torch.backends.mps.is_available():  # accepted as a device, refused as absent here
+        with pytest.raises(ConfigError, match="MPS is not available"):
+            resolve_device("mps")
 
 
 def test_checkpoint_memory_script_runs(tmp_path):

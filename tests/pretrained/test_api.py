@@ -9,10 +9,10 @@ import torch
 
 import idresnet
 from idresnet.cli.main import main
-from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.errors import UsageError
+from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.pretrained.record import make_record
-from idresnet.training.checkpoint import save_weights
+from idresnet.weights import save_weights
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_pretrained_cfg_of_fresh_models():
     assert idresnet.create_model("resnet20").pretrained_cfg["input_size"] == (3, 32, 32)
 
 
-@pytest.mark.parametrize("key", ["pretrained", "checkpoint_path"])
+@pytest.mark.parametrize("key", ["pretrained"])
 def test_pretrained_path_loads_with_the_recorded_options(weights, key):
     path, net = weights
     model = idresnet.create_model("preact_resnet20", **{key: str(path)})
@@ -76,6 +76,25 @@ def test_pretrained_path_loads_with_the_recorded_options(weights, key):
         assert torch.equal(model(x), net(x))
     assert model.pretrained_cfg["mean"] == (0.5,) * 3 and model.pretrained_cfg["classes"][0] == "airplane"
     assert model.pretrained_cfg["input_size"] == (3, 32, 32)
+
+
+def test_checkpoint_path_loads_into_the_network_of_the_name_and_options(weights, tmp_path):
+    """timm's meaning (issue #24): the network is built from the name and the options given,
+    then loads the file's tensors strictly; the file's record is not consulted."""
+    path, net = weights
+    model = idresnet.create_model("preact_resnet20", checkpoint_path=path, width=0.25, first_preact="residual")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), net(x))
+    assert model.pretrained_cfg["mean"] is None  # a fresh CIFAR net's: the record is not read
+    bare = tmp_path / "bare.safetensors"  # weights without a record load as well
+    save_weights(bare, net.state_dict(), {})
+    assert idresnet.create_model("preact_resnet20", checkpoint_path=bare, width=0.25, first_preact="residual")
+    with pytest.raises(UsageError) as err:  # the recorded options are not used
+        idresnet.create_model("preact_resnet20", checkpoint_path=path, width=0.25)
+    assert "does not fit preact_resnet20 {'width': 0.25}, as built from the name and options given" in str(err.value)
+    assert "tensor(s) missing (first stages.0.0.shared_pre.0.weight)" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize(

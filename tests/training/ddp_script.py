@@ -15,7 +15,7 @@ from torch import nn
 from trainhelpers import IMAGENET_TINY, TINY
 
 import idresnet
-from idresnet.training import TrainConfig, train
+from idresnet.training import TrainConfig, engine, train
 
 create = idresnet.create_model
 
@@ -38,8 +38,14 @@ IMAGENET_CONFIG = {k: v for k, v in IMAGENET_TINY.items() if k not in _SCHEDULE}
     lr=0.02, log_interval=1, workers=1, seed=1
 )
 
+
+def batch_independent_network(spec, num_classes=None):
+    """The engine's ``build_network(spec, num_classes)``, with GroupNorm."""
+    return batch_independent(spec.name, num_classes=num_classes, **spec.kwargs)
+
+
 if __name__ == "__main__":  # (importing this module changes nothing)
-    idresnet.create_model = batch_independent  # the engine builds its model through this name
+    engine.build_network = batch_independent_network  # the engine builds its model through this name
     torch.set_num_threads(1)
     out, iterations = sys.argv[1], int(sys.argv[2])
     config = CONFIG if len(sys.argv) < 4 else {**IMAGENET_CONFIG, "data": sys.argv[3]}

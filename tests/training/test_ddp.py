@@ -24,8 +24,8 @@ import torch
 from ddp_script import CONFIG, batch_independent
 from trainhelpers import quiet_env, tiny_args
 
-from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics
+from idresnet.weights import load_checkpoint, load_weights
 
 pytestmark = pytest.mark.slow
 

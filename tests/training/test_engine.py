@@ -10,8 +10,8 @@ from trainhelpers import TINY, interrupt_at
 
 from idresnet.errors import ConfigError
 from idresnet.training import RunResult, train
-from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import COLUMNS, read_metrics
+from idresnet.weights import load_checkpoint, load_weights
 
 
 def status_of(run):

@@ -19,8 +19,8 @@ from idresnet.cli.main import main
 from idresnet.data import CorruptImageWarning
 from idresnet.errors import ConfigError
 from idresnet.training import TrainConfig, train
-from idresnet.training.checkpoint import load_checkpoint, load_weights
 from idresnet.training.metrics import read_metrics, stream_columns
+from idresnet.weights import load_checkpoint, load_weights
 
 TIMING = ("images_per_s", "wall_time_s", "data_time_s", "step_time_s")
 

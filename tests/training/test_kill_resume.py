@@ -12,7 +12,7 @@ import time
 import pytest
 from trainhelpers import cli_command, quiet_env, run_cli, same_weights, tiny_args, without_timing
 
-from idresnet.training.checkpoint import load_checkpoint
+from idresnet.weights import load_checkpoint
 
 # 120 iterations over 15 epochs, a checkpoint every 6: the kill lands mid-epoch, mid-interval
 ARGS = tiny_args(

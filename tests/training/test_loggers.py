@@ -362,20 +362,46 @@ def test_trackers_end_on_sigterm_and_on_an_error_and_a_resume_continues_their_ru
         assert [type(x).__name__ for x in r] == ["WandbLogger", "MlflowLogger"]
 
 
-def test_trackers_are_closed_after_a_second_ctrl_c(tmp_path, monkeypatch, started):
-    pytest.importorskip("tensorboard")
-    step, run = engine._Trainer._step, tmp_path / "run"
+class RecordingLogger:
+    """A tracker that records its rows and how (and how often) it was closed."""
 
-    def step_then_abort(self, x, y):
+    name = "recording"
+
+    def __init__(self):
+        self.rows, self.ends = [], []
+
+    def log(self, row):
+        assert not self.ends, "a row after close"
+        self.rows.append(row["iteration"])
+
+    def close(self, status):
+        self.ends.append(status)
+
+
+@pytest.mark.parametrize(
+    "how, status",
+    [("end", "finished"), ("stop", "interrupted"), ("second ctrl-c", "interrupted"), ("error", None)],
+)
+def test_every_tracker_is_closed_once_with_the_outcome_on_every_path(how, status, tmp_path, monkeypatch):
+    """Issue #24: TensorBoardLogger.close was never called; with several trackers each ends
+    once, with the run's status (None: an error), whichever way the run ended. No tracker
+    package needed: this runs wherever the suite does."""
+    logger, step = RecordingLogger(), engine._Trainer._step
+    monkeypatch.setattr(engine, "make_loggers", lambda kinds, run_dir, config, resume: [logger])
+
+    def step_then(self, x, y):
         step(self, x, y)
-        if self.it == 10:
-            raise KeyboardInterrupt  # a second Ctrl-C: no checkpoint waits for it
+        if self.it == 6 and how == "stop":
+            self.stop.requested = True  # as a Ctrl-C or SIGTERM does: stopped after a checkpoint
+        elif self.it == 6 and how != "end":
+            raise KeyboardInterrupt if how == "second ctrl-c" else RuntimeError("injected")
 
-    monkeypatch.setattr(engine._Trainer, "_step", step_then_abort)
-    ends = []
-    close = TensorBoardLogger.close
-    monkeypatch.setattr(TensorBoardLogger, "close", lambda self, status: (ends.append(status), close(self, status)))
-    with pytest.raises(KeyboardInterrupt):
-        train(load_config(overrides={**RUN, "out": str(run), "logger": "tensorboard"}))
-    [[logger]] = started
-    assert closed(logger) and ends == ["interrupted"]  # as status.json now says
+    monkeypatch.setattr(engine._Trainer, "_step", step_then)
+    cfg = load_config(overrides={**RUN, "out": str(tmp_path / "run"), "log_interval": 2})
+    if how in ("end", "stop"):
+        assert train(cfg).status == status
+    else:
+        with pytest.raises((KeyboardInterrupt, RuntimeError)):
+            train(cfg)
+    last = {"end": RUN["iterations"], "stop": 6}.get(how, 4)  # an error or a second Ctrl-C: no row at 6
+    assert logger.ends == [status] and logger.rows[:2] == [2, 4] and logger.rows[-1] == last

@@ -47,7 +47,7 @@ def test_a_step_slower_than_the_interval_still_prints_lines(tiny, capsys, monkey
 
 
 def test_a_test_batch_slower_than_the_interval_still_prints_lines(tiny, capsys, monkeypatch, short_interval):
-    from idresnet.training import data
+    from idresnet.training import rundata as data
 
     seen, blocked = [], []
 
@@ -93,19 +93,19 @@ def test_evaluation_lines_of_idresnet_eval(tiny, capsys, monkeypatch):
 
 @pytest.mark.parametrize("command", ["eval", "export"])
 def test_a_slow_load_or_write_still_prints_lines(tiny, tmp_path, capsys, monkeypatch, short_interval, command):
-    from idresnet.training import checkpoint, evaluate
+    from idresnet.weights import weightfile
 
     run = train(tiny(iterations=2, lr_milestones=[1], warmup_iters=0)).run_dir
     seen, blocked = [], []
-    module, name = (evaluate, "read_trained") if command == "eval" else (checkpoint, "save_weights")
-    slow = getattr(module, name)
+    name = "read_weights" if command == "eval" else "save_weights"
+    slow = getattr(weightfile, name)
 
     def blocking(*args, **kw):
         capsys.readouterr()
         blocked.append(wait_for_new_line(capsys, seen, f"idresnet {command}: working ("))
         return slow(*args, **kw)
 
-    monkeypatch.setattr(module, name, blocking)
+    monkeypatch.setattr(weightfile, name, blocking)
     argv = ["--weights", str(run)] + (["--out", str(tmp_path / "w.safetensors")] if command == "export" else [])
     assert main([command, *argv]) == 0
     assert blocked == [True], seen

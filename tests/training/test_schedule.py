@@ -53,6 +53,10 @@ def test_epoch_mode_drops_exactly_at_epoch_boundaries():
 
 
 def test_epoch_mode_default_milestones_are_the_recipe_fractions():
+    from idresnet.training import TrainConfig
+
+    recorded = TrainConfig(model="preact_resnet164", schedule_unit="epoch", epochs=100).epoch_milestones
+    assert recorded == [50, 75]  # filled in by the recipe, so config.yaml records the numbers
     s = paper(schedule_unit="epoch", epochs=100)
     assert s.milestones == (50 * CIFAR_EPOCH, 75 * CIFAR_EPOCH)
     half = paper(schedule_unit="epoch", epochs=100, budget=0.5)

@@ -92,7 +92,7 @@ def injected_command(script: str, *args) -> list[str]:
 
 def same_weights(a, b) -> bool:
     """Whether the run folders ``a`` and ``b`` hold torch.equal final weights."""
-    from idresnet.training.checkpoint import load_weights
+    from idresnet.weights import load_weights
 
     wa, _ = load_weights(Path(a) / "weights.safetensors")
     wb, _ = load_weights(Path(b) / "weights.safetensors")
@@ -107,7 +107,7 @@ def without_timing(run, timing=("images_per_s", "wall_time_s")) -> list[dict]:
 
 
 def evaluate_calling(evaluate, hook, evaluation: int | None = None):
-    """``evaluate`` (as training.data calls it) calling ``hook(i)`` as test batch i is drawn,
+    """``evaluate`` (as training.rundata calls it) calling ``hook(i)`` as test batch i is drawn,
     in the ``evaluation``-th call only (every call when None): to stop or slow a batch."""
     calls = []
 

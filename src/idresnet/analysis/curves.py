@@ -3,29 +3,23 @@ left axis, test error solid on the right axis, against iterations, a colour per 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from idresnet.analysis.figures import plt
 from idresnet.errors import UsageError
+from idresnet.training.metrics import numeric, read_metrics
+from idresnet.weights.runfiles import METRICS
+
+CURVES = ("train_loss", "test_error")
 
 
-def read_metrics(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+def read_curves(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """``{"train_loss": [(iteration, value), ...], "test_error": [...]}`` from metrics.csv."""
-    path = Path(run_dir) / "metrics.csv"
+    path = Path(run_dir) / METRICS
     if not path.is_file():
-        raise UsageError(f"{run_dir}: not a run folder (no metrics.csv)")
-    series = {"train_loss": [], "test_error": []}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = {"iteration", *series} - set(reader.fieldnames or ())
-        if missing:
-            raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-        for row in reader:
-            for key, values in series.items():
-                if row.get(key) not in (None, ""):
-                    values.append((int(float(row["iteration"])), float(row[key])))
-    return series
+        raise UsageError(f"{run_dir}: not a run folder (no {METRICS})")
+    rows = numeric(read_metrics(path, ("iteration", *CURVES)), ("iteration", *CURVES))
+    return {key: [(r["iteration"], r[key]) for r in rows if r[key] is not None] for key in CURVES}
 
 
 def loss_axis_top(runs: dict[str, dict], early: float = 0.25) -> float | None:
@@ -51,7 +45,7 @@ def _lone_marker(x) -> str | None:
 
 
 def curves_figure(runs: dict[str, dict], title: str = ""):
-    """``runs[label] = read_metrics(...)``: one figure, two y axes."""
+    """``runs[label] = read_curves(...)``: one figure, two y axes."""
     fig, loss_ax = plt.subplots(figsize=(8, 4.8))
     error_ax = loss_ax.twinx()
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,15 +10,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from idresnet.files import atomic_write_bytes  # noqa: E402
+
 
 def save(fig, path: Path) -> list[Path]:
-    """Write ``path`` as PNG and SVG; returns the files written."""
+    """Write ``path`` as PNG and SVG (each atomically); returns the files written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for suffix in (".png", ".svg"):
         out = path.with_suffix(suffix)
-        fig.savefig(out, dpi=120, bbox_inches="tight")
+        image = io.BytesIO()
+        fig.savefig(image, format=suffix[1:], dpi=120, bbox_inches="tight")
+        atomic_write_bytes(out, image.getvalue())
         written.append(out)
     plt.close(fig)
     return written

@@ -57,7 +57,7 @@ def real_batch(dataset: str, data, batch_size: int, seed: int):
 
 
 def run(args) -> int:
-    from idresnet.analysis.report import SUMMARY_COLUMNS, analyze, summary_rows, write_outputs
+    from idresnet.analysis.sweep import SUMMARY_COLUMNS, analyze, summary_rows, write_outputs
     from idresnet.cli.models import format_table
     from idresnet.errors import UsageError
     from idresnet.training.config import parse_model_kwargs
@@ -67,16 +67,16 @@ def run(args) -> int:
     model_kwargs = parse_model_kwargs(args.model_kwargs)
     state_dict = None
     if args.weights:
-        from idresnet.training.evaluate import read_trained
+        from idresnet.weights import read_weights
 
         if (args.model and len(args.model) > 1) or args.variant:
             raise UsageError("--weights analyses one trained model: at most one --model and no --variant")
-        state_dict, meta, _ = read_trained(args.weights)
-        args.model = args.model or [meta.get("model")]
+        state_dict, record, _ = read_weights(args.weights)
+        args.model = args.model or [record.model]
         if args.model[0] is None:
             raise UsageError("the weights do not record their model; pass --model NAME")
-        if args.model[0] == meta.get("model"):
-            model_kwargs = {**(meta.get("model_kwargs") or {}), **model_kwargs}
+        if args.model[0] == record.model:
+            model_kwargs = {**record.model_kwargs, **model_kwargs}
     if not args.model:
         raise UsageError("name at least one --model (see `idresnet models`)")
     images, labels, ds = real_batch(args.dataset, args.data, args.batch_size, args.seed)

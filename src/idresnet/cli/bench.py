@@ -24,7 +24,7 @@ MODE_HELP = (
 
 
 def add_parser(sub, name):
-    from idresnet.perf.runner import DEFAULT_MODES
+    from idresnet.perf.measure import DEFAULT_MODES
 
     p = sub.add_parser(
         name,
@@ -66,8 +66,8 @@ def _positive(name, value):
 
 
 def config_from_args(args):
+    from idresnet.perf.measure import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
     from idresnet.perf.modes import parse_modes
-    from idresnet.perf.runner import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
 
     for name in ("batch_size", "image_size", "steps", "repeats", "warmup", "threads"):
         _positive(name, getattr(args, name))
@@ -91,8 +91,8 @@ def config_from_args(args):
 
 
 def run(args) -> int:
-    from idresnet.perf.report import format_markdown, write_outputs
-    from idresnet.perf.runner import run_bench
+    from idresnet.perf.measure import run_bench
+    from idresnet.perf.results import format_markdown, write_outputs
 
     cfg = config_from_args(args)
     report = run_bench(cfg, log=lambda s: print(s, file=sys.stderr, flush=True))

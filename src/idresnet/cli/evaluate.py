@@ -54,8 +54,8 @@ def run(args) -> int:
     if args.workers is not None and args.workers < 0:
         raise UsageError(f"invalid workers {args.workers}: must be >= 0")
     with working("idresnet eval"):  # a line at least every interval, while loading too
-        results, evalset, meta, file = _evaluate(args)
-    model = args.model or meta.get("model")
+        results, evalset, record, file = _evaluate(args)
+    model = args.model or record.model
     if None in results:  # one test set, in memory
         res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
         if args.json:
@@ -91,16 +91,19 @@ def _evaluate(args):
     import torch
 
     from idresnet.errors import UsageError
+    from idresnet.factory import build_from_weights
+    from idresnet.networks.preprocessing import IMAGENET_CROP
     from idresnet.training.config import parse_model_kwargs
-    from idresnet.training.data import eval_loaders
     from idresnet.training.distributed import DistInfo
-    from idresnet.training.evaluate import build_trained, evaluate, read_trained
-    from idresnet.training.runtime import resolve_amp, resolve_device
+    from idresnet.training.evaluation import evaluate
+    from idresnet.training.rundata import eval_loaders
+    from idresnet.training.runtime import resolve_device
+    from idresnet.weights import weightfile
 
-    state, meta, file = read_trained(args.weights)
+    state, record, file = weightfile.read_weights(args.weights)
     kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
-    net = build_trained(state, meta, args.model, kwargs, args.num_classes)
-    rec = meta.get("dataset_args") or {}
+    net = build_from_weights(state, record, args.model, kwargs, args.num_classes)
+    rec = record.dataset_args or {}
     dataset = args.dataset or rec.get("dataset")
     if dataset is None:
         raise UsageError("the weights do not record their dataset; pass --dataset")
@@ -110,7 +113,7 @@ def _evaluate(args):
     evalset = eval_loaders(
         dataset,
         args.data or _recorded_data(rec.get("data"), file),
-        norm=meta.get("normalization"),
+        norm=record.normalization,
         batch_size=args.batch_size,
         device=device,
         seed=args.seed if args.seed is not None else rec.get("seed", 0),
@@ -118,17 +121,17 @@ def _evaluate(args):
         train_size=rec.get("train_size"),
         test_size=args.test_size if args.test_size is not None else rec.get("test_size"),
         crops=args.eval_crops or rec.get("eval_crops"),
-        train_crop=rec.get("train_crop", 224),
+        train_crop=rec.get("train_crop", IMAGENET_CROP),
         resizes=rec.get("eval_resize") if not args.eval_crops else None,
         workers=args.workers,
     )
     net = net.to(device)
     with torch.inference_mode():
         results = {
-            crop: evaluate(net, loader, device=device, amp_dtype=resolve_amp("off", device), report=True, announce=True)
+            crop: evaluate(net, loader, device=device, report=True, announce=True)
             for crop, loader in evalset.loaders.items()
         }
-    return results, evalset, meta, file
+    return results, evalset, record, file
 
 
 def _top5_text(res: dict) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import logging
 import warnings
@@ -102,11 +103,11 @@ def _exporter_quiet():
 
 def run(args) -> int:
     from idresnet.errors import UsageError, choices_error
+    from idresnet.factory import build_from_weights
     from idresnet.files import file_digest
     from idresnet.progress import working
-    from idresnet.training.checkpoint import save_weights
     from idresnet.training.config import parse_model_kwargs
-    from idresnet.training.evaluate import build_trained, read_trained
+    from idresnet.weights import weightfile
 
     if args.format not in FORMATS:
         raise choices_error("format", args.format, FORMATS)
@@ -115,24 +116,24 @@ def run(args) -> int:
     if args.dtype != "float32" and args.format != "safetensors":
         raise UsageError(f"--dtype {args.dtype} applies to safetensors only (ONNX graphs are exported in float32)")
     with working("idresnet export"):  # a line at least every interval (an ONNX export takes a while)
-        state, meta, file = read_trained(args.weights)
+        state, record, file = weightfile.read_weights(args.weights)
         kwargs = None if args.model_kwargs is None else parse_model_kwargs(args.model_kwargs)
-        net = build_trained(state, meta, args.model, kwargs, args.num_classes)
-        model = args.model or meta["model"]
+        net = build_from_weights(state, record, args.model, kwargs, args.num_classes)
+        model = args.model or record.model
         out = Path(args.out) if args.out else default_out(args.weights, file, model, args.format)
         if out.suffix != f".{args.format}":
             raise UsageError(f"--out {out}: expected a .{args.format} file name")
         if args.format == "safetensors":
-            record = {
-                **meta,
-                "model": model,
-                "model_kwargs": kwargs if kwargs is not None else meta.get("model_kwargs", {}),
-                "exported_from": str(file),
-                "dtype": args.dtype,
-            }
-            save_weights(out, stored_as(net.state_dict(), args.dtype), record)
+            exported = dataclasses.replace(
+                record,
+                model=model,
+                model_kwargs=kwargs if kwargs is not None else record.model_kwargs,
+                exported_from=str(file),
+                dtype=args.dtype,
+            )
+            weightfile.save_weights(out, stored_as(net.state_dict(), args.dtype), exported)
         else:
-            export_onnx(net, out, meta.get("image_shape") or default_image_shape(model), args.opset)
+            export_onnx(net, out, record.image_shape or default_image_shape(model), args.opset)
         digest = file_digest(out)
     print(f"wrote {out} (sha256 {digest})")
     return 0
@@ -148,5 +149,7 @@ def stored_as(state: dict, dtype: str) -> dict:
 
 def default_image_shape(model: str):
     from idresnet import model_info
+    from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP
 
-    return (32, 32, 3) if model_info(model)["family"] == "cifar" else (224, 224, 3)
+    size = CIFAR_SIZE if model_info(model)["family"] == "cifar" else IMAGENET_CROP
+    return (size, size, 3)

@@ -33,15 +33,6 @@ COMMANDS = {
 }
 
 
-def _available_commands():
-    for name, module in COMMANDS.items():
-        try:
-            yield name, importlib.import_module(f"idresnet.cli.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"idresnet.cli.{module}":
-                raise
-
-
 def build_parser():
     from idresnet import __version__
     from idresnet.cli.parsing import StrictParser
@@ -54,8 +45,8 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"idresnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=StrictParser)
     sub.required = True
-    for name, module in _available_commands():
-        module.add_parser(sub, name)
+    for name, module in COMMANDS.items():
+        importlib.import_module(f"idresnet.cli.{module}").add_parser(sub, name)
     return parser
 
 

@@ -21,14 +21,14 @@ def add_parser(sub, name):
 
 
 def run(args) -> int:
-    from idresnet.analysis.curves import curves_figure, read_metrics
+    from idresnet.analysis.curves import curves_figure, read_curves
     from idresnet.analysis.figures import save
     from idresnet.errors import UsageError
 
     labels = args.labels or [Path(r).name for r in args.runs]
     if len(labels) != len(args.runs):
         raise UsageError(f"--labels gives {len(labels)} labels for {len(args.runs)} runs")
-    runs = {label: read_metrics(Path(r)) for label, r in zip(labels, args.runs)}
+    runs = {label: read_curves(Path(r)) for label, r in zip(labels, args.runs)}
     out = Path(args.out) if args.out else default_out([Path(r) for r in args.runs])
     written = save(curves_figure(runs, args.title), out)
     print("wrote " + ", ".join(map(str, written)))

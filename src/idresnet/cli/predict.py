@@ -16,8 +16,6 @@ import glob
 import json
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm")
-
 
 def add_parser(subparsers, name):
     p = subparsers.add_parser(
@@ -39,6 +37,7 @@ def add_parser(subparsers, name):
 
 def expand(items) -> list[Path]:
     """Image paths from files, folders and glob patterns; nothing found is a one-line error."""
+    from idresnet.data.folder import IMAGE_SUFFIXES
     from idresnet.errors import UsageError
 
     out = []
@@ -73,22 +72,19 @@ def load_image(path: Path, crop: int, resize: int):
         raise UsageError(f"cannot read image {path}: {str(exc).splitlines()[0][:100]}") from None
 
 
-def predict(net, files, meta, top_k: int, batch_size: int, device) -> list[dict]:
+def predict(net, files, record, top_k: int, batch_size: int, device) -> list[dict]:
     """``[{"image", "top": [{"index", "class", "id", "probability"}, ...]}, ...]``."""
     import numpy as np
     import torch
 
-    from idresnet.data.loader import channel_affine
-    from idresnet.pretrained.record import input_geometry
+    from idresnet.data.loader import input_affine
+    from idresnet.factory import input_geometry
 
-    crop, resize = input_geometry(meta)
-    norm = meta.get("normalization") or {}
-    if norm.get("pixel_mean") is not None:
-        scale = torch.full((1, 3, 1, 1), 1 / 255.0, device=device)
-        shift = -torch.as_tensor(np.asarray(norm["pixel_mean"], np.float32)).permute(2, 0, 1)[None].to(device)
-    else:
-        scale, shift = channel_affine(norm.get("mean") or (0.0,) * 3, norm.get("std") or (1.0,) * 3, device)
-    names, ids = meta.get("classes"), meta.get("class_ids")
+    crop, resize = input_geometry(record)
+    norm = record.normalization or {}
+    mean, std = norm.get("mean") or (0.0,) * 3, norm.get("std") or (1.0,) * 3
+    scale, shift = input_affine(mean, std, norm.get("pixel_mean"), device, (crop, crop, 3))
+    names, ids = record.classes, record.class_ids
     results = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
@@ -117,19 +113,20 @@ def predict(net, files, meta, top_k: int, batch_size: int, device) -> list[dict]
 
 def run(args) -> int:
     from idresnet.errors import UsageError
+    from idresnet.factory import build_from_weights
     from idresnet.training.distributed import DistInfo
-    from idresnet.training.evaluate import build_trained, read_trained
     from idresnet.training.runtime import resolve_device
+    from idresnet.weights import read_weights
 
     if args.top_k < 1 or args.batch_size < 1:
         raise UsageError("--top-k and --batch-size must be >= 1")
     files = expand(args.images)
-    state, meta, file = read_trained(args.weights)
+    state, record, file = read_weights(args.weights)
     device = resolve_device(args.device, DistInfo())
-    net = build_trained(state, meta).to(device)
-    results = predict(net, files, meta, args.top_k, args.batch_size, device)
+    net = build_from_weights(state, record).to(device)
+    results = predict(net, files, record, args.top_k, args.batch_size, device)
     if args.json:
-        print(json.dumps({"weights": str(file), "model": meta.get("model"), "predictions": results}))
+        print(json.dumps({"weights": str(file), "model": record.model, "predictions": results}))
         return 0
     for r in results:
         tops = ", ".join(f"{t['class']} {100 * t['probability']:.1f}%" for t in r["top"])

@@ -83,11 +83,12 @@ def describe(dataset: str, path, table, rows) -> str:
     on other data, how to run those alone."""
     from idresnet.data import load_dataset, load_imagenet
     from idresnet.data.load import DatasetMissing
+    from idresnet.data.sources import STREAMED, needs_data
     from idresnet.errors import UsageError
 
     others = [r.id for r in rows if r.dataset != dataset]
     alone = f"; to run the other rows alone: --rows {' '.join(others)}" if others else ""
-    if dataset != "imagenet":
+    if dataset not in STREAMED:
         try:
             return load_dataset(dataset, path).description
         except DatasetMissing as exc:
@@ -96,18 +97,15 @@ def describe(dataset: str, path, table, rows) -> str:
                 f"{exc.sources}{alone}"
             ) from None
     if path is None:
-        raise UsageError(
-            "the ImageNet rows need --imagenet-data DIR, a folder with train/<wnid>/ and "
-            f"val/<wnid>/ images (ImageNet is not downloaded){alone}"
-        )
+        raise UsageError(f"the ImageNet rows need {needs_data(dataset, DATA_FLAGS[dataset])}{alone}")
     return load_imagenet(path).description
 
 
 def run(args) -> int:
     from idresnet.errors import UsageError
     from idresnet.experiments import load_table, resolve_scale
-    from idresnet.experiments.report import write_report
-    from idresnet.experiments.runner import reproduce
+    from idresnet.experiments.comparison import write_report
+    from idresnet.experiments.reproduction import reproduce
     from idresnet.experiments.scales import describe_override, row_override
 
     if args.list:

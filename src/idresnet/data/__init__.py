@@ -11,12 +11,15 @@ from idresnet.data.cache import default_cache_dir
 from idresnet.data.dataset import ImageDataset
 from idresnet.data.identity import fingerprint, locate
 from idresnet.data.imagenet import FileDataset, load_imagenet
-from idresnet.data.load import DATASETS, load_dataset
+from idresnet.data.load import load_dataset
 from idresnet.data.loader import DeviceLoader
+from idresnet.data.sources import ALL_DATASETS, DATASETS, STREAMED
 from idresnet.data.stream import CorruptImageWarning, StreamLoader
 
 __all__ = [
+    "ALL_DATASETS",
     "DATASETS",
+    "STREAMED",
     "CorruptImageWarning",
     "DeviceLoader",
     "FileDataset",

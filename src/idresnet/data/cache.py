@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,10 +80,16 @@ def entry_path(cache_dir: Path, kind: str, source: Path, options: dict, suffix: 
 
 
 def prune_siblings(entry: Path) -> None:
-    """Remove stale entries of the same source and options (same name up to the key)."""
+    """Remove stale entries of the same source and options (same name up to the key): files
+    of ``entry``'s suffix beside a file, folders beside a folder (an extracted tarball)."""
     prefix = entry.name.rsplit("-", 1)[0] + "-"
     for other in entry.parent.glob(prefix + "*"):
-        if other != entry and other.name.endswith(entry.suffix) and other.is_file():
+        if other == entry:
+            continue
+        if entry.is_dir():
+            if other.is_dir():
+                shutil.rmtree(other, ignore_errors=True)
+        elif other.name.endswith(entry.suffix) and other.is_file():
             try:
                 other.unlink()
             except OSError:

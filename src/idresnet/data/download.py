@@ -1,22 +1,22 @@
 """Downloading a file with progress reports, an md5 check and a clean retry.
 
-Bytes go to a temporary ``.part`` file beside the target, hashed on the fly; only a
-complete file with the right md5 is renamed into place. Every failed attempt deletes
-its partial file, so no half-written archive is ever left behind or mistaken for a
-good one. Timeouts are short so that a machine without internet fails fast.
+Bytes go to a temporary file beside the target (:func:`idresnet.files.atomic_write`),
+hashed on the fly; only a complete file with the right md5 is fsynced and renamed into
+place. Every failed attempt deletes its partial file, so no half-written archive is ever
+left behind or mistaken for a good one. Timeouts are short so that a machine without
+internet fails fast.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from idresnet.errors import DatasetError, one_line
-from idresnet.files import temp_name
+from idresnet.files import atomic_write
 from idresnet.progress import progress
 
 TIMEOUT_S = 5.0
@@ -29,10 +29,9 @@ class ChecksumError(DatasetError):
 
 
 def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
-    tmp = temp_name(dest)
-    try:
+    def write(out) -> None:  # an error here leaves no file (atomic_write removes its temporary)
         h = hashlib.md5()
-        with open(tmp, "xb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = resp.headers.get("Content-Length")
             total = int(total) if total and total.isdigit() else None
             got, size_mb = 0, None if total is None else total // MB
@@ -46,10 +45,8 @@ def _fetch_once(url: str, dest: Path, md5: str | None, timeout: float) -> None:
                 raise OSError(f"connection closed after {got} of {total} bytes")
         if md5 is not None and h.hexdigest() != md5:
             raise ChecksumError(f"{url}: md5 mismatch (got {h.hexdigest()}, expected {md5})")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(dest, write)
 
 
 def download(

@@ -24,6 +24,7 @@ from PIL import Image
 
 from idresnet.data.dataset import subset_indices
 from idresnet.data.folder import IMAGE_SUFFIXES, index_tree
+from idresnet.data.sources import check_data
 from idresnet.data.transforms import sample_rng, to_array
 from idresnet.errors import DatasetError, one_line
 
@@ -96,11 +97,7 @@ def load_imagenet(
     data, *, train_size: int | None = None, test_size: int | None = None, seed: int = 0
 ) -> StreamingFolder:
     """The index of ``data`` with seeded class-balanced subsets (as ``load_dataset``)."""
-    if data is None:
-        raise DatasetError(
-            "dataset 'imagenet' needs --data DIR, a folder with train/<class>/ "
-            "and val/<class>/ images (ImageNet is not downloaded)"
-        )
+    check_data("imagenet", data)
     folder = scan(data)
     sub = ""
     train_keep, val_keep = subset_indices(

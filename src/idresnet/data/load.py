@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from idresnet.data import cifar, folder
-from idresnet.data.cache import entry_path, load_arrays, resolve_cache_dir, save_arrays
+from idresnet.data.cache import entry_path, load_arrays, prune_siblings, resolve_cache_dir, save_arrays
 from idresnet.data.dataset import ImageDataset, subset, synthetic
 from idresnet.data.download import download as fetch
 from idresnet.data.safetar import is_tar, peek_names, safe_extract
+from idresnet.data.sources import DATASETS, STREAMED, check_data
 from idresnet.errors import DatasetError, UsageError, choices_error
 from idresnet.files import file_digest
 from idresnet.progress import progress
 
-DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 MAX_DECODED_BYTES = 8 << 30  # larger image folders must stream from disk (ImageNet)
 TAR_IN_MEMORY = 2 << 30  # smaller image-folder tarballs are decoded without extracting
 
@@ -50,23 +49,20 @@ def load_dataset(
     ``fine`` (default, 100 classes) or ``coarse`` (20) labels. ``train_size`` and
     ``test_size`` take seeded class-balanced subsets.
     """
-    if name == "imagenet":
+    if name in STREAMED:
         raise UsageError(
-            "dataset 'imagenet' is streamed from disk (idresnet.data.load_imagenet and "
+            f"dataset {name!r} is streamed from disk (idresnet.data.load_imagenet and "
             "StreamLoader, or `idresnet train --dataset imagenet`), not loaded into memory"
         )
     if name not in DATASETS:
         raise choices_error("dataset", name, DATASETS)
+    check_data(name, data)
     if name == "synthetic":
-        if data is not None:
-            raise UsageError("dataset 'synthetic' is generated and takes no data path")
         return synthetic(train_size, test_size, seed)
     if label_set not in ("fine", "coarse") or (label_set == "coarse" and name != "cifar100"):
         raise UsageError(f"label_set {label_set!r} is not valid for {name}; valid: fine (all), coarse (cifar100 only)")
     cache = resolve_cache_dir(cache_dir)
     if name == "folder":
-        if data is None:
-            raise UsageError("dataset 'folder' needs a data path (an image folder or its tarball)")
         ds = _load_folder(name, _existing(data), cache)
     else:
         ds = _load_cifar(name, data, cache, download, label_set)
@@ -192,16 +188,8 @@ def _extracted(archive: Path, cache: Path) -> Path:
     if not dest.is_dir():
         with progress(None, f"extracting {archive.name}", "file") as bar:
             safe_extract(archive, dest, bar)
-        prune_dirs(dest)
+        prune_siblings(dest)  # stale extractions of the same tarball
     return dest
-
-
-def prune_dirs(dest: Path) -> None:
-    """Remove stale extractions of the same tarball."""
-    prefix = dest.name.rsplit("-", 1)[0] + "-"
-    for other in dest.parent.glob(prefix + "*"):
-        if other != dest and other.is_dir():
-            shutil.rmtree(other, ignore_errors=True)
 
 
 def _load_folder(name: str, path: Path, cache: Path) -> ImageDataset:

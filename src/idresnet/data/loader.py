@@ -70,6 +70,19 @@ def channel_affine(mean, std, device) -> tuple[torch.Tensor, torch.Tensor]:
     return (1 / (255.0 * s)).float().to(device), (-m / s).float().to(device)
 
 
+def input_affine(mean, std, pixel_mean, device, image_shape=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(scale, shift)`` with ``x * scale + shift`` the normalised uint8 NCHW image ``x``:
+    per channel ``(x/255 - mean) / std``, or with ``pixel_mean`` (an (H, W, 3) array in
+    [0, 1], of ``image_shape`` where given) ``x/255 - pixel_mean`` (no std; the shift is
+    then (1, 3, H, W)). The one normalisation of training, evaluation and prediction."""
+    if pixel_mean is None:
+        return channel_affine(mean, std, device)
+    pm = torch.as_tensor(np.asarray(pixel_mean), dtype=torch.float32)
+    if image_shape is not None and tuple(pm.shape) != tuple(image_shape):
+        raise UsageError(f"pixel_mean shape {tuple(pm.shape)} != image shape {tuple(image_shape)}")
+    return torch.full((1, 3, 1, 1), 1 / 255.0, device=device), -pm.permute(2, 0, 1).unsqueeze(0).to(device)
+
+
 class ShardedBatches:
     """Which samples each rank takes per step. Training: every step takes one global batch
     of a shuffled order, rank r its r-th slice (the remainder of an epoch is dropped).
@@ -153,14 +166,7 @@ class DeviceLoader(ShardedBatches):
         self.dtype, self.channels_last = dtype, channels_last
         self.cpu_threads = cpu_threads if self.device.type == "cpu" else None
         # normalised = x * scale + shift; shift is (1, 3, 1, 1) or, per pixel, (1, 3, H, W)
-        if pixel_mean is not None:  # x/255 - pixel_mean (no std)
-            pm = torch.as_tensor(np.asarray(pixel_mean), dtype=torch.float32)
-            if tuple(pm.shape) != tuple(x.shape[1:]):
-                raise UsageError(f"pixel_mean shape {tuple(pm.shape)} != image shape {tuple(x.shape[1:])}")
-            self.scale = torch.full((1, 3, 1, 1), 1 / 255.0, device=self.device)
-            self.shift = -pm.permute(2, 0, 1).unsqueeze(0).to(self.device)
-        else:
-            self.scale, self.shift = channel_affine(mean, std, self.device)
+        self.scale, self.shift = input_affine(mean, std, pixel_mean, self.device, tuple(x.shape[1:]))
         if self.augment and self.shift.shape[-1] > 1:  # per-pixel shift, zero on the border
             self.shift_padded = F.pad(self.shift[0], (self.pad,) * 4).flatten(1)  # (3, Hp*Wp)
         self._plan_steps()

@@ -41,8 +41,8 @@ from torch.utils.data import DataLoader
 
 from idresnet.data.imagenet import collate
 from idresnet.data.loader import ShardedBatches, channel_affine, epoch_generator
-from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.errors import DatasetError, UsageError, one_line
+from idresnet.networks.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 from idresnet.signals import exit_with_parent
 
 

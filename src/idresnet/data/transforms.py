@@ -12,7 +12,8 @@ Training (one of two):
   the central square), resized to ``crop`` x ``crop``, flipped with probability 1/2.
 
 Evaluation: resize the shorter side to ``resize`` and take the central ``crop`` window:
-224 of 256 (the usual single crop), or the paper's 320 of 320.
+224 of 256 (the usual single crop), or the paper's 320 of 320 (the default sizes:
+:func:`idresnet.networks.preprocessing.eval_resize`).
 
 Resizing is bilinear with Pillow's antialiasing filter. A resize followed by a crop is
 done as one ``Image.resize(box=...)`` call that computes only the crop's pixels: the
@@ -33,9 +34,6 @@ from PIL import Image
 from idresnet.errors import UsageError, choices_error
 from idresnet.seeding import SAMPLE, numpy_rng
 
-# The ImageNet channel statistics (in [0, 1]) used by fb.resnet.torch and torchvision.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 AUGMENTATIONS = ("scale", "rrc")
 RRC_AREA = (0.08, 1.0)
 RRC_RATIO = (3 / 4, 4 / 3)
@@ -45,13 +43,6 @@ RESAMPLE = Image.BILINEAR
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
     """The generator of one sample's draws in one epoch (:mod:`idresnet.seeding`)."""
     return numpy_rng(seed, SAMPLE, epoch, index)
-
-
-def eval_resize(crop: int, train_crop: int) -> int:
-    """The default shorter side for an evaluation crop: the crop at the training size is
-    the usual 224-of-256 (ratio 0.875); a larger crop (the paper's 320) is taken from an
-    image resized to exactly that size."""
-    return round(crop / 0.875) if crop <= train_crop else crop
 
 
 def resized_crop(img: Image.Image, size: tuple[int, int], x0: int, y0: int, crop: int) -> Image.Image:

@@ -11,9 +11,11 @@ from __future__ import annotations
 from torch import nn
 
 from idresnet.errors import UsageError
-from idresnet.networks.resnet import ResNet, scaled_widths
+from idresnet.networks.resnet import ResNet, network_widths
 from idresnet.units import LAYOUTS, UnitSpec, activation
 
+CIFAR_STEM_CHANNELS = 16
+CIFAR_STEM_KERNEL = 3
 CIFAR_WIDTHS = {"basic": (16, 32, 64), "single": (16, 32, 64), "bottleneck": (64, 128, 256)}
 LAYERS_PER_UNIT = {"basic": 2, "bottleneck": 3, "single": 1}
 PAPER_DEPTHS = {"basic": (20, 32, 44, 56, 110, 1202), "bottleneck": (164, 1001), "single": (110,)}
@@ -36,16 +38,21 @@ def depth_for_units(block: str, n: int) -> int:
     return 3 * LAYERS_PER_UNIT[block] * n + 2
 
 
+def cifar_widths(block: str, width: float = 1.0) -> tuple[int, list[int]]:
+    """The stem's and the three stages' channel counts at ``width``."""
+    return network_widths(CIFAR_STEM_CHANNELS, CIFAR_WIDTHS[block], block, width)
+
+
 def cifar_stem(in_channels: int, channels: int, placement: str) -> nn.Sequential:
     """3x3 conv, then the placement's "CIFAR stem" cell of the layout table (Table 2):
     BN-ReLU for (a)-(c), BN for (d) (its units start with ReLU), nothing for (e) (the
     first unit's shared BN-ReLU)."""
-    conv = nn.Conv2d(in_channels, channels, 3, padding=1, bias=False)
+    conv = nn.Conv2d(in_channels, channels, CIFAR_STEM_KERNEL, padding=CIFAR_STEM_KERNEL // 2, bias=False)
     return nn.Sequential(conv, *activation(LAYOUTS[placement].stem, channels))
 
 
 def cifar_resnet(
-    depth: int,
+    n: int,
     spec: UnitSpec,
     num_classes: int = 10,
     width: float = 1.0,
@@ -54,9 +61,8 @@ def cifar_resnet(
     stage_preact: str = "shared",
     stride_index: int = 0,
 ) -> ResNet:
-    n = units_per_stage(depth, spec.block)
-    widths = scaled_widths(CIFAR_WIDTHS[spec.block], width, 4 if spec.block == "bottleneck" else 1)
-    (stem_channels,) = scaled_widths([16], width)
+    """The CIFAR network of ``spec``'s units, ``n`` per stage (depth: :func:`units_per_stage`)."""
+    stem_channels, widths = cifar_widths(spec.block, width)
     return ResNet(
         stem=cifar_stem(in_channels, stem_channels, spec.placement),
         stem_channels=stem_channels,

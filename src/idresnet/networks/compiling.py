@@ -1,12 +1,12 @@
 """Compiling a residual network unit by unit.
 
 ``torch.compile(model)`` traces the whole network into one graph: for the 110- to
-1001-layer nets that graph has thousands of nodes and compiles for minutes (over five
-for ResNet-164 on a 2-core CPU). Compiling each residual unit on its own
-(``nn.Module.compile``, in place: parameter names and state_dict keys do not change)
-gives graphs of a dozen nodes; units with the same structure and input shape share
-one compiled graph, so a CIFAR net compiles about 6 graphs whatever its depth (the
-first and the other units of each stage), in well under a minute. Shapes are static
+1001-layer nets that graph has thousands of nodes and compiles for minutes. Compiling
+each residual unit on its own (``nn.Module.compile``, in place: parameter names and
+state_dict keys do not change) gives graphs of a dozen nodes; units with the same
+structure and input shape share one compiled graph, so a CIFAR net compiles about 6
+graphs whatever its depth (the first and the other units of each stage), in seconds
+(the measured times: docs/performance.md, "What was tried"). Shapes are static
 (``dynamic=False``): a unit of another shape gets its own graph instead of a slower
 shape-generic one. Inductor still fuses
 what eager mode cannot: BatchNorm statistics, normalisation and ReLU, and their

@@ -12,7 +12,7 @@ from __future__ import annotations
 from torch import nn
 
 from idresnet.errors import UsageError
-from idresnet.networks.resnet import ResNet, scaled_widths
+from idresnet.networks.resnet import ResNet, network_widths
 from idresnet.units import UnitSpec
 
 IMAGENET_STAGES = {
@@ -24,13 +24,22 @@ IMAGENET_STAGES = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 IMAGENET_WIDTHS = {"basic": (64, 128, 256, 512), "bottleneck": (256, 512, 1024, 2048)}
+IMAGENET_STEM_CHANNELS = 64
+IMAGENET_STEM_KERNEL = 7
+IMAGENET_STEM_REDUCTION = 4  # the stem's stride-2 conv, then stride-2 max pooling
+
+
+def imagenet_widths(block: str, width: float = 1.0) -> tuple[int, list[int]]:
+    """The stem's and the four stages' channel counts at ``width``."""
+    return network_widths(IMAGENET_STEM_CHANNELS, IMAGENET_WIDTHS[block], block, width)
 
 
 def imagenet_stem(in_channels: int, channels: int) -> nn.Sequential:
     """conv-BN-ReLU and max pooling for every placement (fb.resnet.torch): the first unit
     of a pre-activation net then takes no pre-activation (``first_preact="none"``)."""
+    k = IMAGENET_STEM_KERNEL
     return nn.Sequential(
-        nn.Conv2d(in_channels, channels, 7, stride=2, padding=3, bias=False),
+        nn.Conv2d(in_channels, channels, k, stride=2, padding=k // 2, bias=False),
         nn.BatchNorm2d(channels),
         nn.ReLU(),
         nn.MaxPool2d(3, stride=2, padding=1),
@@ -56,8 +65,7 @@ def imagenet_resnet(
     block = imagenet_block(depth)
     if spec.block != block:
         raise UsageError(f"ImageNet ResNet-{depth} uses {block} units, not {spec.block}")
-    widths = scaled_widths(IMAGENET_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
-    (stem_channels,) = scaled_widths([64], width)
+    stem_channels, widths = imagenet_widths(block, width)
     return ResNet(
         stem=imagenet_stem(in_channels, stem_channels),
         stem_channels=stem_channels,

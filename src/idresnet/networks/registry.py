@@ -1,10 +1,15 @@
-"""Named configurations and ``create_model(name, **overrides)``.
+"""Named configurations: a name and its overrides, resolved and built (no weights here).
 
 Names say what a network is: ``preact_resnet164`` is the 9n+2 bottleneck CIFAR net
 with full pre-activation units (Table 3), ``resnet110`` the original 6n+2 basic CIFAR
 net, ``imagenet_preact_resnet200`` the ImageNet net of Table 5. ``preact_`` means
 placement (e) "full pre-activation"; any other placement or shortcut of Tables 1-2 is
 an override: ``create_model("resnet110", shortcut="exclusive_gate", gate_bias=-6)``.
+
+As timm's ``_registry.py``, this module knows names and what they build, nothing of weight
+files: ``idresnet.create_model`` (:mod:`idresnet.factory`) loads weights one level above.
+:func:`resolve_model` checks a name and its overrides once; the run, the size estimate and
+the records take the :class:`ModelSpec` it returns.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from torch import nn
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.cifar import PAPER_DEPTHS, cifar_resnet, units_per_stage
 from idresnet.networks.imagenet import IMAGENET_STAGES, imagenet_block, imagenet_resnet
+from idresnet.networks.preprocessing import default_cfg
+from idresnet.networks.resnet import ResNet
+from idresnet.networks.size import footprint, human_bytes, physical_memory
 from idresnet.units import UNIT_OPTIONS, UnitSpec
 
 NETWORK_OPTIONS = ("depth", "width", "in_channels", "first_preact", "stage_preact", "stride_index")
@@ -100,8 +108,47 @@ def _entry(name: str) -> ModelEntry:
     return MODELS[name]
 
 
-def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
-    """Split ``overrides`` into network options and a :class:`UnitSpec`, validating both."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered name with its overrides, checked and resolved once: everything that
+    defines the network to build (not its class count), for building it, estimating its
+    size and recording it. ``kwargs`` are the overrides as given, with their values in
+    canonical names (``placement: full_preact``, not ``e``): what a run or weights record."""
+
+    entry: ModelEntry
+    kwargs: dict
+    depth: int
+    network: dict  # the network options other than depth (width, in_channels, first_preact, ...)
+    unit: UnitSpec  # as given (unresolved: the network resolves it once)
+    stages: tuple[int, ...]  # units per stage
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def family(self) -> str:
+        return self.entry.family
+
+    @property
+    def width(self) -> float:
+        return self.network.get("width", 1.0)
+
+    @property
+    def in_channels(self) -> int:
+        return self.network.get("in_channels", 3)
+
+    def model_info(self) -> dict:
+        """What the name stands for: family, depth, block, placement, units per stage, ..."""
+        info = {f.name: getattr(self.entry, f.name) for f in fields(self.entry)}
+        info.update(depth=self.depth, units_per_stage=list(self.stages), unit=self.unit.describe())
+        info.update(block=self.unit.block, placement=self.unit.placement, downsample=self.unit.downsample)
+        return info
+
+
+def resolve_model(name: str, **overrides) -> ModelSpec:
+    """Split ``overrides`` into network options and a :class:`UnitSpec`, validating both
+    and the depth: a one-line UsageError names the first problem and what is valid."""
     entry = _entry(name)
     valid = NETWORK_OPTIONS + UNIT_OPTIONS
     unknown = sorted(set(overrides) - set(valid))
@@ -114,95 +161,39 @@ def resolve_spec(name: str, **overrides) -> tuple[ModelEntry, dict, UnitSpec]:
     for key, choices in LAYOUT_CHOICES.items():
         if key in net and (isinstance(net[key], bool) or net[key] not in choices):
             raise choices_error(f"model option {key}", net[key], choices)
+    depth = net.pop("depth", entry.depth)
     unit: dict = {"placement": entry.placement, "block": entry.block, "downsample": entry.downsample}
     unit.update({k: overrides[k] for k in UNIT_OPTIONS if k in overrides})
     if entry.family == "imagenet":
-        depth = net.get("depth", entry.depth)
-        unit["block"] = overrides.get("block", imagenet_block(depth))
-    return entry, net, UnitSpec(**unit)
-
-
-def create_model(
-    name: str,
-    num_classes: int | None = None,
-    pretrained=False,
-    checkpoint_path=None,
-    in_chans: int | None = None,
-    **overrides,
-) -> nn.Module:
-    """Build a registered network; ``overrides`` are network options (depth, width,
-    in_channels, first_preact, stage_preact, stride_index) or unit options (placement,
-    shortcut, block, downsample, shortcut_scale, residual_scale, gate_bias, gate_bn,
-    dropout_ratio, dropout_rescale, projection_bn). Bad names or values raise a one-line
-    UsageError.
-
-    ``pretrained`` (or timm's ``checkpoint_path``) is the path of weights with an idresnet
-    record (``idresnet convert``, a run folder or its files): the network is built with the
-    recorded options and the weights loaded; a record that does not fit is a one-line
-    error. ``in_chans`` is timm's name for ``in_channels``."""
-    if in_chans is not None:
-        overrides["in_channels"] = in_chans
-    if pretrained is not False and pretrained is not None:
-        from idresnet.pretrained.loading import load_pretrained
-
-        if checkpoint_path is not None:
-            raise UsageError("give pretrained=PATH or checkpoint_path=PATH, not both")
-        return load_pretrained(name, pretrained, num_classes, overrides)
-    if checkpoint_path is not None:
-        from idresnet.pretrained.loading import load_pretrained
-
-        return load_pretrained(name, checkpoint_path, num_classes, overrides)
-    entry, net, spec = resolve_spec(name, **overrides)
-    depth = net.pop("depth", entry.depth)
-    _check_size(entry, depth, spec.block, net.get("width", 1.0))
+        unit["block"] = overrides.get("block", imagenet_block(depth))  # a depth of Table 5, or an error
+    spec = UnitSpec(**unit)
+    stages: tuple[int, ...]
     if entry.family == "cifar":
-        model = cifar_resnet(depth, spec, num_classes or 10, **net)
+        stages = (units_per_stage(depth, spec.block),) * 3
     else:
-        model = imagenet_resnet(depth, spec, num_classes or 1000, **net)
-    model.pretrained_cfg = default_cfg(entry, model.num_classes, net.get("in_channels", 3))
+        stages = IMAGENET_STAGES[depth][1]
+    kwargs = {k: getattr(spec, k) if k in UNIT_OPTIONS else v for k, v in overrides.items()}
+    return ModelSpec(entry, kwargs, depth, net, spec, tuple(stages))
+
+
+def build_network(spec: ModelSpec, num_classes: int | None = None) -> ResNet:
+    """The network of a resolved spec, freshly initialised, with its ``pretrained_cfg``
+    (no size check: :func:`check_size` first, as ``idresnet.create_model`` does)."""
+    if spec.family == "cifar":
+        model = cifar_resnet(spec.stages[0], spec.unit, num_classes or 10, **spec.network)
+    else:
+        model = imagenet_resnet(spec.depth, spec.unit, num_classes or 1000, **spec.network)
+    model.pretrained_cfg = default_cfg(spec.name, spec.family, model.num_classes, spec.in_channels)
     return model
 
 
-def default_cfg(entry: ModelEntry, num_classes: int, in_channels: int = 3) -> dict:
-    """timm's ``pretrained_cfg`` for a fresh network: input size, crop and normalisation as
-    idresnet trains and evaluates it. CIFAR's mean and std are computed from the training
-    set when a run starts (recorded with its weights), so a fresh CIFAR net has none."""
-    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    if entry.family == "cifar":
-        return {
-            "architecture": entry.name,
-            "input_size": (in_channels, 32, 32),
-            "crop_pct": 1.0,
-            "mean": None,
-            "std": None,
-            "num_classes": num_classes,
-            "classes": None,
-        }
-    return {
-        "architecture": entry.name,
-        "input_size": (in_channels, 224, 224),
-        "crop_pct": 0.875,
-        "test_input_size": (in_channels, 320, 320),
-        "interpolation": "bilinear",
-        "mean": IMAGENET_MEAN,
-        "std": IMAGENET_STD,
-        "num_classes": num_classes,
-        "classes": None,
-    }
-
-
-def _check_size(entry: ModelEntry, depth: int, block: str, width: float) -> None:
+def check_size(spec: ModelSpec) -> None:
     """Refuse, in one line, a network whose weights alone exceed this machine's memory."""
-    from idresnet.networks.size import footprint, human_bytes, physical_memory
-
-    if entry.family == "cifar":
-        units_per_stage(depth, block)  # a malformed depth: its own one-line error first
-    params = footprint(entry.family, depth, block, width)["params"]
+    params = footprint(spec.family, spec.depth, spec.unit.block, spec.width, stages=list(spec.stages))["params"]
     total = physical_memory()
     if total and 4 * params > total:
         raise UsageError(
-            f"{entry.name} with depth {depth} and width {width:g} has about {params:,} "
+            f"{spec.name} with depth {spec.depth} and width {spec.width:g} has about {params:,} "
             f"parameters ({human_bytes(4 * params)} of weights); this machine has "
             f"{human_bytes(total)}: use a smaller depth or width"
         )
@@ -217,17 +208,10 @@ def model_info(name: str, with_params: bool = False, **overrides) -> dict:
 
     ``with_params`` builds the network on the meta device (no memory) to count parameters.
     """
-    entry, net, spec = resolve_spec(name, **overrides)
-    depth = net.get("depth", entry.depth)
-    if entry.family == "cifar":
-        stages = [units_per_stage(depth, spec.block)] * 3
-    else:
-        imagenet_block(depth)
-        stages = list(IMAGENET_STAGES[depth][1])
-    info = {f.name: getattr(entry, f.name) for f in fields(entry)}
-    info.update(depth=depth, units_per_stage=stages, unit=spec.describe())
-    info.update(block=spec.block, placement=spec.placement, downsample=spec.downsample)
+    spec = resolve_model(name, **overrides)
+    info = spec.model_info()
     if with_params:
+        check_size(spec)
         with torch.device("meta"):
-            info["params"] = count_parameters(create_model(name, **overrides))
+            info["params"] = count_parameters(build_network(spec))
     return info

@@ -20,7 +20,7 @@ from torch import nn
 
 from idresnet.errors import UsageError
 from idresnet.networks.checkpointing import canonical_mode, checkpoint_stages
-from idresnet.units import ResidualUnit, UnitSpec, pre_activation
+from idresnet.units import BOTTLENECK_RATIO, ResidualUnit, UnitSpec, pre_activation
 
 
 class ResNet(nn.Module):
@@ -63,7 +63,7 @@ class ResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc: nn.Module = nn.Linear(channels, num_classes)
         self.num_features = channels
-        self.pretrained_cfg: dict = {}  # input size, crop, normalisation, classes (set by create_model)
+        self.pretrained_cfg: dict = {}  # input size, crop, normalisation, classes (set by the registry)
         init_weights(self)
         self.set_checkpointing(checkpoint)
 
@@ -123,11 +123,20 @@ class ResNet(nn.Module):
 
 
 def scaled_widths(widths, width: float, multiple: int = 1) -> list[int]:
-    """Channel counts multiplied by ``width``, rounded to a multiple of ``multiple``
-    (4 for bottleneck outputs, whose inner width is out/4), at least ``multiple``."""
+    """Channel counts multiplied by ``width``, rounded to a multiple of ``multiple``, at
+    least ``multiple``."""
     if not width > 0:
         raise UsageError(f"width must be a positive multiplier, got {width}")
     return [max(multiple, int(round(c * width / multiple)) * multiple) for c in widths]
+
+
+def network_widths(stem: int, stages, block: str, width: float) -> tuple[int, list[int]]:
+    """The stem's and the stages' channel counts of a family's base widths at ``width``; a
+    bottleneck stage's to a multiple of the bottleneck ratio (its inner width is out/4).
+    The one place the width multiplier is applied: the families and the size estimate
+    call it."""
+    (stem_channels,) = scaled_widths([stem], width)
+    return stem_channels, scaled_widths(stages, width, BOTTLENECK_RATIO if block == "bottleneck" else 1)
 
 
 def init_weights(model: nn.Module) -> None:

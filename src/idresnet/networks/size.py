@@ -3,38 +3,35 @@
 An estimate from the network's description alone (no module is created), so an absurd
 depth, width or batch is refused in one line before minutes of building or an
 out-of-memory kill. Activations kept for the backward pass are counted per residual
-unit as ``k * C * H * W`` values per image, with ``k`` calibrated on the CPU with
-:class:`idresnet.perf.memory.TensorMemoryTracker` (preact ResNet-110: 1.98M values per
-image, k = 3.8; preact ResNet-164: 6.26M, k = 3.0; preact ResNet-1001: 38.2M, k = 3.0),
-so the estimate is within ~10% of the measured peak for these nets.
+unit as ``k * C * H * W`` values per image (``k``: :data:`KEPT_PER_UNIT`, by block, plus
+:data:`KEPT_BY_SHORTCUT`), ``k`` calibrated on the CPU with
+:class:`idresnet.perf.memory.TensorMemoryTracker`; tests/networks/test_size.py holds the
+estimate within [0.6, 1.6] of the measured peak and the parameter count within 10%.
 """
 
 from __future__ import annotations
 
 import os
 
-from idresnet.networks.cifar import CIFAR_WIDTHS, units_per_stage
-from idresnet.networks.imagenet import IMAGENET_STAGES, IMAGENET_WIDTHS
-from idresnet.networks.resnet import scaled_widths
+from idresnet.networks.cifar import CIFAR_STEM_KERNEL, cifar_widths, units_per_stage
+from idresnet.networks.imagenet import IMAGENET_STAGES, IMAGENET_STEM_KERNEL, IMAGENET_STEM_REDUCTION, imagenet_widths
+from idresnet.units import BLOCKS
+from idresnet.units.residual_unit import branch_widths
 
 # activations kept per unit, in units of the unit's output C*H*W (see the docstring), and
 # the extra a shortcut keeps (a gate's conv output, sigmoid and products; a 1x1 conv's output)
 KEPT_PER_UNIT = {"basic": 4.0, "bottleneck": 3.0, "single": 2.5}
 KEPT_BY_SHORTCUT = {"exclusive_gate": 3.5, "shortcut_gate": 3.5, "conv1x1": 1.0, "dropout": 1.0}
-# share of those kept with activation checkpointing (measured on preact ResNet-1001: unit 0.32,
-# segment:K less): an upper bound for every mode
+# share of those kept with activation checkpointing: an upper bound for every mode
+# (preact ResNet-1001: benchmarks/results/cpu-ckpt-1001.md)
 CHECKPOINTED_SHARE = 0.35
 # bytes per parameter in training: fp32 weight, gradient, momentum, and a spare copy
 BYTES_PER_PARAM = 16
 
 
 def _unit_params(block: str, c_in: int, c_out: int) -> float:
-    inner = c_out // 4 if block == "bottleneck" else c_out
-    if block == "bottleneck":
-        return c_in * inner + 9 * inner * inner + inner * c_out
-    if block == "single":
-        return 9 * c_in * c_out
-    return 9 * c_in * c_out + 9 * c_out * c_out
+    widths = branch_widths(block, c_in, c_out)  # [in, ..., out]
+    return sum(k * k * a * b for k, a, b in zip(BLOCKS[block], widths, widths[1:]))
 
 
 def footprint(
@@ -47,21 +44,22 @@ def footprint(
     checkpointing: bool = False,
     shortcut: str = "identity",
     num_classes: int | None = None,
+    stages: list[int] | None = None,
 ) -> dict:
     """``{"params", "activation_bytes", "bytes"}`` of a training step (fp32).
 
-    ``image_size`` None counts parameters only (activations 0).
+    ``image_size`` None counts parameters only (activations 0). ``stages``: the units per
+    stage where they are known already (a resolved :class:`~idresnet.networks.registry.ModelSpec`);
+    otherwise they follow from ``depth``.
     """
     if family == "cifar":
-        stages = [units_per_stage(depth, block)] * 3
-        widths = scaled_widths(CIFAR_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
-        (c_prev,) = scaled_widths([16], width)
-        scale, stem = 1, 9 * 3 * c_prev
+        stages = stages or [units_per_stage(depth, block)] * 3
+        c_prev, widths = cifar_widths(block, width)
+        scale, stem = 1, CIFAR_STEM_KERNEL**2 * 3 * c_prev
     else:
-        stages = list(IMAGENET_STAGES[depth][1])
-        widths = scaled_widths(IMAGENET_WIDTHS[block], width, 4 if block == "bottleneck" else 1)
-        (c_prev,) = scaled_widths([64], width)
-        scale, stem = 4, 49 * 3 * c_prev  # the stem's stride-2 7x7 conv and max pooling
+        stages = stages or list(IMAGENET_STAGES[depth][1])
+        c_prev, widths = imagenet_widths(block, width)
+        scale, stem = IMAGENET_STEM_REDUCTION, IMAGENET_STEM_KERNEL**2 * 3 * c_prev
     classes = num_classes or (10 if family == "cifar" else 1000)
     params, kept = float(stem + widths[-1] * classes), 0.0
     per_unit = KEPT_PER_UNIT[block] + KEPT_BY_SHORTCUT.get(shortcut, 0.0)

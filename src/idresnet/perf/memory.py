@@ -102,21 +102,3 @@ def step_memory(step_fn, device: torch.device) -> dict:
         "after_forward_bytes": tracker.marks.get("forward"),
         "method": "tensor storages created in the step and alive at once (TorchDispatchMode tracker)",
     }
-
-
-def saved_tensor_bytes(fn) -> int:
-    """Bytes of the distinct storages autograd saves for backward while ``fn()`` runs.
-
-    Counts what the graph keeps *through saved tensors only*: checkpointed segments hold
-    their inputs by reference instead, so use :func:`step_memory` to compare modes."""
-    storages: dict[int, int] = {}
-
-    def pack(t):
-        s = t.untyped_storage()
-        storages[s.data_ptr()] = s.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn()
-    del out
-    return sum(storages.values())

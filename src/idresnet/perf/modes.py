@@ -17,8 +17,8 @@ option                 meaning
 ``ckpt=unit``          activation checkpointing per unit (also ``ckpt=segment:K``)
 =====================  ===================================================================
 
-Example: ``bf16+channels_last+cudagraphs``. Every step is forward, cross-entropy,
-backward and an SGD step with momentum 0.9 and weight decay 1e-4 (the paper's).
+Example: ``bf16+channels_last+cudagraphs``. Every step is the training engine's
+(:func:`idresnet.training.step.sgd_step`: forward, cross-entropy, backward, the paper's SGD).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import time
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.checkpointing import canonical_mode
+from idresnet.networks.compiling import compile_units
+from idresnet.training.step import LR, sgd, sgd_step
 
 OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit", "ckpt=segment:K")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "units")
@@ -126,7 +127,7 @@ class TrainStep:
         x: torch.Tensor,
         y: torch.Tensor,
         device: torch.device,
-        lr: float = 0.1,
+        lr: float = LR,
         seed: int = 0,
     ):
         self.mode, self.device = mode, device
@@ -142,12 +143,10 @@ class TrainStep:
         self.y = y.to(device)
         self.net = self.model
         if mode.compile == "units":
-            from idresnet.networks.compiling import compile_units
-
             compile_units(self.model)
         elif mode.compile:
             self.net = torch.compile(self.model, **({} if mode.compile == "default" else {"mode": mode.compile}))
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+        self.opt = sgd(self.model.parameters(), lr)
         self.graph = None
         self.setup_s = None
         self._loss = None
@@ -159,13 +158,8 @@ class TrainStep:
         )
 
     def _eager_step(self, mark=None) -> torch.Tensor:
-        with self._autocast():
-            loss = F.cross_entropy(self.net(self.x), self.y)
-        if mark is not None:
-            mark("forward")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        after_forward = None if mark is None else lambda: mark("forward")
+        loss, _ = sgd_step(self.net, self.opt, self.x, self.y, self._autocast(), after_forward)
         self._loss = loss.detach()
         return loss
 
@@ -180,12 +174,9 @@ class TrainStep:
                     self._eager_step()
             torch.cuda.current_stream(self.device).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
-            self.opt.zero_grad(set_to_none=True)
+            self.opt.zero_grad(set_to_none=True)  # the step's own zero_grad is then a no-op in the capture
             with torch.cuda.graph(self.graph):
-                with self._autocast():
-                    self.static_loss = F.cross_entropy(self.net(self.x), self.y)
-                self.static_loss.backward()
-                self.opt.step()
+                self.static_loss, _ = sgd_step(self.net, self.opt, self.x, self.y, self._autocast())
             self.graph.replay()
             self._loss = self.static_loss
         else:

@@ -12,6 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from idresnet.errors import UsageError, choices_error
+from idresnet.factory import create_model
+from idresnet.files import file_digest
+from idresnet.pretrained import pytorchcv, torch7
+from idresnet.pretrained.match import assign
+from idresnet.pretrained.record import IMAGENET_NORM, make_record
+from idresnet.weights import save_weights
 
 SOURCES = {"torch7": (".t7",), "pytorchcv": (".pth", ".pt")}
 
@@ -30,14 +36,7 @@ def source_format(path: Path, given: str | None = None) -> str:
 
 
 def convert(src, out, source: str | None = None, arch: str | None = None) -> dict:
-    """Convert ``src`` to the safetensors file ``out``; returns the written record."""
-    from idresnet import create_model
-    from idresnet.files import file_digest
-    from idresnet.pretrained import pytorchcv, torch7
-    from idresnet.pretrained.match import assign
-    from idresnet.pretrained.record import IMAGENET_NORM, make_record
-    from idresnet.training.checkpoint import save_weights
-
+    """Convert ``src`` to the safetensors file ``out``; returns the written record (its metadata)."""
     src, out = Path(src), Path(out)
     if out.suffix != ".safetensors":
         raise UsageError(f"--to {out}: expected a .safetensors file name")
@@ -62,4 +61,4 @@ def convert(src, out, source: str | None = None, arch: str | None = None) -> dic
         classes,
     )
     save_weights(out, model.state_dict(), record)
-    return record
+    return record.metadata()

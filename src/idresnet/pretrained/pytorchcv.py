@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 
 from idresnet.errors import UsageError, choices_error
+from idresnet.networks.imagenet import IMAGENET_STAGES
 from idresnet.pretrained.match import state_dict_layers
 
-CIFAR_DEPTHS = {"basic": (20, 56, 110, 1202), "bottleneck": (164, 272, 542, 1001)}
-IMAGENET_DEPTHS = (18, 34, 50, 101, 152, 200)
+CIFAR_DEPTHS = {"basic": (20, 56, 110, 1202), "bottleneck": (164, 272, 542, 1001)}  # pytorchcv's, not the paper's
 CIFAR_NORM = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))  # imgclsmob's CIFAR transforms
 
 
@@ -41,7 +41,7 @@ def arch_names() -> list[str]:
             for d in depths:
                 bn = "bn" if block == "bottleneck" and d != 1001 else ""
                 names += [f"{pre}resnet{d}{bn}_cifar{c}" for c in (10, 100)]
-        for d in IMAGENET_DEPTHS:
+        for d in IMAGENET_STAGES:
             names += [f"{pre}resnet{d}"] + ([f"{pre}resnet{d}b"] if d >= 50 else [])
     return names
 

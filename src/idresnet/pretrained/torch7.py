@@ -137,7 +137,7 @@ def _kind(m) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def _get(m, key):
+def _attr(m, key):
     """A field of a Torch object (None when absent; a module without fields reads as a list)."""
     fields = getattr(m, "_obj", None)
     if not isinstance(fields, dict):
@@ -146,14 +146,14 @@ def _get(m, key):
 
 
 def _children(m) -> list:
-    mods = _get(m, "modules")
+    mods = _attr(m, "modules")
     if mods is None:
         return []
     return list(mods.values()) if isinstance(mods, dict) else list(mods)
 
 
 def _field(m, key, where):
-    value = _get(m, key)
+    value = _attr(m, key)
     if value is None:
         raise UsageError(f"{where}: {_kind(m)} has no {key}")
     return value
@@ -176,16 +176,16 @@ def _layer(m, where: str) -> Layer:
         n_out, n_in, kh, kw = (int(m[k] or 0) for k in ("nOutputPlane", "nInputPlane", "kH", "kW"))
         if w.numel() != n_out * n_in * kh * kw:
             raise UsageError(f"{where}: weight of {w.numel()} values for a {n_out}x{n_in}x{kh}x{kw} convolution")
-        bias = _get(m, "bias")
+        bias = _attr(m, "bias")
         if bias is not None and np.size(bias) and np.any(np.asarray(bias) != 0):
             raise UsageError(f"{where}: a convolution with a non-zero bias (ResNet convolutions have none)")
         return Layer("conv", where, {"weight": w.reshape(n_out, n_in, kh, kw)})
     if kind == BN:
-        eps = float(_get(m, "eps") if _get(m, "eps") is not None else 1e-5)
+        eps = float(_attr(m, "eps") if _attr(m, "eps") is not None else 1e-5)
         if abs(eps - 1e-5) > 1e-12:
             raise UsageError(f"{where}: BatchNorm eps {eps}, idresnet's BatchNorm uses 1e-05")
-        if _get(m, "running_var") is not None:
-            var = _tensor(_get(m, "running_var"), where)
+        if _attr(m, "running_var") is not None:
+            var = _tensor(_attr(m, "running_var"), where)
         else:  # nn before 2016 kept 1/sqrt(var + eps)
             var = _tensor(_field(m, "running_std", where), where).pow(-2) - eps
         return Layer(
@@ -207,12 +207,12 @@ def _layer(m, where: str) -> Layer:
     raise AssertionError(kind)
 
 
-def _flat(m, where: str) -> list:
+def _leaves(m, where: str) -> list:
     """``(kind, module, where)`` of the leaves of a container (Sequential, ConcatTable), in order."""
     out = []
     for i, c in enumerate(_children(m)):
         w = f"{where}.{i + 1}"
-        out += _flat(c, w) if _children(c) else [(_kind(c), c, w)]
+        out += _leaves(c, w) if _children(c) else [(_kind(c), c, w)]
     return out
 
 
@@ -227,9 +227,9 @@ def _unit(m, where: str) -> dict:
     paths = _children(parts[at])
     if len(paths) != 2:
         raise UsageError(f"{where}: a ConcatTable of {len(paths)} paths, expected the branch and the shortcut")
-    branch = _flat(paths[0], f"{where}.branch")
+    branch = _leaves(paths[0], f"{where}.branch")
     shortcut = (
-        _flat(paths[1], f"{where}.shortcut")
+        _leaves(paths[1], f"{where}.shortcut")
         if _children(paths[1])
         else [(_kind(paths[1]), paths[1], f"{where}.shortcut")]
     )
@@ -255,8 +255,8 @@ def _unit(m, where: str) -> dict:
     else:
         placement = "full_preact"
     preact = "shared" if before else ("residual" if bkinds[:1] == [BN] else "none")
-    strides = [int(_get(c, "dH") or 1) for c in convs]
-    layers = [(k, c, w) for k, c, w in _flat(m, where) if k in (CONV, BN, LINEAR)]
+    strides = [int(_attr(c, "dH") or 1) for c in convs]
+    layers = [(k, c, w) for k, c, w in _leaves(m, where) if k in (CONV, BN, LINEAR)]
     return {
         "placement": placement,
         "preact": preact,
@@ -268,7 +268,7 @@ def _unit(m, where: str) -> dict:
     }
 
 
-def _top(tree) -> list:
+def _top_modules(tree) -> list:
     """The network's top-level modules (a DataParallelTable wrapper is unwrapped)."""
     if _kind(tree) == "DataParallelTable":
         tree = _children(tree)[0]
@@ -277,7 +277,7 @@ def _top(tree) -> list:
     return _children(tree)
 
 
-def _one(values: set, what: str, where: str):
+def _the_same(values: set, what: str, where: str):
     if len(values) != 1:
         raise UsageError(f"{where}: units differ in {what} ({', '.join(sorted(map(str, values)))})")
     return next(iter(values))
@@ -285,7 +285,7 @@ def _one(values: set, what: str, where: str):
 
 def read(path: Path, arch: str | None = None) -> dict:
     """What :func:`idresnet.pretrained.convert` needs: model, options, dataset, layers."""
-    top = _top(_load(path))
+    top = _top_modules(_load(path))
     stem, stages, tail = [], [], []
     for i, m in enumerate(top):
         where = f"module {i + 1}"
@@ -317,8 +317,8 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
     """The idresnet model and options that reproduce the file's layout."""
     units = [u for s in stages for u in s]
     where = str(path)
-    placement = _one({u["placement"] for u in units}, "placement", where)
-    block = {2: "basic", 3: "bottleneck"}.get(_one({u["convs"] for u in units}, "convolutions per unit", where))
+    placement = _the_same({u["placement"] for u in units}, "placement", where)
+    block = {2: "basic", 3: "bottleneck"}.get(_the_same({u["convs"] for u in units}, "convolutions per unit", where))
     counts = tuple(len(s) for s in stages)
     depth = next((d for d, (b, c) in IMAGENET_STAGES.items() if (b, c) == (block, counts)), None)
     if depth is None:
@@ -329,11 +329,11 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
     width = stem[0].tensors["weight"].shape[0] / 64
     kwargs = {} if width == 1 else {"width": width}
     strided = {u["stride_index"] for u in units if u["stride_index"] is not None}
-    stride_index = _one(strided, "the strided convolution", where)
+    stride_index = _the_same(strided, "the strided convolution", where)
     if block == "bottleneck" and stride_index != 1:
         kwargs["stride_index"] = stride_index
     projections = {u["shortcut"] for u in units if u["shortcut"] != "identity"}
-    shortcut = _one(projections, "shortcut", where)
+    shortcut = _the_same(projections, "shortcut", where)
     if shortcut == "zero_pad":
         kwargs["downsample"] = "zero_pad"
     else:
@@ -344,7 +344,7 @@ def _options(path: Path, stages: list, stem: list, tail: list) -> dict:
         later = {u["preact"] for s in stages for u in s[1:]}
         if later != {"residual"}:
             raise UsageError(f"{where}: units after the first of a stage must pre-activate their branch only")
-        first, stage = units[0]["preact"], _one({s[0]["preact"] for s in stages[1:]}, "pre-activation", where)
+        first, stage = units[0]["preact"], _the_same({s[0]["preact"] for s in stages[1:]}, "pre-activation", where)
         if first != "none":
             kwargs["first_preact"] = first
         if stage != "shared":

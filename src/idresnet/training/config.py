@@ -18,16 +18,23 @@ from pathlib import Path
 
 import yaml
 
-from idresnet.errors import ConfigError, UsageError, choices_error
-from idresnet.training.recipe import STREAMING, apply_recipe
+from idresnet.data.sources import ALL_DATASETS, STREAMED, check_data
+from idresnet.data.transforms import AUGMENTATIONS
+from idresnet.errors import ConfigError, DatasetError, UsageError, choices_error
+from idresnet.networks import ModelSpec, list_models, resolve_model
+from idresnet.networks.checkpointing import canonical_mode
+from idresnet.networks.preprocessing import IMAGENET_CROP
+from idresnet.training.loggers import LOGGERS
+from idresnet.training.recipe import apply_recipe
+from idresnet.training.runtime import AUTO, DEVICES, is_device
 from idresnet.training.schedule import scaled
+from idresnet.training.step import LR, MOMENTUM, WEIGHT_DECAY
 
 # Keys that ``config.yaml`` of a run folder holds besides the fields: ignored on read.
 INFO_KEY = "run_info"
-AUTO = "auto"
 
 
-def _f(default, kind, help, choices=None, recipe=False):
+def option(default, kind, help, choices=None, recipe=False):
     """A field with its parsing kind and help text (one place for both). ``recipe``: the
     default (None) is the dataset's recipe (:mod:`idresnet.training.recipe`), filled in when
     the config is made."""
@@ -42,120 +49,124 @@ class TrainConfig:
     """Everything that defines a training run. Defaults are the paper's recipe for the
     dataset: CIFAR's (Sec. 4.2), or ImageNet's (Sec. 5) for ``dataset: imagenet``."""
 
-    model: str | None = _f(None, "str", "network name (see `idresnet models`)")
-    model_kwargs: dict = _f({}, "dict", "model options, KEY=VALUE ... (depth, width, shortcut, ...)")
-    dataset: str = _f(
+    model: str | None = option(None, "str", "network name (see `idresnet models`)")
+    model_kwargs: dict = option({}, "dict", "model options, KEY=VALUE ... (depth, width, shortcut, ...)")
+    dataset: str = option(
         "cifar10",
         "choice",
         "dataset (imagenet: an ImageNet-layout folder streamed from disk)",
-        ("cifar10", "cifar100", "folder", "synthetic", "imagenet"),
+        ALL_DATASETS,
     )
-    data: str | None = _f(None, "path", "dataset file or folder (default: cache, then download)")
-    cache_dir: str | None = _f(None, "path", "dataset cache folder")
-    download: bool = _f(True, "bool", "download a missing dataset")
-    train_size: int | None = _f(None, "opt_int", "use a class-balanced subset of this many training images")
-    test_size: int | None = _f(None, "opt_int", "use a class-balanced subset of this many test images")
-    normalization: str = _f(
+    data: str | None = option(None, "path", "dataset file or folder (default: cache, then download)")
+    cache_dir: str | None = option(None, "path", "dataset cache folder")
+    download: bool = option(True, "bool", "download a missing dataset")
+    train_size: int | None = option(None, "opt_int", "use a class-balanced subset of this many training images")
+    test_size: int | None = option(None, "opt_int", "use a class-balanced subset of this many test images")
+    normalization: str = option(
         "channel", "choice", "input normalisation: per-channel mean/std or per-pixel mean", ("channel", "pixel")
     )
-    workers: int | None = _f(
+    workers: int | None = option(
         None,
         "opt_int",
         "imagenet: DataLoader worker processes per process "
         "(default: the CPUs per process, at most 8; 0: decode in the training process)",
     )
-    augmentation: str = _f(
+    augmentation: str = option(
         "scale",
         "choice",
         "imagenet: training augmentation, the paper's scale augmentation or random-resized crop (scale + aspect ratio)",
-        ("scale", "rrc"),
+        AUGMENTATIONS,
     )
-    train_crop: int = _f(224, "int", "imagenet: training crop size")
-    scale_range: list = _f([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
-    eval_crops: list = _f(
-        [224],
+    train_crop: int = option(IMAGENET_CROP, "int", "imagenet: training crop size")
+    scale_range: list = option([256, 480], "int_list", "imagenet: shorter-side range of the scale augmentation")
+    eval_crops: list = option(
+        [IMAGENET_CROP],
         "int_list",
         "imagenet: evaluation crop sizes (the first is the run's test error; the paper's Table 5 also uses 320)",
     )
-    eval_resize: list | None = _f(
+    eval_resize: list | None = option(
         None,
         "opt_int_list",
         "imagenet: shorter side before each evaluation "
         "crop (default: crop/0.875 for the training crop size, the crop itself "
         "for larger crops: 224 of 256, 320 of 320)",
     )
-    out: str | None = _f(None, "path", "run folder (default `runs/<model>-<dataset>-<time>`)")
-    batch_size: int = _f(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
-    lr: float = _f(0.1, "float", "base learning rate")
-    lr_scaling: str = _f(
+    out: str | None = option(None, "path", "run folder (default `runs/<model>-<dataset>-<time>`)")
+    batch_size: int = option(None, "int", "GLOBAL batch size (split over the processes)", recipe=True)
+    lr: float = option(LR, "float", "base learning rate")
+    lr_scaling: str = option(
         "none", "choice", "linear: lr x global batch / the recipe's batch (cifar 128, imagenet 256)", ("none", "linear")
     )
-    momentum: float = _f(0.9, "float", "SGD momentum")
-    weight_decay: float = _f(1e-4, "float", "weight decay (on all parameters, as the paper's code)")
-    nesterov: bool = _f(False, "bool", "Nesterov momentum")
-    iterations: int | None = _f(None, "int", "training iterations (schedule_unit iter)", recipe=True)
-    lr_milestones: list | None = _f(None, "int_list", "iterations at which lr is multiplied by lr_gamma", recipe=True)
-    lr_gamma: float = _f(0.1, "float", "lr factor at each milestone")
-    warmup_iters: int = _f(None, "int", "iterations at warmup_lr before the base lr (0: none)", recipe=True)
-    warmup_lr: float = _f(0.01, "float", "learning rate during warm-up")
-    schedule_unit: str = _f(
+    momentum: float = option(MOMENTUM, "float", "SGD momentum")
+    weight_decay: float = option(WEIGHT_DECAY, "float", "weight decay (on all parameters, as the paper's code)")
+    nesterov: bool = option(False, "bool", "Nesterov momentum")
+    iterations: int | None = option(None, "int", "training iterations (schedule_unit iter)", recipe=True)
+    lr_milestones: list | None = option(
+        None, "int_list", "iterations at which lr is multiplied by lr_gamma", recipe=True
+    )
+    lr_gamma: float = option(0.1, "float", "lr factor at each milestone")
+    warmup_iters: int = option(None, "int", "iterations at warmup_lr before the base lr (0: none)", recipe=True)
+    warmup_lr: float = option(0.01, "float", "learning rate during warm-up")
+    schedule_unit: str = option(
         None, "choice", "unit of the schedule: iterations or epochs", ("iter", "epoch"), recipe=True
     )
-    epochs: int | None = _f(None, "opt_int", "training epochs (schedule_unit epoch)", recipe=True)
-    epoch_milestones: list | None = _f(
+    epochs: int | None = option(None, "opt_int", "training epochs (schedule_unit epoch)", recipe=True)
+    epoch_milestones: list | None = option(
         None,
         "opt_int_list",
         "epochs at which lr drops (schedule_unit epoch; cifar: 1/2 and 3/4 of epochs)",
         recipe=True,
     )
-    budget: float = _f(1.0, "float", "scale the schedule (iterations, milestones, warm-up) by this")
-    eval_interval: int | None = _f(None, "opt_int", "evaluate every N iterations (default: ~20 per run)")
-    log_interval: int = _f(100, "int", "write a metrics row every N iterations")
-    checkpoint_interval: int | None = _f(
+    budget: float = option(1.0, "float", "scale the schedule (iterations, milestones, warm-up) by this")
+    eval_interval: int | None = option(None, "opt_int", "evaluate every N iterations (default: ~20 per run)")
+    log_interval: int = option(100, "int", "write a metrics row every N iterations")
+    checkpoint_interval: int | None = option(
         None, "opt_int", "checkpoint every N iterations (default: eval_interval, at most 500)"
     )
-    fail_threshold: float | None = _f(
+    fail_threshold: float | None = option(
         None,
         "opt_float",
         "final test error (%) above which the run is "
         "'failed' (default: 20 for a full-schedule run; a reduced run, "
         "budget < 1 or fewer iterations, is not judged unless a value is given)",
     )
-    seed: int = _f(0, "int", "random seed (initialisation, data order, augmentation)")
-    device: str = _f(AUTO, "device", "auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
-    channels_last: bool | str = _f(AUTO, "auto_bool", "channels_last memory format (auto: on)")
-    amp: str = _f(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
-    compile: bool = _f(False, "bool", "torch.compile the model")
-    threads: int | str | None = _f(
+    seed: int = option(0, "int", "random seed (initialisation, data order, augmentation)")
+    device: str = option(AUTO, "device", "auto (cuda if available, else cpu), cpu, cuda, cuda:N, mps")
+    channels_last: bool | str = option(AUTO, "auto_bool", "channels_last memory format (auto: on)")
+    amp: str = option(AUTO, "choice", "mixed precision (auto: bf16 on cuda, off elsewhere)", (AUTO, "bf16", "off"))
+    compile: bool = option(False, "bool", "torch.compile the model")
+    threads: int | str | None = option(
         AUTO,
         "auto_int",
         "CPU threads of torch in this process: N, auto (torch's own count lowered to the cores "
         "not busy at start, at least 1; a resumed run keeps its recorded count) or none (torch's own)",
     )
-    activation_checkpointing: str = _f(
+    activation_checkpointing: str = option(
         "none", "str", "activation checkpointing of the residual units: none, unit, segment:K (K segments per stage)"
     )
-    sync_bn: bool = _f(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
-    resume: bool = _f(False, "bool", "continue the run in --out from its last checkpoint")
-    progress: bool | str = _f(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
-    logger: list = _f(
+    sync_bn: bool = option(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
+    resume: bool = option(False, "bool", "continue the run in --out from its last checkpoint")
+    progress: bool | str = option(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
+    logger: list = option(
         "none",
         "choice_list",
         "experiment trackers that also get every metrics row: none, or one or more of tensorboard, wandb, "
         "mlflow (`--logger tensorboard wandb`, or a comma list); each is the optional extra of its name: "
         "pip install idresnet[NAME]",
-        ("none", "tensorboard", "wandb", "mlflow"),
+        LOGGERS,
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             setattr(self, f.name, _parse(f, getattr(self, f.name)))
         apply_recipe(self)
-        _check(self)
+        # the network, resolved once: the run builds, sizes and records it from this spec
+        self.model_spec: ModelSpec = _check(self)
+        self.model_kwargs = self.model_spec.kwargs  # recorded in canonical names
 
     def to_dict(self) -> dict:
         """The fields as plain YAML-ready values."""
-        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -238,7 +249,7 @@ def parse_scalar(text: str):
         return text
 
 
-def _bad(name, value, what) -> ConfigError:
+def _invalid(name, value, what) -> ConfigError:
     return ConfigError(f"invalid {name} {value!r}: expected {what}")
 
 
@@ -247,11 +258,11 @@ def _to_int(name, v):
         try:
             v = float(v) if any(ch in v for ch in ".eE") else int(v)
         except ValueError:
-            raise _bad(name, v, "an integer") from None
+            raise _invalid(name, v, "an integer") from None
     if isinstance(v, float) and v.is_integer():
         v = int(v)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise _bad(name, v, "an integer")
+        raise _invalid(name, v, "an integer")
     return v
 
 
@@ -260,11 +271,11 @@ def _to_float(name, v):
         try:
             v = float(v)
         except ValueError:
-            raise _bad(name, v, "a number") from None
+            raise _invalid(name, v, "a number") from None
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _bad(name, v, "a number")
+        raise _invalid(name, v, "a number")
     if not math.isfinite(v):
-        raise _bad(name, v, "a finite number")
+        raise _invalid(name, v, "a finite number")
     return float(v)
 
 
@@ -281,7 +292,7 @@ def _to_bool(name, v):
             "0": False,
         }.get(v.strip().lower(), v)
     if not isinstance(v, bool):
-        raise _bad(name, v, "true or false")
+        raise _invalid(name, v, "true or false")
     return v
 
 
@@ -296,7 +307,7 @@ def _to_int_list(name, v):
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         v = [v]
     if not isinstance(v, (list, tuple)):
-        raise _bad(name, v, "a list of integers")
+        raise _invalid(name, v, "a list of integers")
     return [_to_int(name, x) for x in v]
 
 
@@ -308,13 +319,13 @@ def _to_choice_list(name, v, choices):
     if isinstance(v, str):
         v = [v]
     if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
-        raise _bad(name, v, f"one or more of {', '.join(choices)}")
+        raise _invalid(name, v, f"one or more of {', '.join(choices)}")
     names = [s for x in v for s in _items(x)]
     for item in names:
         if item not in choices:
             raise ConfigError(str(choices_error(name, item, choices)))
     if "none" in names and len(set(names)) > 1:
-        raise _bad(
+        raise _invalid(
             name, ",".join(names), f"none alone, or one or more of {', '.join(c for c in choices if c != 'none')}"
         )
     return list(dict.fromkeys(n for n in names if n != "none"))
@@ -326,13 +337,13 @@ def _to_dict(name, v):
         for item in v:
             key, sep, text = str(item).partition("=")
             if not sep or not key:
-                raise _bad(name, item, "KEY=VALUE")
+                raise _invalid(name, item, "KEY=VALUE")
             out[key.strip().replace("-", "_")] = parse_scalar(text)
         v = out
     if v is None:
         v = {}
     if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
-        raise _bad(name, v, "a mapping of option names to values")
+        raise _invalid(name, v, "a mapping of option names to values")
     return dict(v)
 
 
@@ -346,7 +357,7 @@ def _parse(f, v):
         if isinstance(v, Path):
             v = str(v)
         if not isinstance(v, str):
-            raise _bad(name, v, "a string")
+            raise _invalid(name, v, "a string")
         if kind == "choice" and v not in f.metadata["choices"]:
             raise ConfigError(str(choices_error(name, v, f.metadata["choices"])))
         return v
@@ -375,11 +386,11 @@ def _parse(f, v):
     raise AssertionError(kind)
 
 
-def plain(v):
+def to_plain(v):
     if isinstance(v, dict):
-        return {k: plain(x) for k, x in v.items()}
+        return {k: to_plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [plain(x) for x in v]
+        return [to_plain(x) for x in v]
     if isinstance(v, (str, Path)):
         return str(v)  # also str subclasses such as torch's version string
     if isinstance(v, bool) or v is None:
@@ -394,15 +405,13 @@ def plain(v):
 # ---------------------------------------------------------------- checks
 
 
-def _need(cond: bool, name: str, value, what: str):
+def _require(cond: bool, name: str, value, what: str):
     if not cond:
         raise ConfigError(f"invalid {name} {value!r}: must be {what}")
 
 
-def _check(c: TrainConfig):
-    from idresnet.networks import list_models, model_info
-    from idresnet.networks.checkpointing import canonical_mode
-
+def _check(c: TrainConfig) -> ModelSpec:
+    """Check every field and their combinations; the network's resolved spec."""
     if c.resume and c.out is None:
         raise ConfigError("--resume needs --out RUN, the run folder to continue")
     if c.model is None:
@@ -411,20 +420,20 @@ def _check(c: TrainConfig):
         )
     if c.model not in list_models():
         raise ConfigError(str(choices_error("model", c.model, list_models())))
-    model_info(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
+    spec = resolve_model(c.model, **c.model_kwargs)  # unknown or misplaced model options: one line, now
     for name in ("batch_size", "log_interval", "train_crop"):
-        _need(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
+        _require(getattr(c, name) >= 1, name, getattr(c, name), ">= 1")
     for name in ("iterations", "eval_interval", "checkpoint_interval", "epochs", "train_size", "test_size"):
         value = getattr(c, name)
-        _need(value is None or value >= 1, name, value, ">= 1 (or none)")
-    _need(c.threads in (None, AUTO) or c.threads >= 1, "threads", c.threads, ">= 1, auto or none")
+        _require(value is None or value >= 1, name, value, ">= 1 (or none)")
+    _require(c.threads in (None, AUTO) or c.threads >= 1, "threads", c.threads, ">= 1, auto or none")
     for name in ("lr", "weight_decay", "warmup_lr"):
-        _need(getattr(c, name) >= 0, name, getattr(c, name), ">= 0")
-    _need(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
-    _need(c.lr_gamma > 0, "lr_gamma", c.lr_gamma, "> 0")
-    _need(c.warmup_iters >= 0, "warmup_iters", c.warmup_iters, ">= 0")
-    _need(c.budget > 0, "budget", c.budget, "> 0")
-    _need(
+        _require(getattr(c, name) >= 0, name, getattr(c, name), ">= 0")
+    _require(0 <= c.momentum < 1, "momentum", c.momentum, "in [0, 1)")
+    _require(c.lr_gamma > 0, "lr_gamma", c.lr_gamma, "> 0")
+    _require(c.warmup_iters >= 0, "warmup_iters", c.warmup_iters, ">= 0")
+    _require(c.budget > 0, "budget", c.budget, "> 0")
+    _require(
         c.fail_threshold is None or 0 <= c.fail_threshold <= 100,
         "fail_threshold",
         c.fail_threshold,
@@ -432,7 +441,7 @@ def _check(c: TrainConfig):
     )
     for name in ("lr_milestones", "epoch_milestones"):
         ms = getattr(c, name)
-        _need(
+        _require(
             ms is None or (all(m >= 1 for m in ms) and list(ms) == sorted(set(ms))),
             name,
             ms,
@@ -442,18 +451,19 @@ def _check(c: TrainConfig):
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
     if not c.resume:  # a resumed run keeps the schedule it recorded
         _check_warmup(c)
-    _need(
-        bool(re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", c.device)), "device", c.device, "auto, cpu, cuda, cuda:N or mps"
-    )
+    _require(is_device(c.device), "device", c.device, DEVICES)
     try:
         c.activation_checkpointing = canonical_mode(c.activation_checkpointing)
     except UsageError as exc:
         raise ConfigError(str(exc)) from None
     if c.nesterov and c.momentum == 0:
         raise ConfigError("nesterov needs momentum > 0")
-    if c.dataset == "synthetic" and c.data is not None:
-        raise ConfigError("dataset 'synthetic' is generated and takes no --data")
+    try:
+        check_data(c.dataset, c.data, "--data")
+    except DatasetError as exc:
+        raise ConfigError(str(exc)) from None
     _check_streaming(c)
+    return spec
 
 
 def _check_warmup(c: TrainConfig):
@@ -480,33 +490,28 @@ def _check_warmup(c: TrainConfig):
 
 def _check_streaming(c: TrainConfig):
     """The keys of the streaming (imagenet) path."""
-    _need(c.workers is None or c.workers >= 0, "workers", c.workers, ">= 0 (or none: automatic)")
+    _require(c.workers is None or c.workers >= 0, "workers", c.workers, ">= 0 (or none: automatic)")
     if c.augmentation == "scale":
-        _need(
+        _require(
             len(c.scale_range) == 2 and c.train_crop <= c.scale_range[0] <= c.scale_range[1],
             "scale_range",
             c.scale_range,
             f"two sizes LOW HIGH with train_crop {c.train_crop} <= LOW <= HIGH",
         )
-    _need(
+    _require(
         len(c.eval_crops) >= 1 and min(c.eval_crops) >= 1 and len(set(c.eval_crops)) == len(c.eval_crops),
         "eval_crops",
         c.eval_crops,
         "one or more distinct sizes >= 1",
     )
     if c.eval_resize is not None:
-        _need(
+        _require(
             len(c.eval_resize) == len(c.eval_crops) and all(r >= k for r, k in zip(c.eval_resize, c.eval_crops)),
             "eval_resize",
             c.eval_resize,
             f"one size per eval crop {c.eval_crops}, each >= its crop",
         )
-    if c.dataset in STREAMING:
-        if c.data is None:
-            raise ConfigError(
-                f"dataset {c.dataset!r} needs --data DIR, a folder with train/<class>/ "
-                "and val/<class>/ images (it is not downloaded)"
-            )
+    if c.dataset in STREAMED:
         if c.normalization != "channel":
             raise ConfigError(
                 f"normalization {c.normalization!r} is not available for {c.dataset}; "

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
+import torch.distributed as torch_dist
 
 from idresnet.errors import UsageError
 
@@ -45,56 +45,56 @@ def from_env() -> DistInfo:
 
 def init(device_type: str) -> DistInfo:
     """Join the process group that torchrun describes (nothing for one process)."""
-    info = from_env()
-    if not info.active:
-        return info
-    if dist.is_initialized():  # the caller made one: use it, leave it
-        return DistInfo(dist.get_rank(), dist.get_world_size(), info.local_rank, False)
+    dist = from_env()
+    if not dist.active:
+        return dist
+    if torch_dist.is_initialized():  # the caller made one: use it, leave it
+        return DistInfo(torch_dist.get_rank(), torch_dist.get_world_size(), dist.local_rank, False)
     if device_type == "cuda":
-        torch.cuda.set_device(info.local_rank)
-    dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return DistInfo(info.rank, info.world_size, info.local_rank, True)
+        torch.cuda.set_device(dist.local_rank)
+    torch_dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return DistInfo(dist.rank, dist.world_size, dist.local_rank, True)
 
 
-def close(info: DistInfo, barrier: bool = True) -> None:
+def close(dist: DistInfo, barrier: bool = True) -> None:
     """Leave the process group; the barrier first lets every rank finish its last
     collective, so that no rank tears gloo down under another's feet (a SIGABRT).
     ``barrier=False`` after an error: a rank that failed alone (a damaged batch, an
     exception in its step) must not wait for ranks that wait for it; it exits and
     torchrun stops the others."""
-    if info.owns_group and dist.is_initialized():
+    if dist.owns_group and torch_dist.is_initialized():
         try:
             if barrier:
-                dist.barrier()
+                torch_dist.barrier()
         finally:
-            dist.destroy_process_group()
+            torch_dist.destroy_process_group()
 
 
-def broadcast(obj, info: DistInfo):
+def broadcast(obj, dist: DistInfo):
     """Rank 0's ``obj`` on every rank (any picklable object)."""
-    if not info.active:
+    if not dist.active:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0)
+    torch_dist.broadcast_object_list(box, src=0)
     return box[0]
 
 
-def gather(obj, info: DistInfo) -> list:
+def gather(obj, dist: DistInfo) -> list:
     """Every rank's ``obj``, in rank order, on every rank."""
-    if not info.active:
+    if not dist.active:
         return [obj]
-    out = [None] * info.world_size
-    dist.all_gather_object(out, obj)
+    out = [None] * dist.world_size
+    torch_dist.all_gather_object(out, obj)
     return out
 
 
-def all_reduce_(tensor: torch.Tensor, info: DistInfo, op=None) -> torch.Tensor:
+def all_reduce_(tensor: torch.Tensor, dist: DistInfo, op=None) -> torch.Tensor:
     """Sum (or ``op``) ``tensor`` over the ranks, in place."""
-    if info.active:
-        dist.all_reduce(tensor, op=op or dist.ReduceOp.SUM)
+    if dist.active:
+        torch_dist.all_reduce(tensor, op=op or torch_dist.ReduceOp.SUM)
     return tensor
 
 
-def barrier(info: DistInfo) -> None:
-    if info.active:
-        dist.barrier()
+def barrier(dist: DistInfo) -> None:
+    if dist.active:
+        torch_dist.barrier()

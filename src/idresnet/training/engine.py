@@ -19,37 +19,45 @@ resume changes nothing either).
 
 The time spent waiting for the next batch is measured around the loader (streamed
 datasets record it per step in metrics.csv, beside the whole step's time).
+
+The code reads top to bottom: :func:`train` joins the processes and handles signals;
+``_run`` locks the run folder and plans (fresh, resume, done); ``_Trainer`` declares its
+state in ``__init__``, then sets up the device, data, model, optimizer and records,
+restores a resumed run, trains (``_loop``, ``_step``: :func:`idresnet.training.step.sgd_step`)
+and finishes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-import idresnet
 from idresnet.data import locate
-from idresnet.data.stream import worker_failure
 from idresnet.errors import ConfigError, UsageError
 from idresnet.files import remove_stale_temporaries
+from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
-from idresnet.seeding import seed_everything
+from idresnet.seeding import rng_state, seed_everything, set_rng_state
 from idresnet.training import distributed, rundir, runtime
-from idresnet.training.checkpoint import load_latest, rng_state, save_checkpoint, save_weights, set_rng_state
-from idresnet.training.config import TrainConfig, plain
-from idresnet.training.data import build_data
-from idresnet.training.evaluate import EvaluationStopped
+from idresnet.training.config import TrainConfig, to_plain
+from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
 from idresnet.training.metrics import Meter, MetricsLog, RunResult, finite_or_none, write_status
 from idresnet.training.recipe import fail_threshold, reduced_schedule_message
-from idresnet.training.schedule import build_schedule
+from idresnet.training.rundata import RunData, build_data
+from idresnet.training.schedule import Schedule, build_schedule
+from idresnet.training.step import sgd, sgd_step
 from idresnet.training.threads import resolve_threads
+from idresnet.version import __version__
+from idresnet.weights import WeightsRecord, load_latest, runfiles, save_checkpoint, save_weights
 
 STOP_SYNC = 10  # under several processes, ranks agree on a stop request every N iterations
 MAX_EVALUATIONS = 20  # default: about 20 evaluations per run ...
@@ -73,170 +81,221 @@ def _warn(message: str) -> None:
 
 def train(cfg: TrainConfig) -> RunResult:
     """Train (or resume, or return the recorded result of) the run that ``cfg`` describes."""
-    info = distributed.init(runtime.device_type(cfg.device))
+    dist = distributed.init(runtime.device_type(cfg.device))
     clean, threads_before = False, torch.get_num_threads()
     try:  # --no-progress: no line at all (data loading too), and none from ranks other than 0
-        with runtime.StopSignals() as stop, quiet(cfg.progress is False or not info.is_main):
-            result = _Trainer(cfg, info, stop).run()
+        with runtime.StopSignals() as stop, quiet(cfg.progress is False or not dist.is_main):
+            result = _run(cfg, dist, stop)
         clean = True
         return result
     finally:  # after an error on one rank the others never reach a final barrier: skip it
-        distributed.close(info, barrier=clean)
+        distributed.close(dist, barrier=clean)
         torch.set_num_threads(threads_before)  # the run's count (threads: auto) ends with it
 
 
-class _Trainer:
-    def __init__(self, cfg: TrainConfig, info: distributed.DistInfo, stop: runtime.StopSignals):
-        self.cfg, self.info, self.stop = cfg, info, stop
-        self.main = info.is_main
+def _run(cfg: TrainConfig, dist: distributed.DistInfo, stop: runtime.StopSignals) -> RunResult:
+    """Lock the run folder and see what it holds (rank 0), then train it, continue it, or
+    return its recorded result."""
+    run_dir = Path(distributed.broadcast(cfg.out or rundir.default_out(cfg), dist))
+    locks: list[rundir.RunLock] = []
+    try:  # the lock first: a bad --out fails before any expensive work
+        _on_main(dist, lambda: locks.append(rundir.RunLock.take(run_dir)))
+        plan = _on_main(dist, lambda: rundir.plan(run_dir, cfg))
+        if plan.action == "done":
+            return RunResult.from_status(run_dir, plan.status)
+        runtime.check_fits(cfg, dist)
+        return _Trainer(cfg, dist, stop, run_dir, resuming=plan.action == "resume").run()
+    finally:
+        for lock in locks:
+            lock.release()
 
-    def run(self) -> RunResult:
-        self.run_dir = Path(distributed.broadcast(self.cfg.out or rundir.default_out(self.cfg), self.info))
-        self.lock: rundir.RunLock | None = None
-        self.metrics: MetricsLog | None = None
+
+def _on_main(dist: distributed.DistInfo, fn):
+    """``fn()`` on rank 0, its result (or its UsageError) on every rank."""
+    result = None
+    if dist.is_main:
         try:
-            self._on_main(self._take_lock)  # first: a bad --out fails before any expensive work
-            plan = self._on_main(lambda: rundir.plan(self.run_dir, self.cfg))
-            if plan.action == "done":
-                return RunResult.from_status(self.run_dir, plan.status)
-            runtime.check_fits(self.cfg, self.info)
-            self.resuming = plan.action == "resume"
-            self._saved_status: dict | None = None  # status.json as of the newest checkpoint
-            lines = self.main and self.cfg.progress not in (True, False) and not is_terminal()
-            with working(f"preparing {self.run_dir.name}", enabled=lines):  # no silence while data loads
-                self._setup()
-                if plan.action == "resume":
-                    self._restore()
-                elif self.info.rank:
-                    torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank))
-            try:
-                self._start_files(resumed=plan.action == "resume")
-                return self._finish(self._loop())
-            except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
-                where = exc.filename or self.run_dir
-                raise UsageError(
-                    f"{exc.strerror or exc} writing {where}; the last checkpoint is intact: "
-                    f"make room and continue with idresnet train --resume --out "
-                    f"{self.run_dir}"
-                ) from None
-            except KeyboardInterrupt:  # a second Ctrl-C: the checkpoints on disk stand
-                self._record_abort()
-                raise
-        finally:
-            try:  # the experiment trackers end with the run, however it ended (its status.json)
-                if self.metrics is not None:
-                    self.metrics.close()
-            finally:
-                if self.lock is not None:
-                    self.lock.release()
+            result = fn()
+        except UsageError as exc:
+            result = exc
+    result = distributed.broadcast(result, dist)
+    if isinstance(result, UsageError):
+        raise result
+    return result
 
-    def _take_lock(self) -> None:
-        self.lock = rundir.RunLock.take(self.run_dir)
 
-    def _on_main(self, fn):
-        """``fn()`` on rank 0, its result (or its UsageError) on every rank."""
-        result = None
-        if self.main:
-            try:
-                result = fn()
-            except UsageError as exc:
-                result = exc
-        result = distributed.broadcast(result, self.info)
-        if isinstance(result, UsageError):
-            raise result
-        return result
+class _Trainer:
+    """One run of a locked run folder: set up, restore (when resuming), train, finish.
 
-    # ------------------------------------------------------------ setup
+    The network has three handles, by role: ``module`` is the bare network (its state dict
+    is the checkpoints' and the weights'; its buffers are synced before an evaluation);
+    ``eval_model`` the network evaluated (``module``, compiled where asked); and
+    ``forward_model`` the network trained (``eval_model``, wrapped by DDP under several
+    processes).
+    """
 
-    def _setup(self) -> None:
-        cfg, info = self.cfg, self.info
-        recorded = self._on_main(lambda: rundir.read_run_info(self.run_dir).get("threads")) if self.resuming else None
-        if threads := resolve_threads(cfg.threads, torch.get_num_threads(), recorded):
-            torch.set_num_threads(threads)
-        if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
-            cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
-        self.device = dev = runtime.resolve_device(cfg.device, info)
-        self.amp = runtime.resolve_amp(cfg.amp, dev)
-        if self.main and (slow := runtime.amp_warning(self.amp, dev)):
-            _warn(slow)
-        self.channels_last = runtime.resolve_channels_last(cfg.channels_last, dev)
-        if cfg.batch_size % info.world_size:
-            raise ConfigError(
-                f"batch_size {cfg.batch_size} (global) is not divisible by the {info.world_size} processes"
-            )
-        if cfg.sync_bn and info.active and dev.type != "cuda":
-            raise ConfigError("sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
-        if dev.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        self.data = ds = build_data(cfg, info, dev, self.channels_last)
-        self.norm, self.train_loader = ds.norm, ds.train_loader
-        per_process = cfg.batch_size // info.world_size
-        self.schedule = build_schedule(cfg, len(self.train_loader))
-        self.eval_every = cfg.eval_interval or default_eval_interval(
-            self.schedule.iterations, cfg.batch_size, ds.test_count
-        )
-        self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
-
-        seed_everything(cfg.seed)
-        raw = idresnet.create_model(str(cfg.model), num_classes=ds.num_classes, **cfg.model_kwargs)
-        if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
-            raw.set_checkpointing(cfg.activation_checkpointing)
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-        raw = raw.to(dev, memory_format=fmt)
-        if cfg.sync_bn and info.active:
-            raw = nn.SyncBatchNorm.convert_sync_batchnorm(raw)
-        self.raw = raw
-        self.eval_model = torch.compile(raw) if cfg.compile else raw
-        self.model = self.eval_model
-        if info.active:
-            ids = [dev.index] if dev.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
-        # weight decay on every parameter (BN and biases too), as the paper's Torch code
-        self.optimizer = torch.optim.SGD(
-            raw.parameters(),
-            lr=self.schedule.lr(0),
-            momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-            nesterov=cfg.nesterov,
-        )
-        self.meter = Meter(dev)
-        self.it, self.wall0 = 0, 0.0
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dist: distributed.DistInfo,
+        stop: runtime.StopSignals,
+        run_dir: Path,
+        resuming: bool,
+    ):
+        # what the run is: fixed from here
+        self.cfg, self.dist, self.stop, self.run_dir = cfg, dist, stop, run_dir
+        self.resuming = resuming  # continue from the run folder's checkpoint
+        self.main = dist.is_main  # rank 0 writes the run folder
+        # set up by _setup, in this order
+        self.device: torch.device
+        self.amp: torch.dtype | None  # the autocast dtype, None for float32
+        self.channels_last: bool
+        self.data: RunData
+        self.schedule: Schedule
+        self.eval_every: int  # iterations between evaluations
+        self.ckpt_every: int  # ... and between checkpoints
+        self.module: nn.Module  # the network's handles, by role: see the class docstring
+        self.eval_model: nn.Module
+        self.forward_model: nn.Module
+        self.optimizer: torch.optim.Optimizer
+        self.record: WeightsRecord  # what the checkpoints and the final weights say about themselves
+        self.run_info: dict  # config.yaml's run_info
+        self.metrics: MetricsLog  # metrics.csv and the experiment trackers
+        # the run's progress: in every checkpoint, restored when resuming
+        self.it = 0  # iterations done
+        self.meter: Meter  # train loss and errors since the last metrics row, on the device
         self.best: float | None = None  # the best test error so far, and its iteration
         self.best_it: int | None = None
         self.last_eval: dict | None = None
         self.pending: dict | None = None  # the row of this iteration while it awaits its evaluation
+        self.wall0 = 0.0  # wall-clock seconds of the run before this process started
+        self.skipped0 = 0  # unreadable images skipped before this process started (all ranks)
+        # this process's bookkeeping
+        self.t_start = self.t_row = 0.0  # perf_counter at the start, and at the last metrics row
+        self.row_it = 0  # the iteration of the last metrics row
+        self.data_wait = 0.0  # seconds spent waiting for batches since the last row
+        self.bar: LineProgress | Any = None  # the run's progress reporter (a tqdm bar on a terminal)
         self.shown: dict = {}  # the values in the progress line's postfix
         self.peeked = -math.inf  # when the running loss was last put there (time.monotonic)
-        self.data_wait, self.skipped0 = 0.0, 0  # seconds waiting for batches; skipped images restored
-        self.metrics = MetricsLog(
-            self.run_dir / "metrics.csv",
-            enabled=self.main,
-            columns=ds.columns,
-            loggers=make_loggers(cfg.logger, self.run_dir, cfg.to_dict(), self.resuming) if self.main else (),
+        self.saved_status: dict | None = None  # status.json as of the newest checkpoint
+
+    def run(self) -> RunResult:
+        lines = self.main and self.cfg.progress not in (True, False) and not is_terminal()
+        with working(f"preparing {self.run_dir.name}", enabled=lines):  # no silence while data loads
+            self._setup()
+        ended = None  # how the run ended, for its trackers: its status, None after an error
+        try:
+            self._start_files()
+            result = self._finish(self._loop())
+            ended = result.status
+            return result
+        except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
+            where = exc.filename or self.run_dir
+            raise UsageError(
+                f"{exc.strerror or exc} writing {where}; the last checkpoint is intact: "
+                f"make room and continue with idresnet train --resume --out "
+                f"{self.run_dir}"
+            ) from None
+        except KeyboardInterrupt:  # a second Ctrl-C: the checkpoints on disk stand
+            ended = "interrupted"
+            self._record_abort()
+            raise
+        finally:
+            self.metrics.close(ended)  # the trackers end with the run, however it ended
+
+    # ------------------------------------------------------------ setup
+
+    def _setup(self) -> None:
+        self._setup_device()
+        self._setup_data()
+        self._setup_model()
+        self._setup_optimizer()
+        if self.resuming:
+            self._restore()
+        elif self.dist.rank:
+            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.dist.rank))
+        self._setup_records()  # last: its trackers' files are closed by run() whatever follows
+
+    def _setup_device(self) -> None:
+        """Threads, device, precision and memory format, and what they allow."""
+        cfg, dist = self.cfg, self.dist
+        recorded = _on_main(dist, lambda: rundir.read_run_info(self.run_dir).get("threads")) if self.resuming else None
+        if threads := resolve_threads(cfg.threads, torch.get_num_threads(), recorded):
+            torch.set_num_threads(threads)
+        self.device = runtime.resolve_device(cfg.device, dist)
+        self.amp = runtime.resolve_amp(cfg.amp, self.device)
+        if self.main and (slow := runtime.amp_warning(self.amp, self.device)):
+            _warn(slow)
+        self.channels_last = runtime.resolve_channels_last(cfg.channels_last, self.device)
+        if cfg.batch_size % dist.world_size:
+            raise ConfigError(
+                f"batch_size {cfg.batch_size} (global) is not divisible by the {dist.world_size} processes"
+            )
+        if cfg.sync_bn and dist.active and self.device.type != "cuda":
+            raise ConfigError("sync_bn needs CUDA: SyncBatchNorm has no CPU implementation")
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+    def _setup_data(self) -> None:
+        """The data (loaders, normalisation, what it records) and the schedule over it."""
+        cfg = self.cfg
+        if cfg.data is not None:  # recorded absolute, so `idresnet eval` works from anywhere
+            cfg.data = str(self._data_path(Path(cfg.data).expanduser()).resolve())
+        self.data = build_data(cfg, self.dist, self.device, self.channels_last)
+        self.schedule = build_schedule(cfg, len(self.data.train_loader))
+        self.eval_every = cfg.eval_interval or default_eval_interval(
+            self.schedule.iterations, cfg.batch_size, self.data.test_count
         )
-        self.meta = {
-            "format": "idresnet-weights",
-            "model": cfg.model,
-            "model_kwargs": cfg.model_kwargs,
-            "num_classes": ds.num_classes,
-            "classes": list(ds.classes),
-            "dataset": cfg.dataset,
-            "dataset_description": ds.description,
-            "image_shape": list(ds.image_shape),
-            "normalization": self.norm,
-            "idresnet_version": idresnet.__version__,
-            "dataset_fingerprint": ds.fingerprint,
-            "dataset_args": {k: getattr(cfg, k) for k in ds.dataset_keys},
-        }
-        self.info_record = {
-            "idresnet_version": idresnet.__version__,
+        self.ckpt_every = cfg.checkpoint_interval or min(self.eval_every, MAX_CHECKPOINT_INTERVAL)
+
+    def _setup_model(self) -> None:
+        """The network, from the seed, on the device, and its handles (see the class docstring)."""
+        cfg, dist = self.cfg, self.dist
+        seed_everything(cfg.seed)
+        module = build_network(cfg.model_spec, self.data.num_classes)  # sized by runtime.check_fits
+        if cfg.activation_checkpointing != "none":  # memory for time; results unchanged
+            module.set_checkpointing(cfg.activation_checkpointing)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.module = module.to(self.device, memory_format=fmt)
+        if cfg.sync_bn and dist.active:
+            self.module = nn.SyncBatchNorm.convert_sync_batchnorm(self.module)
+        self.eval_model = torch.compile(self.module) if cfg.compile else self.module  # type: ignore[assignment]
+        self.forward_model = self.eval_model
+        if dist.active:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward_model = nn.parallel.DistributedDataParallel(self.eval_model, device_ids=ids)
+
+    def _setup_optimizer(self) -> None:
+        """The paper's SGD over every parameter (:func:`idresnet.training.step.sgd`), and the
+        meter of its training loss and error."""
+        c = self.cfg
+        self.optimizer = sgd(self.module.parameters(), self.schedule.lr(0), c.momentum, c.weight_decay, c.nesterov)
+        self.meter = Meter(self.device)
+
+    def _setup_records(self) -> None:
+        """The weights record, config.yaml's run_info and the metrics log (and its trackers)."""
+        cfg, data = self.cfg, self.data
+        self.record = WeightsRecord(
+            model=cfg.model,
+            model_kwargs=cfg.model_kwargs,
+            num_classes=data.num_classes,
+            classes=list(data.classes),
+            dataset=cfg.dataset,
+            dataset_description=data.description,
+            image_shape=list(data.image_shape),
+            normalization=data.norm,
+            dataset_fingerprint=data.fingerprint,
+            dataset_args={k: getattr(cfg, k) for k in data.dataset_keys},
+        )
+        self.run_info = {
+            "idresnet_version": __version__,
             "torch_version": torch.__version__,
             "python_version": platform.python_version(),
-            "device": str(dev),
-            "device_name": runtime.device_name(dev),
+            "device": str(self.device),
+            "device_name": runtime.device_name(self.device),
             "threads": torch.get_num_threads(),
-            "world_size": info.world_size,
-            "per_process_batch": per_process,
+            "world_size": self.dist.world_size,
+            "per_process_batch": cfg.batch_size // self.dist.world_size,
             "channels_last": self.channels_last,
             "amp": "bf16" if self.amp else "off",
             "compile": cfg.compile,
@@ -247,19 +306,25 @@ class _Trainer:
                 "checkpoint_interval": self.ckpt_every,
                 "log_interval": cfg.log_interval,
             },
-            "model": {
-                **idresnet.model_info(str(cfg.model), **cfg.model_kwargs),
-                "params": sum(p.numel() for p in raw.parameters()),
-            },
-            "dataset": ds.record(),
-            "normalization": {k: v for k, v in self.norm.items() if k != "pixel_mean"},
+            "model": {**cfg.model_spec.model_info(), "params": count_parameters(self.module)},
+            "dataset": data.record(),
+            "normalization": {k: v for k, v in data.norm.items() if k != "pixel_mean"},
         }
+        # last: the trackers start here (wandb's and mlflow's runs, continued on resume), and
+        # nothing may fail between their start and run()'s close
+        self.metrics = MetricsLog(
+            self.run_dir / runfiles.METRICS,
+            enabled=self.main,
+            columns=data.columns,
+            loggers=make_loggers(cfg.logger, self.run_dir, cfg.to_dict(), self.resuming) if self.main else (),
+        )
 
     def _restore(self) -> None:
-        paths = [self.run_dir / name for name in rundir.CHECKPOINTS]
-        ckpt = self._on_main(lambda: load_latest(paths, warn=_warn)[0])
+        """The progress of the newest whole checkpoint: network, optimizer, RNG states, sums."""
+        paths = [self.run_dir / name for name in runfiles.CHECKPOINTS]
+        ckpt = _on_main(self.dist, lambda: load_latest(paths, warn=_warn)[0])
         self._check_same_data((ckpt.get("meta") or {}).get("dataset_fingerprint"))
-        self.raw.load_state_dict(ckpt["model"])
+        self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.it = int(ckpt["iteration"])
         self.meter.load(ckpt["meter"])
@@ -268,12 +333,12 @@ class _Trainer:
         self.pending = ckpt.get("pending_eval")  # older checkpoints have none: nothing pending
         self.skipped0 = int(ckpt.get("skipped_images", 0)) if self.main else 0  # a total over ranks
         states = ckpt["rng"]
-        if len(states) == self.info.world_size:
-            set_rng_state(states[self.info.rank])
+        if len(states) == self.dist.world_size:
+            set_rng_state(states[self.dist.rank])
         elif self.main:
             set_rng_state(states[0])
         else:  # resumed with another number of processes: fresh per-rank draws
-            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.info.rank, self.it))
+            torch.manual_seed(runtime.rank_seed(self.cfg.seed, self.dist.rank, self.it))
 
     def _data_path(self, data: Path) -> Path:
         """The data of a resumed run that was moved since: found by name near the run."""
@@ -300,19 +365,18 @@ class _Trainer:
             f"trained on ({shown}); pass --data with the run's dataset"
         )
 
-    def _start_files(self, resumed: bool) -> None:
+    def _start_files(self) -> None:
         self.t_start = self.t_row = time.perf_counter()  # wall time: self.wall0 + since then
         self.row_it = self.it
-        self.info_record["resumed_from"] = self.it if resumed else None
-        self.info_record["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.run_info["resumed_from"] = self.it if self.resuming else None
+        self.run_info["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         if self.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "checkpoints").mkdir(exist_ok=True)
+            (self.run_dir / runfiles.CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.run_dir)
-            remove_stale_temporaries(self.run_dir / "checkpoints")
-            rundir.write_run_config(self.run_dir, self.cfg, plain(self.info_record))
+            remove_stale_temporaries(self.run_dir / runfiles.CHECKPOINT_DIR)
+            rundir.write_run_config(self.run_dir, self.cfg, to_plain(self.run_info))
             # resumed with a pending evaluation: its row is written (again) once evaluated
-            self.metrics.start((self.it - (self.pending is not None)) if resumed else None)
+            self.metrics.start((self.it - (self.pending is not None)) if self.resuming else None)
             self._status("running")
 
     # ------------------------------------------------------------ loop
@@ -329,14 +393,14 @@ class _Trainer:
             bar=True if self.cfg.progress is True else None,
         )
         outcome = None
-        self.model.train()
+        self.forward_model.train()
         self.stop.arm()  # from here a signal stops the run after a checkpoint
         try:
             if self.pending is not None:  # resumed from a checkpoint taken before an evaluation
                 outcome = self._evaluate_pending(saved=True)
             while self.it < total and outcome is None:
                 epoch, start = divmod(self.it, per_epoch)
-                batches = self.train_loader.epoch(epoch, start_batch=start)
+                batches = self.data.train_loader.epoch(epoch, start_batch=start)
                 try:
                     while True:
                         t0 = time.perf_counter()
@@ -351,7 +415,7 @@ class _Trainer:
                 finally:
                     batches.close()  # stops a streamed epoch's worker processes now
         except RuntimeError as exc:  # torch reports a dead DataLoader worker from anywhere in a step
-            error = worker_failure(exc, self.cfg.workers or 0)
+            error = self.data.loader_failure(exc)
             if error is None:
                 raise
             raise error from None
@@ -363,12 +427,7 @@ class _Trainer:
         lr = self.schedule.lr(self.it)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with runtime.autocast(self.device, self.amp):
-            logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss, logits = sgd_step(self.forward_model, self.optimizer, x, y, runtime.autocast(self.device, self.amp))
         self.meter.update(loss.detach(), logits.detach(), y)
         self.it += 1
         self._show_running_loss()
@@ -390,9 +449,9 @@ class _Trainer:
         self.bar.set_postfix(**self.shown, refresh=False)
 
     def _after_step(self) -> str | None:
-        it, total, info = self.it, self.schedule.iterations, self.info
+        it, total, dist = self.it, self.schedule.iterations, self.dist
         log, ev, ck = (it % n == 0 or it == total for n in (self.cfg.log_interval, self.eval_every, self.ckpt_every))
-        sync = it % STOP_SYNC == 0 if info.active else self.stop.requested
+        sync = it % STOP_SYNC == 0 if dist.active else self.stop.requested
         if not (log or ev or ck or sync):
             return None
         flags = torch.stack(
@@ -402,7 +461,7 @@ class _Trainer:
             ]
         )
         stop, diverged = (
-            bool(f) for f in distributed.all_reduce_(flags, info, op=torch.distributed.ReduceOp.MAX).tolist()
+            bool(f) for f in distributed.all_reduce_(flags, dist, op=torch.distributed.ReduceOp.MAX).tolist()
         )
         if diverged:
             self._write_row(self._train_row())
@@ -421,7 +480,7 @@ class _Trainer:
     def _train_row(self) -> dict:
         """This iteration's metrics row before any evaluation: train loss and error since
         the previous row, the pace, the loader's times."""
-        loss, err, _ = self.meter.take(lambda t: distributed.all_reduce_(t, self.info))
+        loss, err, _ = self.meter.take(lambda t: distributed.all_reduce_(t, self.dist))
         now = time.perf_counter()
         # the images of the steps timed since t_row: after a resume the meter also holds
         # the restored steps of this row, which ran before the interruption
@@ -470,17 +529,17 @@ class _Trainer:
         A single process abandons it at a stop request (:class:`EvaluationStopped`); under
         several, the ranks would have to agree batch by batch, so it runs to its end and
         the request is answered right after it."""
-        if self.info.active:  # every rank evaluates rank 0's BN statistics
-            for buf in self.raw.buffers():
+        if self.dist.active:  # every rank evaluates rank 0's BN statistics
+            for buf in self.module.buffers():
                 torch.distributed.broadcast(buf, 0)
         lines = self.main and self.cfg.progress is not False and isinstance(self.bar, LineProgress)
         res, columns, record = self.data.evaluate(
             self.eval_model,
             device=self.device,
             amp_dtype=self.amp,
-            info=self.info,
+            dist=self.dist,
             report=lines,
-            stop=None if self.info.active else lambda: self.stop.requested,
+            stop=None if self.dist.active else lambda: self.stop.requested,
         )
         self.last_eval = {"iteration": self.it, **res, **record}
         row.update(columns)
@@ -491,13 +550,13 @@ class _Trainer:
         """Seconds per step waiting for the loader (the slowest rank) and per whole step."""
         steps = max(self.it - self.row_it, 1)
         wait = torch.tensor([self.data_wait], dtype=torch.float64, device=self.device)
-        distributed.all_reduce_(wait, self.info, op=torch.distributed.ReduceOp.MAX)
+        distributed.all_reduce_(wait, self.dist, op=torch.distributed.ReduceOp.MAX)
         return wait.item() / steps, (now - self.t_row) / steps
 
     def _skipped_total(self) -> int:
         """Unreadable images skipped in the whole run, over all ranks (a collective)."""
         local = torch.tensor([float(self.data.skipped())], dtype=torch.float64, device=self.device)
-        distributed.all_reduce_(local, self.info)
+        distributed.all_reduce_(local, self.dist)
         return self.skipped0 + int(local.item())
 
     def _report(self, row) -> None:
@@ -516,13 +575,13 @@ class _Trainer:
     def _checkpoint(self) -> None:
         """Write last.ckpt (rank 0; every rank contributes its RNG state), then status.json:
         a second Ctrl-C meanwhile waits until both are written."""
-        states = distributed.gather(rng_state(), self.info)
+        states = distributed.gather(rng_state(), self.dist)
         extra = self.data.checkpoint_extra(self._skipped_total())
         if not self.main:
             return
         per_epoch = self.schedule.iters_per_epoch
         state = {
-            "model": self.raw.state_dict(),
+            "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "iteration": self.it,
             "epoch": self.it // per_epoch,
@@ -532,15 +591,17 @@ class _Trainer:
             "best_test_error": self.best,
             "best_iteration": self.best_it,
             "last_eval": self.last_eval,
-            "pending_eval": plain(self.pending),  # None, or the row awaiting its evaluation
+            "pending_eval": to_plain(self.pending),  # None, or the row awaiting its evaluation
             "wall_time_s": self._wall(),
-            "world_size": self.info.world_size,
+            "world_size": self.dist.world_size,
             "config": self.cfg.to_dict(),
-            "meta": plain(self.meta),
+            "meta": to_plain(self.record.metadata()),
             **extra,
         }
         with self.stop.deferred():
-            save_checkpoint(self.run_dir / rundir.CHECKPOINT, state, previous=self.run_dir / rundir.PREVIOUS_CHECKPOINT)
+            save_checkpoint(
+                self.run_dir / runfiles.CHECKPOINT, state, previous=self.run_dir / runfiles.PREVIOUS_CHECKPOINT
+            )
             self._status("running")
 
     def _wall(self) -> float:
@@ -570,11 +631,8 @@ class _Trainer:
             try:  # the outcome is decided: a signal now waits for its record, then changes nothing
                 with self.stop.deferred():
                     if final is not None:
-                        save_weights(
-                            self.run_dir / rundir.WEIGHTS,
-                            self.raw.state_dict(),
-                            {**self.meta, "iteration": self.it, "test_error": final},
-                        )
+                        final_record = dataclasses.replace(self.record, iteration=self.it, test_error=final)
+                        save_weights(self.run_dir / runfiles.WEIGHTS, self.module.state_dict(), final_record)
                     self._status(status, final=final, message=message, wall=wall)
             except KeyboardInterrupt:
                 pass
@@ -591,16 +649,16 @@ class _Trainer:
     def _record_abort(self) -> None:
         """After a second Ctrl-C: status.json says 'interrupted' as of the newest checkpoint
         (what --resume continues from), not 'running' at an older iteration."""
-        if not self.main or self._saved_status is None:
+        if not self.main or self.saved_status is None:
             return
-        it = self._saved_status["iteration"]
+        it = self.saved_status["iteration"]
         if rundir.has_checkpoint(self.run_dir):
             message = f"aborted (a second Ctrl-C); --resume continues from the checkpoint at iteration {it}"
         else:
             message = "aborted (a second Ctrl-C) before the first checkpoint; --resume starts over"
         try:
             with self.stop.deferred():
-                fields = {**self._saved_status, "status": "interrupted", "message": message}
+                fields = {**self.saved_status, "status": "interrupted", "message": message}
                 write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         except KeyboardInterrupt:
             pass
@@ -619,9 +677,9 @@ class _Trainer:
             best_test_error=finite_or_none(self.best),
             best_iteration=self.best_it,
             wall_time_s=round(self._wall(), 3) if wall is None else wall,
-            world_size=self.info.world_size,
+            world_size=self.dist.world_size,
             message=message,
         )
         write_status(self.run_dir, **fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         if status == "running":  # written at the start and after every checkpoint
-            self._saved_status = fields
+            self.saved_status = fields

@@ -17,6 +17,7 @@ import sys
 from dataclasses import MISSING
 from pathlib import Path
 
+from idresnet.files import atomic_write_bytes
 from idresnet.training.config import FIELDS, RESUME_MUTABLE
 from idresnet.training.recipe import recipe_default
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.path}: generated part {name!r} is stale; run python -m idresnet.training.keydocs")
         return 1 if stale else 0
     if stale:
-        args.path.write_text(render(text))
+        atomic_write_bytes(args.path, render(text).encode())
     print(f"{args.path}: " + (f"rewrote {', '.join(stale)}" if stale else "up to date"))
     return 0
 

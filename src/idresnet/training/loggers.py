@@ -36,10 +36,10 @@ from pathlib import Path
 
 from idresnet.errors import UsageError, choices_error, exception_line
 from idresnet.files import atomic_write_bytes
+from idresnet.weights import runfiles
 
 LOGGERS = ("none", "tensorboard", "wandb", "mlflow")
 NOT_SCALARS = ("iteration", "epoch", "wall_time_s")
-STATE = "trackers.json"  # the trackers' run ids, for a resume to continue them
 
 
 def tag(column: str) -> str:
@@ -67,7 +67,7 @@ def warn(message: str) -> None:
 def read_state(run_dir: Path) -> dict:
     """``RUN/trackers.json``: {tracker: its ids}; empty when there is none (or it is damaged)."""
     try:
-        state = json.loads((Path(run_dir) / STATE).read_text())
+        state = json.loads((Path(run_dir) / runfiles.TRACKERS).read_text())
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}
@@ -75,7 +75,7 @@ def read_state(run_dir: Path) -> dict:
 
 def save_state(run_dir: Path, name: str, ids: dict) -> None:
     state = {**read_state(run_dir), name: ids}
-    atomic_write_bytes(Path(run_dir) / STATE, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(Path(run_dir) / runfiles.TRACKERS, (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
 
 def need(name: str, *modules: str) -> None:
@@ -97,7 +97,7 @@ class TensorBoardLogger:
     def __init__(self, run_dir: Path, config: dict, resume: bool):
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / runfiles.TENSORBOARD))
 
     def log(self, row: dict) -> None:
         step = int(row["iteration"])
@@ -168,7 +168,7 @@ def make_loggers(kinds, run_dir: Path, config: dict | None = None, resume: bool 
             raise choices_error("logger", kind, LOGGERS)
         classes[kind].check()
     if not resume:  # a fresh run starts fresh tracker runs (also after a start that failed)
-        (Path(run_dir) / STATE).unlink(missing_ok=True)
+        (Path(run_dir) / runfiles.TRACKERS).unlink(missing_ok=True)
     started = Trackers()
     try:
         for kind in kinds:

@@ -139,17 +139,12 @@ class MetricsLog:
             csv.DictWriter(f, self.columns, lineterminator="\n").writerow(cells)
         self.loggers.log({k: row[k] for k in self.columns if row.get(k) is not None})
 
-    def close(self) -> None:
-        """End the trackers with the run's outcome, as status.json beside metrics.csv says:
-        'running' there (or no status) means the run stopped on an error. Call it once the
-        run has ended, however it ended (the engine does, in its cleanup)."""
-        if not len(self.loggers):
-            return
-        try:
-            status = (read_status(self.path.parent) or {}).get("status")
-        except UsageError:
-            status = None
-        self.loggers.close(None if status == "running" else status)
+    def close(self, status: str | None) -> None:
+        """End the trackers (a TensorBoard writer's event file, wandb's and mlflow's runs) with
+        the run's outcome: ``status`` is the one it recorded (``STATUSES``), None when it stopped
+        on an error. Once the run has ended, however it ended (the engine's ``run()`` does it);
+        a second call does nothing. The CSV needs no closing."""
+        self.loggers.close(status)
 
 
 def _cell(v):
@@ -160,10 +155,31 @@ def _cell(v):
     return v
 
 
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a ``metrics.csv`` (strings); a torn last line is skipped."""
+def read_metrics(path: Path, columns=()) -> list[dict]:
+    """The rows of a ``metrics.csv`` (strings); a torn last line is skipped. ``columns``: those
+    the caller needs; a file without one of them is a one-line UsageError. The one reader of
+    metrics.csv (the engine on resume, ``idresnet runs``, ``plot``, ``reproduce``)."""
     with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if r.get("iteration", "").isdigit() and None not in r.values()]
+        reader = csv.DictReader(f)
+        missing = set(columns) - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+        return [r for r in reader if r.get("iteration", "").isdigit() and None not in r.values()]
+
+
+def numeric(rows: list[dict], columns) -> list[dict]:
+    """``columns`` of each row as numbers (``iteration`` an int, an empty cell None); a row
+    with a cell that is not a number (a hand-edited file) is left out."""
+    out = []
+    for row in rows:
+        try:
+            values = {c: float(row[c]) if row.get(c) not in (None, "") else None for c in columns}
+        except (KeyError, ValueError):
+            continue
+        if "iteration" in values and values["iteration"] is not None:
+            values["iteration"] = int(values["iteration"])
+        out.append(values)
+    return out
 
 
 class Meter:

@@ -11,6 +11,7 @@ warm up for round(400 x 200 / 64,000) = 1.
 
 from __future__ import annotations
 
+from idresnet.data.sources import STREAMED
 from idresnet.errors import ConfigError
 
 RECIPES = {
@@ -29,11 +30,10 @@ RECIPES = {
         "warmup_iters": 0,
     },
 }
-STREAMING = ("imagenet",)  # datasets streamed from disk by worker processes
 
 
 def recipe_name(dataset: str) -> str:
-    return "imagenet" if dataset in STREAMING else "cifar"
+    return "imagenet" if dataset in STREAMED else "cifar"
 
 
 # The CIFAR recipe's milestones as fractions of the run (32k/64k, 48k/64k): the default
@@ -55,7 +55,8 @@ def apply_recipe(c) -> None:
     """Fill the recipe fields left unset from the dataset's recipe.
 
     cifar: batch 128, 64k iterations, milestones 32k and 48k, 400 warm-up iterations
-    (when ``iterations`` N is given: milestones at N/2 and 3N/4, warm-up 400 x N / 64k).
+    (when ``iterations`` N is given: milestones at N/2 and 3N/4, warm-up 400 x N / 64k;
+    an epoch schedule's milestones at 1/2 and 3/4 of its ``epochs``).
     imagenet: batch 256, 90 epochs, milestones at epochs 30 and 60 (1/3 and 2/3 of
     ``epochs`` when that is given), no warm-up; giving ``iterations`` or ``lr_milestones``
     without ``schedule_unit`` selects an iteration schedule (milestones default to 1/3
@@ -74,6 +75,8 @@ def apply_recipe(c) -> None:
         for key in ("schedule_unit", "iterations"):
             if getattr(c, key) is None:
                 setattr(c, key, recipe[key])
+        if c.schedule_unit == "epoch" and c.epochs is not None and c.epoch_milestones is None:
+            c.epoch_milestones = _fractions(c.epochs)
         return
     if c.schedule_unit is None:
         c.schedule_unit = "iter" if c.iterations is not None or c.lr_milestones is not None else "epoch"

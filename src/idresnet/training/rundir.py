@@ -1,6 +1,6 @@
 """The run folder: where it is, what it already holds, and its ``config.yaml``.
 
-Layout::
+Layout (the names: :mod:`idresnet.weights.runfiles`)::
 
     config.yaml             the resolved config (the fields) and ``run_info`` (schedule in
                             absolute iterations, model, dataset, device, versions, ...)
@@ -46,14 +46,7 @@ from idresnet.training.config import (
     read_yaml_mapping,
 )
 from idresnet.training.metrics import DONE, read_status
-
-CONFIG = "config.yaml"
-CHECKPOINT = "checkpoints/last.ckpt"
-PREVIOUS_CHECKPOINT = "checkpoints/previous.ckpt"
-CHECKPOINTS = (CHECKPOINT, PREVIOUS_CHECKPOINT)  # newest first
-WEIGHTS = "weights.safetensors"
-LOCK = ".lock"
-OWN_FILES = (CONFIG, "metrics.csv", "status.json", *CHECKPOINTS, WEIGHTS)
+from idresnet.weights.runfiles import CHECKPOINTS, CONFIG, LOCK, OWN_FILES
 
 
 def holds_run(run_dir: Path) -> bool:

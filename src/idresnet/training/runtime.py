@@ -1,31 +1,44 @@
 """The pieces a run is built from: device, precision, memory format, seeds, signals.
 
-Defaults (measured, see docs/training.md): on CUDA, bf16 autocast, channels_last and
-``cudnn.benchmark``; on the CPU, channels_last too (faster for these networks with
-oneDNN) and float32.
+Defaults (measured: docs/performance.md, "Recommended defaults"): on CUDA, bf16 autocast,
+channels_last and ``cudnn.benchmark``; on the CPU, channels_last too (faster for these
+networks with oneDNN) and float32.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import threading
 
 import torch
 
 from idresnet.errors import ConfigError
+from idresnet.networks.size import footprint, human_bytes, physical_memory
 from idresnet.seeding import RANK, int_seed
 from idresnet.signals import worker_signals
 from idresnet.training import distributed
-from idresnet.training.config import AUTO
 
-# channels_last on the CPU: faster for preact_resnet20 in our measurement (docs/training.md)
+AUTO = "auto"  # a setting the run resolves for its device (device, amp, channels_last, threads, ...)
+# The device settings, the one syntax of `idresnet train --device`, `eval`, `predict` and `bench`
+DEVICES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+# channels_last on the CPU: faster in the measurements of docs/performance.md ("CPU results")
 CPU_CHANNELS_LAST = True
+
+
+def is_device(spec) -> bool:
+    """Whether ``spec`` is a device setting (:data:`DEVICES`); not whether it is present."""
+    return isinstance(spec, str) and _DEVICE.fullmatch(spec) is not None
 
 
 def device_type(spec: str) -> str:
     """'cuda', 'cpu' or 'mps' for a device setting, checking that it is there."""
+    if not is_device(spec):
+        raise ConfigError(f"invalid device {spec!r}: must be {DEVICES}")
     kind = spec.split(":")[0]
     if kind == AUTO:
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -36,11 +49,11 @@ def device_type(spec: str) -> str:
     return kind
 
 
-def resolve_device(spec: str, info: distributed.DistInfo) -> torch.device:
+def resolve_device(spec: str, dist: distributed.DistInfo) -> torch.device:
     kind = device_type(spec)
     if kind == "cuda":
-        if info.active:
-            return torch.device("cuda", info.local_rank)
+        if dist.active:
+            return torch.device("cuda", dist.local_rank)
         index = int(spec.split(":")[1]) if ":" in spec else torch.cuda.current_device()
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device {spec!r}: only {torch.cuda.device_count()} CUDA device(s)")
@@ -78,17 +91,14 @@ def cpu_model() -> str:
     return model
 
 
-def check_fits(cfg, info: distributed.DistInfo) -> None:
+def check_fits(cfg, dist: distributed.DistInfo) -> None:
     """A one-line ConfigError, before any data is loaded or module built, when a training
     step of ``cfg``'s network at its batch size cannot fit this machine's (or GPU's)
     memory by the estimate of :mod:`idresnet.networks.size`."""
-    from idresnet.networks import model_info
-    from idresnet.networks.size import footprint, human_bytes, physical_memory
-
     kind = device_type(cfg.device)
     total: int | None
     if kind == "cuda":
-        index = info.local_rank if info.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
+        index = dist.local_rank if dist.active else (int(cfg.device.split(":")[1]) if ":" in cfg.device else 0)
         total, where, share = torch.cuda.get_device_properties(index).total_memory, "the GPU has", 1
     elif kind == "cpu":
         total, where = physical_memory(), "this machine has"
@@ -97,23 +107,24 @@ def check_fits(cfg, info: distributed.DistInfo) -> None:
         return
     if not total:
         return
-    m = model_info(cfg.model, **cfg.model_kwargs)
+    spec = cfg.model_spec
     image = cfg.train_crop if cfg.dataset == "imagenet" else (None if cfg.dataset == "folder" else 32)
     need = footprint(
-        m["family"],
-        m["depth"],
-        m["block"],
-        cfg.model_kwargs.get("width", 1.0),
-        max(1, cfg.batch_size // info.world_size),
+        spec.family,
+        spec.depth,
+        spec.unit.block,
+        spec.width,
+        max(1, cfg.batch_size // dist.world_size),
         image,
         checkpointing=cfg.activation_checkpointing != "none",
-        shortcut=cfg.model_kwargs.get("shortcut", "identity"),
+        shortcut=spec.unit.shortcut,
+        stages=list(spec.stages),
     )
     if need["bytes"] * share > total:
         per = f" per process ({share} here)" if share > 1 else ""
         raise ConfigError(
             f"{cfg.model} {cfg.model_kwargs or ''} needs about {human_bytes(need['bytes'])}{per} for a "
-            f"training step at batch {max(1, cfg.batch_size // info.world_size)} ({need['params']:,} "
+            f"training step at batch {max(1, cfg.batch_size // dist.world_size)} ({need['params']:,} "
             f"parameters); {where} {human_bytes(total)}: use a smaller depth, width or batch_size, "
             "or activation_checkpointing".replace("  ", " ")
         )
@@ -133,8 +144,8 @@ _CAPS_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI"}
 def cpu_native_bf16() -> bool:
     """Whether torch counts this CPU as bf16-capable for oneDNN (AVX-512 or newer: bf16
     instructions, or AVX-512 emulating them) and ``ONEDNN_MAX_CPU_ISA`` does not cap it
-    to AVX2 or below. Without it bf16 is emulated slowly: 0.11x the fp32 speed on an
-    AVX2 CPU (benchmarks/results/cpu-110-avx2-t2.md)."""
+    to AVX2 or below. Without it bf16 is emulated, far slower than fp32
+    (benchmarks/results/cpu-110-avx2-t2.md)."""
     if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _CAPS_WITHOUT_BF16:
         return False
     try:
@@ -148,7 +159,7 @@ def amp_warning(dtype: torch.dtype | None, device: torch.device) -> str | None:
     if dtype is torch.bfloat16 and device.type == "cpu" and not cpu_native_bf16():
         return (
             f"amp bf16 on a CPU without native bf16 ({cpu_kernels()}): bf16 is emulated here, "
-            "measured 9x slower than float32 on an AVX2 CPU (docs/performance.md); amp off is faster"
+            "far slower than float32 (docs/performance.md); amp off is faster"
         )
     return None
 
@@ -181,7 +192,8 @@ class StopSignals:
     except within :meth:`deferred` (a checkpoint or the final weights being written),
     where it waits for the block's end. Handlers are installed only in the main thread
     and restored on exit. Processes forked meanwhile (decode pools, DataLoader workers)
-    get default SIGTERM and ignored SIGINT, so their parent can always stop them.
+    drop these handlers for :func:`idresnet.signals.worker_signals` (SIGINT ignored; a
+    streamed dataset's DataLoader workers then ignore SIGTERM too, :mod:`idresnet.data.stream`).
     """
 
     def __init__(self):

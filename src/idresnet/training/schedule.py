@@ -21,7 +21,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 
-from idresnet.training.recipe import DEFAULT_MILESTONE_FRACTIONS, RECIPES, recipe_name
+from idresnet.training.recipe import RECIPES, recipe_name
 
 
 def clean_lr(x: float) -> float:
@@ -80,10 +80,7 @@ def build_schedule(cfg, iters_per_epoch: int) -> Schedule:
     """The absolute schedule of config ``cfg`` for ``iters_per_epoch`` batches per epoch."""
     if cfg.schedule_unit == "epoch":
         total = cfg.epochs * iters_per_epoch
-        epoch_ms = cfg.epoch_milestones
-        if epoch_ms is None:
-            epoch_ms = [round(f * cfg.epochs) for f in DEFAULT_MILESTONE_FRACTIONS]
-        milestones = [m * iters_per_epoch for m in epoch_ms]
+        milestones = [m * iters_per_epoch for m in cfg.epoch_milestones]  # the recipe's when not given
     else:
         total, milestones = cfg.iterations, list(cfg.lr_milestones)
     b = cfg.budget

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from idresnet.errors import UsageError
-from idresnet.training.metrics import DONE, read_metrics, read_status
+from idresnet.training.metrics import DONE, numeric, read_metrics, read_status
 from idresnet.training.rundir import holds_run, lock_writer_alive
 
 PACE_ROWS = 10  # the pace is measured over the last rows (evaluations included)
@@ -90,20 +90,7 @@ def _rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        rows = read_metrics(path)
+        rows = numeric(read_metrics(path), ("iteration", "epoch", "wall_time_s", "test_error"))
     except (OSError, ValueError, csv.Error):  # not text, not CSV
         return []
-    parsed = []
-    for r in rows:
-        try:
-            parsed.append(
-                {
-                    "iteration": int(r["iteration"]),
-                    "epoch": float(r["epoch"]),
-                    "wall_time_s": float(r["wall_time_s"]),
-                    "test_error": float(r["test_error"]) if r.get("test_error") else None,
-                }
-            )
-        except (KeyError, ValueError, TypeError):
-            continue
-    return parsed
+    return [r for r in rows if r["epoch"] is not None and r["wall_time_s"] is not None]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from idresnet.errors import UsageError, choices_error, exception_line
 from idresnet.training.loggers import need, read_state, save_state, scalars, warn
+from idresnet.weights import runfiles
 
 EXIT_CODE = {"finished": 0, "failed": 1, "diverged": 3, "interrupted": 130}  # as idresnet train exits
 MLFLOW_STATUS = {"finished": "FINISHED", "failed": "FINISHED", "interrupted": "KILLED"}  # others: FAILED
@@ -102,7 +103,7 @@ class MlflowLogger:
 
         recorded = read_state(run_dir).get("mlflow", {}) if resume else {}
         given = os.environ.get("MLFLOW_TRACKING_URI") or recorded.get("tracking_uri")
-        uri = given or "sqlite:///" + str((Path(run_dir) / "mlflow.db").resolve())
+        uri = given or "sqlite:///" + str((Path(run_dir) / runfiles.MLFLOW_STORE).resolve())
         check_tracking_uri(uri)
         try:
             with _quiet("mlflow.store.db.utils", "alembic"):  # the store's "creating tables" lines
@@ -135,7 +136,7 @@ class MlflowLogger:
         if experiment is not None:
             experiment_id = experiment.experiment_id
         else:  # the default store keeps its (unused) artifact folder in the run folder too
-            where = (Path(run_dir) / "mlartifacts").resolve().as_uri() if default else None
+            where = (Path(run_dir) / runfiles.MLFLOW_ARTIFACTS).resolve().as_uri() if default else None
             experiment_id = self.client.create_experiment(name, artifact_location=where)
         run_id = self.client.create_run(experiment_id, run_name=Path(run_dir).name).info.run_id
         params = [Param(key, value) for key, value in flat_params(config).items()]

@@ -4,6 +4,7 @@ from idresnet.units.residual_unit import PREACT_MODES, ResidualUnit, activation,
 from idresnet.units.shortcut import Shortcut, ZeroPadIdentity
 from idresnet.units.spec import (
     BLOCKS,
+    BOTTLENECK_RATIO,
     DOWNSAMPLES,
     GATES,
     LAYOUTS,
@@ -20,6 +21,7 @@ from idresnet.units.spec import (
 
 __all__ = [
     "BLOCKS",
+    "BOTTLENECK_RATIO",
     "DOWNSAMPLES",
     "GATES",
     "LAYOUTS",

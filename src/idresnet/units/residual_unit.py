@@ -29,7 +29,7 @@ from torch import nn
 
 from idresnet.units.conv import conv2d
 from idresnet.units.shortcut import Shortcut
-from idresnet.units.spec import BLOCKS, LAYOUTS, UnitSpec
+from idresnet.units.spec import BLOCKS, BOTTLENECK_RATIO, LAYOUTS, UnitSpec
 
 PREACT_MODES = ("residual", "shared", "none")
 _OPS = {"BN": nn.BatchNorm2d, "ReLU": lambda channels: nn.ReLU()}
@@ -57,7 +57,8 @@ def _one_module(ops: list[nn.Module]) -> nn.Module:
 def branch_widths(block: str, in_channels: int, out_channels: int) -> list[int]:
     """Channel counts along the residual branch: [in, ..., out]; bottleneck width out/4."""
     if block == "bottleneck":
-        return [in_channels, out_channels // 4, out_channels // 4, out_channels]
+        inner = out_channels // BOTTLENECK_RATIO
+        return [in_channels, inner, inner, out_channels]
     return [in_channels] + [out_channels] * len(BLOCKS[block])
 
 

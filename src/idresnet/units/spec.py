@@ -73,6 +73,8 @@ BLOCKS = {
     "bottleneck": (1, 3, 1),
     "single": (3,),  # "ResNet-110 (1-layer skip)", Table 3
 }
+# A bottleneck branch's inner width is its output width / this ([He et al. 2015], Fig. 5).
+BOTTLENECK_RATIO = 4
 
 # How the shortcut changes dimensions where a unit changes width or resolution.
 DOWNSAMPLES = ("zero_pad", "projection")  # option A, option B of [He et al. 2015]

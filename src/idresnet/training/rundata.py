@@ -21,12 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from idresnet.data import fingerprint
+from idresnet.data import STREAMED, DeviceLoader, fingerprint, load_dataset
+from idresnet.data.imagenet import FileDataset, load_imagenet
+from idresnet.data.stream import StreamLoader, worker_failure
+from idresnet.data.transforms import CenterCrop, train_transform
+from idresnet.networks.preprocessing import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
-from idresnet.training.evaluate import evaluate
+from idresnet.training.evaluation import evaluate
 from idresnet.training.metrics import COLUMNS, finite_or_none, stream_columns
-from idresnet.training.recipe import STREAMING
 
 MAX_AUTO_WORKERS = 8
 # what the weights record to rebuild the test set (``idresnet eval``)
@@ -100,6 +103,12 @@ class RunData:
         """{crop: {"top1", "top5"}} of the last evaluation, where reported per crop."""
         return None
 
+    def loader_failure(self, exc: BaseException) -> BaseException | None:
+        """The one-line error to raise for an exception of a training step that the loader
+        caused (a dead or stuck worker process), or None: not the loader's (in-memory data
+        has no worker process)."""
+        return None
+
 
 class MemoryData(RunData):
     """CIFAR, small image folders and synthetic data, on the device as uint8."""
@@ -110,6 +119,7 @@ class StreamedData(RunData):
     """ImageNet-layout folders, streamed by worker processes, evaluated at several crops."""
 
     loading: dict = field(default_factory=dict)  # how the folder is read, for run_info
+    workers: int = 0  # DataLoader worker processes per process
 
     def record(self) -> dict:
         return {**super().record(), "loading": self.loading}
@@ -136,6 +146,10 @@ class StreamedData(RunData):
     def status_extra(self, last_eval: dict | None, final: bool) -> dict:
         return {"final_test_errors": self.final_errors(last_eval) if final else None}
 
+    def loader_failure(self, exc: BaseException) -> BaseException | None:
+        # torch's SIGCHLD handler raises a dead worker's RuntimeError from anywhere in a step
+        return worker_failure(exc, self.workers)
+
     def final_errors(self, last_eval: dict | None) -> dict | None:
         crops = (last_eval or {}).get("crops")
         if not crops:
@@ -145,14 +159,14 @@ class StreamedData(RunData):
         }
 
 
-def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_last: bool) -> RunData:
+def build_data(cfg: TrainConfig, dist: distributed.DistInfo, device, channels_last: bool) -> RunData:
     """The run's data: streamed for ``imagenet``, in memory otherwise."""
-    per_process = cfg.batch_size // info.world_size
-    if cfg.dataset in STREAMING:
-        return _streamed(cfg, info, device, channels_last, per_process)
-    ds = load_data(cfg, info)
+    per_process = cfg.batch_size // dist.world_size
+    if cfg.dataset in STREAMED:
+        return _streamed(cfg, dist, device, channels_last, per_process)
+    ds = load_data(cfg, dist)
     norm = normalization(ds, cfg.normalization)
-    loader = dict(device=device, seed=cfg.seed, info=info, channels_last=channels_last)
+    loader = dict(device=device, seed=cfg.seed, dist=dist, channels_last=channels_last)
     train = make_loader(ds.train_images, ds.train_labels, norm, batch_size=per_process, train=True, **loader)
     test = make_loader(ds.test_images, ds.test_labels, norm, batch_size=max(per_process, 256), train=False, **loader)
     return MemoryData(
@@ -169,10 +183,7 @@ def build_data(cfg: TrainConfig, info: distributed.DistInfo, device, channels_la
     )
 
 
-def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> StreamedData:
-    from idresnet.data.imagenet import FileDataset, load_imagenet
-    from idresnet.data.stream import StreamLoader
-    from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize, train_transform
+def _streamed(cfg: TrainConfig, dist, device, channels_last, per_process) -> StreamedData:
 
     folder = load_imagenet(cfg.data, train_size=cfg.train_size, test_size=cfg.test_size, seed=cfg.seed)
     workers = auto_workers(cfg.workers)
@@ -180,8 +191,8 @@ def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> Str
     common = dict(
         device=device,
         seed=cfg.seed,
-        rank=info.rank,
-        world_size=info.world_size,
+        rank=dist.rank,
+        world_size=dist.world_size,
         workers=workers,
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
@@ -217,6 +228,7 @@ def _streamed(cfg: TrainConfig, info, device, channels_last, per_process) -> Str
         columns=stream_columns(cfg.eval_crops),
         dataset_keys=DATASET_KEYS + ("train_crop", "eval_crops", "eval_resize"),
         loading=loading,
+        workers=workers,
     )
 
 
@@ -243,16 +255,13 @@ def eval_loaders(
     test_size=None,
     crops=None,
     resizes=None,
-    train_crop: int = 224,
+    train_crop: int = IMAGENET_CROP,
     workers=None,
 ) -> EvalSet:
     """The test split of ``dataset`` as the training saw it: the same loading code, the
     weights' normalisation (or the dataset's statistics when none is recorded)."""
-    info = distributed.DistInfo()
-    if dataset in STREAMING:
-        from idresnet.data.imagenet import load_imagenet
-        from idresnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize
-
+    dist = distributed.DistInfo()
+    if dataset in STREAMED:
         folder = load_imagenet(data, test_size=test_size, seed=seed)
         crops = crops or [train_crop]
         resizes = resizes or [eval_resize(c, train_crop) for c in crops]
@@ -268,8 +277,6 @@ def eval_loaders(
             std=IMAGENET_STD,
         )
         return EvalSet(folder.description, loaders, list(resizes))
-    from idresnet.data import load_dataset
-
     # the recorded train_size too: the synthetic test split depends on it
     ds = load_dataset(dataset, data, cache_dir=cache_dir, train_size=train_size, test_size=test_size, seed=seed)
     norm = norm or normalization(ds, "channel")
@@ -281,7 +288,7 @@ def eval_loaders(
         train=False,
         device=device,
         seed=seed,
-        info=info,
+        dist=dist,
         channels_last=False,
     )
     return EvalSet(ds.description, {None: loader})
@@ -302,9 +309,6 @@ def auto_workers(setting: int | None) -> int:
 
 def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loader) -> dict:
     """{crop: StreamLoader} over ``folder``'s val images, each resized then centre-cropped."""
-    from idresnet.data.imagenet import FileDataset
-    from idresnet.data.stream import StreamLoader
-    from idresnet.data.transforms import CenterCrop
 
     tests = {}
     for crop, resize in zip(crops, resizes):
@@ -316,9 +320,8 @@ def val_loaders(folder, crops, resizes, *, batch_size: int, seed: int = 0, **loa
 # ---------------------------------------------------------------- in-memory data
 
 
-def load_data(cfg: TrainConfig, info: distributed.DistInfo):
+def load_data(cfg: TrainConfig, dist: distributed.DistInfo):
     """The dataset; rank 0 first (it may download or fill the cache), then the others."""
-    from idresnet.data import load_dataset
 
     def load():
         return load_dataset(
@@ -331,9 +334,9 @@ def load_data(cfg: TrainConfig, info: distributed.DistInfo):
             seed=cfg.seed,
         )
 
-    ds = load() if info.is_main else None
-    distributed.barrier(info)
-    return ds if info.is_main else load()
+    ds = load() if dist.is_main else None
+    distributed.barrier(dist)
+    return ds if dist.is_main else load()
 
 
 def normalization(ds, kind: str) -> dict:
@@ -345,10 +348,8 @@ def normalization(ds, kind: str) -> dict:
     return record
 
 
-def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, info, channels_last):
+def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, dist, channels_last):
     """A DeviceLoader over uint8 ``images`` with the normalisation ``norm``."""
-    from idresnet.data import DeviceLoader
-
     pixel = None if norm.get("pixel_mean") is None else np.asarray(norm["pixel_mean"], np.float32)
     return DeviceLoader(
         images,
@@ -360,7 +361,7 @@ def make_loader(images, labels, norm: dict, *, batch_size, train, device, seed, 
         std=norm["std"],
         pixel_mean=pixel,
         seed=seed,
-        rank=info.rank,
-        world_size=info.world_size,
+        rank=dist.rank,
+        world_size=dist.world_size,
         channels_last=channels_last,
     )

@@ -1,6 +1,6 @@
 """Training-throughput benchmark, the reporting half: ratios, Markdown, JSON.
 
-A report is the dict :func:`idresnet.perf.runner.run_bench` returns: hardware, settings,
+A report is the dict :func:`idresnet.perf.measure.run_bench` returns: hardware, settings,
 the matrix-product rates, one row per (model, mode) and the profiles. Here every row
 gets its ratios to the eager float32 NCHW baseline of the same model in the same run
 (speed, speed per CPU-second, peak memory), and the report its one-line summaries, its

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import torch
 from idresnet.analysis.figures import propagation_figure, save
 from idresnet.analysis.propagation import VARIANTS, measure, predicted_gradient_ratio, records_as_rows, zero_residuals
 from idresnet.errors import choices_error
-from idresnet.networks import create_model
+from idresnet.factory import create_model
+from idresnet.files import atomic_write_bytes
 
 SUMMARY_COLUMNS = (
     "model",
@@ -81,13 +83,14 @@ def write_outputs(results, out_dir: Path, title: str) -> list[Path]:
         for row in records_as_rows(records, model=model, variant=variant)
     ]
     csv_path = out_dir / "propagation.csv"
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(csv_path, text.getvalue().encode())
     md_path = out_dir / "propagation.md"
     table = list(summary_rows(results))
     lines = ["| " + " | ".join(SUMMARY_COLUMNS) + " |", "|" + "---|" * len(SUMMARY_COLUMNS)]
-    md_path.write_text("\n".join(lines + ["| " + " | ".join(r) + " |" for r in table]) + "\n")
+    atomic_write_bytes(md_path, ("\n".join(lines + ["| " + " | ".join(r) + " |" for r in table]) + "\n").encode())
     figures = save(propagation_figure(results, title), out_dir / "propagation")
     return [csv_path, md_path, *figures]

@@ -1,30 +1,25 @@
-"""Checkpoints and weight files: atomic writes, checksums, tensors and plain types only.
+"""The checkpoint file: a checksum, then tensors and plain types only.
 
 A checkpoint file is ``MAGIC`` + the SHA-256 of the payload + the payload, a
 ``torch.save`` archive of tensors, numbers, strings, lists and dicts: it loads with
 ``torch.load(weights_only=True)`` (no pickled code runs on load) after the checksum
 matched, so flipped bits or a truncated file are detected, never trained on.
 
-A run keeps its last two checkpoints (:func:`save_rotating`): the new one is written
-to a temporary file in the same folder, flushed and fsynced; then the current
-``last.ckpt`` becomes ``previous.ckpt`` and the new file becomes ``last.ckpt`` (two
-atomic renames) and the folder is fsynced. A kill at any moment leaves at least one
-whole checkpoint; :func:`load_latest` falls back to ``previous.ckpt``, with a warning,
-when ``last.ckpt`` is missing, truncated or damaged.
+A run keeps its last two checkpoints: :func:`save_checkpoint` with ``previous`` writes
+the new one to a temporary file in the same folder, flushed and fsynced; then the
+current ``last.ckpt`` becomes ``previous.ckpt`` and the new file becomes ``last.ckpt``
+(two atomic renames, :func:`idresnet.files.atomic_write`) and the folder is fsynced. A
+kill at any moment leaves at least one whole checkpoint; :func:`load_latest` falls back
+to ``previous.ckpt``, with a warning, when ``last.ckpt`` is missing, truncated or damaged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as st_save
 
 from idresnet.errors import UsageError, exception_line
 from idresnet.files import atomic_write_bytes
@@ -107,72 +102,3 @@ def load_latest(paths: list[Path], warn=None) -> tuple[dict, Path]:
         next(p for p in problems if not p.endswith("is missing"))
         + "; no older whole checkpoint: delete the checkpoints folder to start over"
     )
-
-
-# ---------------------------------------------------------------- RNG states
-
-
-def rng_state() -> dict:
-    """The global RNG states (torch CPU and CUDA, numpy, Python) as tensors and plain types."""
-    np_state: tuple = np.random.get_state()  # type: ignore[assignment]  # the legacy tuple form
-    py_state = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {
-            "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-            "pos": int(np_state[2]),
-            "has_gauss": int(np_state[3]),
-            "cached_gaussian": float(np_state[4]),
-        },
-        "python": {
-            "version": py_state[0],
-            "state": torch.tensor(py_state[1], dtype=torch.int64),
-            "gauss_next": py_state[2],
-        },
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(
-        ("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"])
-    )
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = state["cuda"][: torch.cuda.device_count()]
-        torch.cuda.set_rng_state_all(cuda)
-
-
-# ---------------------------------------------------------------- weights (safetensors)
-
-
-def save_weights(path: str | Path, state_dict: dict, metadata: dict) -> None:
-    """The model's tensors as safetensors, with ``metadata`` (values JSON-encoded)."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    meta = {k: json.dumps(v) for k, v in metadata.items()}
-    atomic_write_bytes(path, st_save(tensors, metadata=meta))
-
-
-def load_weights(path: str | Path) -> tuple[dict, dict]:
-    """``(state_dict, metadata)`` of a safetensors file written by :func:`save_weights`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(2, "no such weights file", str(path))
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UsageError(f"{path} is not a valid safetensors file ({exception_line(exc, 160)})") from None
-    meta = {}
-    for k, v in raw.items():
-        try:
-            meta[k] = json.loads(v)
-        except ValueError:
-            meta[k] = v
-    return tensors, meta

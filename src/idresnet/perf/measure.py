@@ -11,7 +11,7 @@ matrix-product rate measured in the same run, the peak memory of one step
 (:mod:`idresnet.perf.memory`), the warm-up time (compilation, CUDA graph capture) and,
 on the CPU, the images per CPU-second of the process (on a shared machine they vary
 less than wall time). Ratios to the baseline and the Markdown and JSON forms of the
-report are :mod:`idresnet.perf.report`.
+report are :mod:`idresnet.perf.results`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import datetime
 import gc
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -30,10 +29,12 @@ from pathlib import Path
 import torch
 
 from idresnet.errors import UsageError, choices_error, exception_line
-from idresnet.networks import create_model, list_models, model_info
+from idresnet.factory import create_model
+from idresnet.networks import list_models, model_info
+from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
-from idresnet.perf.report import add_ratios, summary_line
+from idresnet.perf.results import add_ratios, summary_line
 from idresnet.training import runtime
 from idresnet.training.distributed import DistInfo
 
@@ -107,11 +108,11 @@ def parse_models(text: str | None, device: torch.device, quick: bool = False) ->
 
 
 def resolve_device(spec: str) -> torch.device:
-    """The benchmark's devices, auto, cpu, cuda or cuda:N, resolved as training resolves
-    them for one process (:func:`idresnet.training.runtime.resolve_device`)."""
-    spec = (spec or "auto").lower()
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec):
-        raise UsageError(f"invalid device {spec!r}; valid: auto, cpu, cuda, cuda:N")
+    """The benchmark's device (:data:`idresnet.training.runtime.DEVICES`), resolved as
+    training resolves it for one process (:func:`idresnet.training.runtime.resolve_device`)."""
+    spec = (spec or runtime.AUTO).lower()
+    if not runtime.is_device(spec):
+        raise UsageError(f"invalid device {spec!r}; valid: {runtime.DEVICES}")
     return runtime.resolve_device(spec, DistInfo())
 
 
@@ -166,7 +167,7 @@ def _shape(name: str, cfg: BenchConfig) -> tuple[int, int]:
     """(batch, image size) for a model."""
     imagenet = model_info(name)["family"] == "imagenet"
     batch = cfg.batch_size or (64 if imagenet else 128)
-    size = cfg.image_size or (224 if imagenet else 32)
+    size = cfg.image_size or (IMAGENET_CROP if imagenet else CIFAR_SIZE)
     return batch, size
 
 
@@ -184,7 +185,7 @@ def _free(device: torch.device) -> None:
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
-    """Run the benchmark; returns the JSON-ready report (see :mod:`idresnet.perf.report`)."""
+    """Run the benchmark; returns the JSON-ready report (see :mod:`idresnet.perf.results`)."""
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

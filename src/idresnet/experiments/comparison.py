@@ -12,6 +12,7 @@ exceed the seed spread (``spread.py``).
 from __future__ import annotations
 
 import csv
+import io
 import os
 import statistics
 from collections import Counter
@@ -19,14 +20,14 @@ from pathlib import Path
 
 import torch
 
-from idresnet.analysis.curves import curves_figure, read_metrics
+from idresnet.analysis.curves import curves_figure, read_curves
 from idresnet.analysis.figures import save
-from idresnet.experiments.runner import row_errors
+from idresnet.experiments.reproduction import row_errors
 from idresnet.experiments.spread import compare_rows
+from idresnet.files import atomic_write_bytes
+from idresnet.training.recipe import FULL_SCHEDULE_FAIL_THRESHOLD
 from idresnet.training.rundir import read_run_info
 from idresnet.training.runtime import device_name
-
-FAIL_ABOVE = 20.0
 
 
 def hardware(outcomes) -> str:
@@ -70,7 +71,7 @@ def ours(outcome, full: bool) -> tuple[str, float | None]:
         text += f" ({statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}, n={len(errors)})"
     if all(r.status == "diverged" for r in outcome.results):
         return ("fail (diverged)" if full else "diverged"), median
-    if full and median > FAIL_ABOVE:
+    if full and median > FULL_SCHEDULE_FAIL_THRESHOLD:
         text = f"fail ({text})"
     return text, median
 
@@ -80,7 +81,7 @@ def final_train_loss(outcome) -> str:
     losses = []
     for r in outcome.results:
         if (r.run_dir / "metrics.csv").is_file():
-            series = read_metrics(r.run_dir)["train_loss"]
+            series = read_curves(r.run_dir)["train_loss"]
             if series:
                 losses.append(series[-1][1])
     return f"{statistics.median(losses):.3f}" if losses else "-"
@@ -89,7 +90,7 @@ def final_train_loss(outcome) -> str:
 def difference(paper, median) -> str:
     if median is None:
         return "-"
-    ours_fail = median > FAIL_ABOVE
+    ours_fail = median > FULL_SCHEDULE_FAIL_THRESHOLD
     if paper == "fail":
         return "both fail" if ours_fail else "paper fails, ours trains"
     if ours_fail:
@@ -191,17 +192,18 @@ def write_report(
     if runs > 1:
         md += seed_sections(outcomes, out)
     md_path = out / f"{table.name}.md"
-    md_path.write_text("\n".join(md) + "\n")
+    atomic_write_bytes(md_path, ("\n".join(md) + "\n").encode())
     csv_path = out / f"{table.name}.csv"
-    with open(csv_path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["id", *headings])
-        writer.writerows([o.row.id, *r] for o, r in zip(outcomes, rows))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["id", *headings])
+    writer.writerows([o.row.id, *r] for o, r in zip(outcomes, rows))
+    atomic_write_bytes(csv_path, text.getvalue().encode())
     written = [md_path, csv_path]
     curves = {}
     for o in outcomes:
         if o.results and (o.results[0].run_dir / "metrics.csv").is_file():
-            curves[o.row.run_name] = read_metrics(o.results[0].run_dir)  # a shared run once
+            curves[o.row.run_name] = read_curves(o.results[0].run_dir)  # a shared run once
     if curves:
         title = f"{table.figure or table.title} ({scale_name} scale, run 0)"
         written += save(curves_figure(curves, title), out / f"{table.name}-curves")

@@ -10,16 +10,9 @@ import torch
 
 from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
-from idresnet.training.checkpoint import (
-    MAGIC,
-    load_checkpoint,
-    load_latest,
-    load_weights,
-    rng_state,
-    save_checkpoint,
-    save_weights,
-    set_rng_state,
-)
+from idresnet.seeding import rng_state, set_rng_state
+from idresnet.weights import load_checkpoint, load_latest, load_weights, save_checkpoint, save_weights
+from idresnet.weights.checkpoint import MAGIC
 
 
 def sample_state():

@@ -59,6 +59,11 @@ NOT_RUN = {
     ("docs/data.md", "python benchmarks/bench_loader.py"): "a benchmark on the real dataset's 60,000 images",
     ("docs/performance.md", "bash benchmarks/gpu_check.sh"): "the GPU check's CPU path is run by "
     "tests/benchmarks/test_gpu_check.py",
+    ("docs/training.md", "pip install"): "installs packages: the tests run in the installed project",
+    ("docs/training.md", "WANDB_MODE=offline idresnet train"): "the trackers' optional extras and environment: "
+    "tests/training/test_loggers.py runs wandb offline, mlflow on a local store, and TensorBoard",
+    ("docs/training.md", "MLFLOW_TRACKING_URI=http"): "an mlflow server; tests/training/test_loggers.py runs "
+    "mlflow on a local store and a server that does not answer",
 }
 
 # (file, the start of a Python block) -> why the block is compiled but not run here

@@ -31,8 +31,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             help_ += f" (default: {default})"
         if kind in ("bool", "auto_bool"):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
-        elif kind in ("int_list", "opt_int_list", "dict"):
-            metavar = "KEY=VALUE" if kind == "dict" else "N"
+        elif kind in ("int_list", "opt_int_list", "dict", "choice_list"):
+            metavar = {"dict": "KEY=VALUE", "choice_list": "{" + ",".join(choices or ()) + "}"}.get(kind, "N")
             parser.add_argument(flag, nargs="+", metavar=metavar, default=argparse.SUPPRESS, help=help_)
         else:
             metavar = "{" + ",".join(choices) + "}" if choices else name.upper()

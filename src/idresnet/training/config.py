@@ -172,10 +172,12 @@ class TrainConfig:
     sync_bn: bool = option(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
     resume: bool = option(False, "bool", "continue the run in --out from its last checkpoint")
     progress: bool | str = option(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
-    logger: str = option(
+    logger: list = option(
         "none",
-        "choice",
-        "also send metrics rows to an experiment tracker (optional extra: pip install idresnet[tensorboard])",
+        "choice_list",
+        "experiment trackers that also get every metrics row: none, or one or more of tensorboard, wandb, "
+        "mlflow (`--logger tensorboard wandb`, or a comma list); each is the optional extra of its name: "
+        "pip install idresnet[NAME]",
         LOGGERS,
     )
 
@@ -320,14 +322,39 @@ def _to_bool(name, v):
     return v
 
 
+def _items(text: str) -> list[str]:
+    """``"[1, 2 3]"`` -> ``["1", "2", "3"]``: a list written as one string (commas or spaces)."""
+    return [s for s in re.split(r"[,\s]+", text.strip().strip("[]")) if s]
+
+
 def _to_int_list(name, v):
     if isinstance(v, str):
-        v = [s for s in re.split(r"[,\s]+", v.strip().strip("[]")) if s]
+        v = _items(v)
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         v = [v]
     if not isinstance(v, (list, tuple)):
         raise _invalid(name, v, "a list of integers")
     return [_to_int(name, x) for x in v]
+
+
+def _to_choice_list(name, v, choices):
+    """Names among ``choices`` as a list without repeats: a list, or one string (comma- or
+    space-separated); ``none`` (alone) is the empty list."""
+    if v is None:
+        v = []
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) for x in v):
+        raise _invalid(name, v, f"one or more of {', '.join(choices)}")
+    names = [s for x in v for s in _items(x)]
+    for item in names:
+        if item not in choices:
+            raise ConfigError(str(choices_error(name, item, choices)))
+    if "none" in names and len(set(names)) > 1:
+        raise _invalid(
+            name, ",".join(names), f"none alone, or one or more of {', '.join(c for c in choices if c != 'none')}"
+        )
+    return list(dict.fromkeys(n for n in names if n != "none"))
 
 
 def _to_dict(name, v):
@@ -378,6 +405,8 @@ def _parse(f, v):
         return {"opt_int": _to_int, "opt_int_list": _to_int_list, "opt_float": _to_float}[kind](name, v)
     if kind == "int_list":
         return _to_int_list(name, v)
+    if kind == "choice_list":
+        return _to_choice_list(name, v, f.metadata["choices"])
     if kind == "dict":
         return _to_dict(name, v)
     raise AssertionError(kind)

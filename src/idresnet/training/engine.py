@@ -159,9 +159,9 @@ class _Trainer:
         self.eval_model: nn.Module
         self.forward_model: nn.Module
         self.optimizer: torch.optim.Optimizer
-        self.metrics: MetricsLog
         self.record: WeightsRecord  # what the checkpoints and the final weights say about themselves
         self.run_info: dict  # config.yaml's run_info
+        self.metrics: MetricsLog  # metrics.csv and the experiment trackers
         # the run's progress: in every checkpoint, restored when resuming
         self.it = 0  # iterations done
         self.meter: Meter  # train loss and errors since the last metrics row, on the device
@@ -185,9 +185,12 @@ class _Trainer:
         lines = self.main and self.cfg.progress not in (True, False) and not is_terminal()
         with working(f"preparing {self.run_dir.name}", enabled=lines):  # no silence while data loads
             self._setup()
+        ended = None  # how the run ended, for its trackers: its status, None after an error
         try:
             self._start_files()
-            return self._finish(self._loop())
+            result = self._finish(self._loop())
+            ended = result.status
+            return result
         except OSError as exc:  # a full disk, a revoked permission: the last checkpoint is whole
             where = exc.filename or self.run_dir
             raise UsageError(
@@ -196,10 +199,11 @@ class _Trainer:
                 f"{self.run_dir}"
             ) from None
         except KeyboardInterrupt:  # a second Ctrl-C: the checkpoints on disk stand
+            ended = "interrupted"
             self._record_abort()
             raise
         finally:
-            self.metrics.close()  # the trackers' files (TensorBoard's) end with the run
+            self.metrics.close(ended)  # the trackers end with the run, however it ended
 
     # ------------------------------------------------------------ setup
 
@@ -281,14 +285,8 @@ class _Trainer:
         self.warmup_meter = Meter(self.device)
 
     def _setup_records(self) -> None:
-        """The metrics log (and its trackers), the weights record and config.yaml's run_info."""
+        """The weights record, config.yaml's run_info and the metrics log (and its trackers)."""
         cfg, data = self.cfg, self.data
-        self.metrics = MetricsLog(
-            self.run_dir / runfiles.METRICS,
-            enabled=self.main,
-            columns=data.columns,
-            loggers=make_loggers(cfg.logger, self.run_dir) if self.main else (),
-        )
         self.record = WeightsRecord(
             model=cfg.model,
             model_kwargs=cfg.model_kwargs,
@@ -325,6 +323,14 @@ class _Trainer:
             "dataset": data.record(),
             "normalization": {k: v for k, v in data.norm.items() if k != "pixel_mean"},
         }
+        # last: the trackers start here (wandb's and mlflow's runs, continued on resume), and
+        # nothing may fail between their start and run()'s close
+        self.metrics = MetricsLog(
+            self.run_dir / runfiles.METRICS,
+            enabled=self.main,
+            columns=data.columns,
+            loggers=make_loggers(cfg.logger, self.run_dir, cfg.to_dict(), self.resuming) if self.main else (),
+        )
 
     def _restore(self) -> None:
         """The progress of the newest whole checkpoint: network, optimizer, RNG states, sums."""

@@ -77,7 +77,8 @@ NOTES = {
     "prints whenever nothing else has for the interval), and one line per evaluation; the line's `loss` is the "
     "mean train loss since the last metrics row on rank 0, shown from the first step (refreshed at most every "
     "5 s; metrics.csv's rows are unchanged); `--no-progress`: nothing but warnings and the result",
-    "logger": "see `tensorboard/` in [the run folder](#the-run-folder)",
+    "logger": "wandb and mlflow are set up by their environment variables (`WANDB_MODE=offline`, "
+    "`MLFLOW_TRACKING_URI`, default `sqlite:///RUN/mlflow.db`); see [Experiment trackers](#experiment-trackers)",
 }
 
 

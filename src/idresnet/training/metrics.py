@@ -27,6 +27,7 @@ import torch
 
 from idresnet.errors import UsageError
 from idresnet.files import atomic_write_bytes
+from idresnet.training.loggers import Trackers
 
 COLUMNS = (
     "iteration",
@@ -153,7 +154,7 @@ class MetricsLog:
 
     def __init__(self, path: Path, enabled: bool = True, columns=COLUMNS, loggers=()):
         self.path, self.enabled, self.columns = Path(path), enabled, tuple(columns)
-        self.loggers = list(loggers) if enabled else []
+        self.loggers = Trackers(loggers if enabled else ())
 
     def start(self, resume_from: int | None) -> None:
         """A fresh file, or (resuming) the file cut back to rows up to ``resume_from``:
@@ -171,20 +172,20 @@ class MetricsLog:
         writer.writerows(rows)
         atomic_write_bytes(self.path, out.getvalue().encode())
 
-    def close(self) -> None:
-        """Close the trackers (a TensorBoard writer's event file); the CSV needs no closing."""
-        loggers, self.loggers = self.loggers, []
-        for logger in loggers:
-            logger.close()
-
     def write(self, **row) -> None:
         if not self.enabled:
             return
         cells = {k: _cell(row.get(k)) for k in self.columns}
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.columns, lineterminator="\n").writerow(cells)
-        for logger in self.loggers:
-            logger.log({k: row[k] for k in self.columns if row.get(k) is not None})
+        self.loggers.log({k: row[k] for k in self.columns if row.get(k) is not None})
+
+    def close(self, status: str | None) -> None:
+        """End the trackers (a TensorBoard writer's event file, wandb's and mlflow's runs) with
+        the run's outcome: ``status`` is the one it recorded (``STATUSES``), None when it stopped
+        on an error. Once the run has ended, however it ended (the engine's ``run()`` does it);
+        a second call does nothing. The CSV needs no closing."""
+        self.loggers.close(status)
 
 
 def _cell(v):

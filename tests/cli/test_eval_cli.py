@@ -110,3 +110,66 @@ def test_crafted_weight_metadata_is_one_line(run, tmp_path, capsys, key, value, 
     argv = ["--out", str(tmp_path / "o.safetensors")] if command == "export" else []
     assert exit_code([command, "--weights", str(crafted), *argv]) == 2
     assert text in one_error_line(capsys, f"idresnet {command}: error: ")
+
+
+def _plain_error(run, split_images, split_labels) -> float:
+    """The top-1 error % of the run's final weights on uint8 images, by plain torch."""
+    import torch
+
+    from idresnet.factory import build_from_weights
+    from idresnet.weights import read_weights
+
+    state, record, _ = read_weights(run)
+    net = build_from_weights(state, record).eval()
+    x = torch.from_numpy(split_images).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(record.normalization["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(record.normalization["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        wrong = (net((x - mean) / std).argmax(1).numpy() != split_labels).sum()
+    return 100.0 * wrong / len(split_labels)
+
+
+def test_eval_split_train_is_the_training_error_of_the_un_augmented_training_images(run, capsys):
+    """Issue #26: the training error of the final weights on the images trained on."""
+    from idresnet.data import load_dataset
+
+    ds = load_dataset("synthetic", train_size=128, test_size=32, seed=0)
+    res = evaluated(capsys, "--weights", str(run), "--split", "train")
+    assert res["split"] == "train" and res["images"] == 128 and "training images, un-augmented" in res["dataset"]
+    assert res["error"] == pytest.approx(_plain_error(run, ds.train_images, ds.train_labels), abs=1e-9)
+    test = evaluated(capsys, "--weights", str(run))
+    assert test["split"] == "test" and test["images"] == 32
+    assert test["error"] == pytest.approx(_plain_error(run, ds.test_images, ds.test_labels), abs=1e-9)
+    assert main(["eval", "--weights", str(run), "--split", "train"]) == 0
+    assert "(128 train images, loss" in capsys.readouterr().out
+
+
+def test_eval_split_train_and_val_of_a_run_with_a_validation_split(tmp_path, capsys):
+    from idresnet.data import load_dataset
+    from idresnet.data.validation import hold_out
+
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--val-split", "20", "--out", str(out), "--fail-threshold", "100"]) == 0
+    ds = load_dataset("synthetic", train_size=128, test_size=32, seed=0)
+    held = hold_out(ds.train_labels, 20, ds.classes, 0)
+    train = evaluated(capsys, "--weights", str(out), "--split", "train")
+    val = evaluated(capsys, "--weights", str(out), "--split", "val")
+    assert (train["images"], val["images"]) == (108, 20)
+    kept, gone = held.kept, held.held
+    assert train["error"] == pytest.approx(_plain_error(out, ds.train_images[kept], ds.train_labels[kept]), abs=1e-9)
+    assert val["error"] == pytest.approx(_plain_error(out, ds.train_images[gone], ds.train_labels[gone]), abs=1e-9)
+    status = json.loads((out / "status.json").read_text())
+    assert val["error"] == pytest.approx(status["final_val_error"], abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "argv, text",
+    [
+        (["--split", "val"], "--split val: the weights record no validation split"),
+        (["--split", "bogus"], "argument --split: invalid choice: 'bogus'"),
+    ],
+)
+def test_eval_split_errors_are_one_line(run, capsys, argv, text):
+    capsys.readouterr()
+    assert exit_code(["eval", "--weights", str(run), *argv]) == 2
+    assert text in one_error_line(capsys, "idresnet eval: error: ")

@@ -1,4 +1,6 @@
 """``idresnet eval``: test error of trained weights (top-1, and top-5 with more than 5 classes).
+``--split train`` gives the training error of the final weights on the un-augmented
+images the run trained on (``--split val``: its held-out validation images).
 
 ``--weights`` is a run folder (its final weights, or its checkpoint when unfinished; the
 model, dataset and normalisation come from the run's record), a ``.safetensors`` file
@@ -53,6 +55,13 @@ def add_parser(subparsers, name):
         help="also report a test-time augmentation's error, beside the single-crop one (not the paper's "
         "protocol): flip (mean logits of the image and its mirror), tencrop (imagenet: 10 crops) (default none)",
     )
+    p.add_argument(
+        "--split",
+        choices=("test", "train", "val"),
+        default="test",
+        help="the images to evaluate: test (default), train (the images the run trained on, un-augmented: "
+        "its training error) or val (its --val-split images); train and val: in-memory datasets",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
     return p
@@ -71,12 +80,13 @@ def run(args) -> int:
     model = args.model or record.model
     if None in results:  # one test set, in memory
         res = {**results[None], "weights": str(file), "model": model, "dataset": evalset.description}
+        res["split"] = args.split
         if args.json:
             print(json.dumps({**res, **_tta_json(args.tta, tta, lambda r: r[None])}))
         else:
             print(
                 f"{model} on {evalset.description}: top-1 error {res['error']:.2f}%{_top5_text(res)} "
-                f"({res['images']} test images, loss {res['loss']:.4f}; weights {file})"
+                f"({res['images']} {args.split} images, loss {res['loss']:.4f}; weights {file})"
             )
             if tta:
                 print(_tta_text(args.tta, tta[None]))
@@ -169,6 +179,8 @@ def _evaluate(args):
         resizes=rec.get("eval_resize") if not args.eval_crops else None,
         workers=args.workers,
         tta=tta,
+        split=args.split,
+        val_split=rec.get("val_split"),
     )
     net = net.to(device)
     with torch.inference_mode():

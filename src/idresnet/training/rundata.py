@@ -33,6 +33,7 @@ from idresnet.data.imagenet import FileDataset, load_imagenet
 from idresnet.data.stream import StreamLoader, worker_failure
 from idresnet.data.transforms import CenterCrop, TenCrop, train_transform
 from idresnet.data.validation import hold_out
+from idresnet.errors import UsageError
 from idresnet.networks.preprocessing import IMAGENET_CROP, IMAGENET_MEAN, IMAGENET_STD, eval_resize
 from idresnet.training import distributed
 from idresnet.training.config import TrainConfig
@@ -42,7 +43,8 @@ from idresnet.training.tta import PREDICT, describe
 
 MAX_AUTO_WORKERS = 8
 # what the weights record to rebuild the test set (``idresnet eval``)
-DATASET_KEYS = ("dataset", "data", "train_size", "test_size", "seed")
+DATASET_KEYS = ("dataset", "data", "train_size", "test_size", "seed", "val_split")
+SPLITS = ("test", "train", "val")  # what idresnet eval can evaluate (train, val: in-memory datasets)
 
 
 @dataclass
@@ -379,10 +381,20 @@ def eval_loaders(
     train_crop: int = IMAGENET_CROP,
     workers=None,
     tta: str | None = None,
+    split: str = "test",
+    val_split: int | None = None,
 ) -> EvalSet:
     """The test split of ``dataset`` as the training saw it: the same loading code, the
-    weights' normalisation (or the dataset's statistics when none is recorded)."""
+    weights' normalisation (or the dataset's statistics when none is recorded). ``split``
+    ``train``: the images the run trained on, un-augmented (without its held-out
+    ``val_split`` images); ``val``: those held-out images (in-memory datasets)."""
     dist = distributed.DistInfo()
+    if split not in SPLITS:
+        raise UsageError(f"invalid split {split!r}: valid: {', '.join(SPLITS)}")
+    if split != "test" and dataset in STREAMED:
+        raise UsageError(f"--split {split} is for the in-memory datasets (CIFAR, folders); {dataset}: test only")
+    if split == "val" and not val_split:
+        raise UsageError("--split val: the weights record no validation split (the run had no --val-split)")
     if dataset in STREAMED:
         folder = load_imagenet(data, test_size=test_size, seed=seed)
         crops = crops or [train_crop]
@@ -393,10 +405,16 @@ def eval_loaders(
         return EvalSet(folder.description, loaders, list(resizes), extra)
     # the recorded train_size too: the synthetic test split depends on it
     ds = load_dataset(dataset, data, cache_dir=cache_dir, train_size=train_size, test_size=test_size, seed=seed)
+    images, labels, description = ds.test_images, ds.test_labels, ds.description
+    if split != "test":
+        held = hold_out(ds.train_labels, val_split, ds.classes, seed) if val_split else None
+        chosen = slice(None) if held is None else held.held if split == "val" else held.kept
+        images, labels = ds.train_images[chosen], ds.train_labels[chosen]
+        description = f"{ds.description}, {'training images, un-augmented' if split == 'train' else 'validation split'}"
     norm = norm or normalization(ds, "channel")
     loader = make_loader(
-        ds.test_images,
-        ds.test_labels,
+        images,
+        labels,
         norm,
         batch_size=batch_size,
         train=False,
@@ -405,7 +423,7 @@ def eval_loaders(
         dist=dist,
         channels_last=False,
     )
-    return EvalSet(ds.description, {None: loader}, tta_loaders={None: loader} if tta else {})
+    return EvalSet(description, {None: loader}, tta_loaders={None: loader} if tta else {})
 
 
 def auto_workers(setting: int | None) -> int:

@@ -26,6 +26,8 @@ How the worker makes its group (``--store``):
 - ``forget``: the same store; once the group has formed (a barrier), each rank deletes the
   keys it set, so that a relaunch finds none of the attempt before. Works in every case
   measured.
+- ``idresnet``: idresnet's own group (``idresnet.training.distributed.form_group``: ``forget``
+  with a deadline and a one-line error); the one variant that imports idresnet.
 
 benchmarks/README.md ("torchrun restarts") has the measurements and the sources.
 """
@@ -47,7 +49,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-STORES = ("plain", "attempt", "forget")
+STORES = ("plain", "attempt", "forget", "idresnet")
 LAUNCHES = ("standalone", "static", "static-2node", "c10d-2node")
 LINE = re.compile(
     r"^repro rank=(\d+) restart=(\d+) store=\S+ stale=(\S+) formed=(yes|no) steps=(\d+).*?(?: error=(.*))?$"
@@ -80,7 +82,8 @@ def gloo_address_key(rank: int, store: str) -> str:
     address (torch 2.13: group "0", device "cpu", gloo context 0, gloo/rendezvous/context.cc
     ``connectFullMesh``; ``init_process_group`` adds "default_pg" when it makes the store)."""
     key = f"0//cpu//0/{rank}"
-    return {"plain": f"default_pg/{key}", "attempt": f"{attempt_prefix()}/{key}", "forget": key}[store]
+    prefixed = {"attempt": f"{attempt_prefix()}/{key}", "forget": key}
+    return prefixed.get(store, f"default_pg/{key}")  # plain, idresnet
 
 
 class KeyRecorder(dist.Store):
@@ -156,6 +159,11 @@ def worker(args) -> int:
     try:
         if args.store == "plain":
             dist.init_process_group("gloo", timeout=timeout)
+        elif args.store == "idresnet":
+            from idresnet.training import distributed
+
+            os.environ[distributed.GROUP_TIMEOUT_ENV] = str(args.timeout)
+            distributed.form_group("gloo", distributed.DistInfo(rank, world, int(os.environ["LOCAL_RANK"])))
         else:
             store, _, _ = next(dist.rendezvous("env://", timeout=timeout))
             if args.store == "attempt":  # the env:// store, under a prefix of its own for this attempt
@@ -167,7 +175,7 @@ def worker(args) -> int:
                 dist.barrier()
                 for key in recorder.keys_set:
                     recorder.delete_key(key)
-    except Exception as exc:  # a relaunch meets a RuntimeError/DistBackendError from gloo here
+    except Exception as exc:  # a relaunch meets a RuntimeError/DistBackendError from gloo here (idresnet: UsageError)
         report(rank, restart, args, stale, False, 0, t0, one_line(exc))
         return 1
     step = 0

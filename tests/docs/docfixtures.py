@@ -209,8 +209,8 @@ def _value(argv: list[str], flag: str) -> str | None:
 def shrink_train(argv: list[str]) -> list[str]:
     """``idresnet train``: width 1/4, a 2-iteration schedule (scaled back up by ``--budget``),
     batch 8, an evaluation at the end, no progress bar. A resume gets only what a resume may
-    change."""
-    if "--resume" in argv:
+    change (``--resume auto`` may start a run: it is shrunk)."""
+    if "--resume" in argv and argv[argv.index("--resume") + 1 :][:1] != ["auto"]:
         return [*argv, "--no-progress"]
     budget = float(_value(argv, "--budget") or 1)
     iterations = math.ceil(2 / budget)

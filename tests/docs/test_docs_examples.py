@@ -46,8 +46,11 @@ NOT_RUN = {
     ("README.md", "pip install"): "installs packages: the tests run in the installed project",
     ("README.md", "python -m pytest"): "the test suite itself",
     ("README.md", "torchrun"): "several processes: DDP is run by tests/training/test_ddp.py (slow)",
-    ("docs/training.md", "torchrun"): "several processes or nodes: DDP is run by tests/training/test_ddp.py "
-    "and test_imagenet_ddp.py (slow)",
+    ("docs/training.md", "torchrun"): "several processes or nodes: DDP is run by tests/training/test_ddp.py, "
+    "test_imagenet_ddp.py and test_torchrun_resume.py (slow)",
+    ("docs/training.md", "srun"): "a SLURM job step (its idresnet command is parsed): several nodes; "
+    "restarts and requeues are run by tests/training/test_torchrun_resume.py (slow)",
+    ("docs/training.md", "sbatch"): "submits a SLURM job",
     ("docs/performance.md", "idresnet bench --device cpu --models 110,164"): "a benchmark of minutes "
     "(compiled and profiled modes); `idresnet bench` itself is tested by tests/perf/test_bench.py",
     ("docs/performance.md", "idresnet bench --device cpu --models 1001"): "a benchmark of minutes "
@@ -118,6 +121,8 @@ def _idresnet_argv(cmd) -> list[str] | None:
     argv = list(cmd.argv)
     while "=" in argv[0] and argv[0].split("=")[0].isidentifier():  # VAR=value before the command
         argv = argv[1:]
+    if argv[0] == "srun" and "torchrun" in argv:  # a SLURM job step running torchrun
+        argv = argv[argv.index("torchrun") :]
     if argv[0] == "idresnet":
         return argv[1:]
     if argv[0] == "torchrun" and "idresnet.cli.main" in argv:
@@ -148,7 +153,7 @@ def test_shell_command_is_complete_and_parses(cmd, capsys):
                 extras = set(spec.split("[")[1].rstrip("]").split(","))
                 assert extras <= _extras(), f"{cmd.id}: no extra {sorted(extras - _extras())} in pyproject.toml"
     else:
-        assert cmd.argv[:3] == ("python", "-m", "pytest") or cmd.argv[0] in ("mkdir", "cp"), (
+        assert cmd.argv[:3] == ("python", "-m", "pytest") or cmd.argv[0] in ("mkdir", "cp", "sbatch"), (
             f"{cmd.id}: the docs test does not know how to check `{cmd.text}`"
         )
 
@@ -288,6 +293,7 @@ def test_train_shrinking_keeps_the_docs_flags_and_scales_by_budget():
     assert out[:3] == ["train", "--model", "m"] and out[3:6] == ["--model-kwargs", "width=0.25", "shortcut=scaling"]
     assert out[out.index("--iterations") + 1] == "1000" and out[out.index("--lr-milestones") + 1] == "500"
     assert shrink_train(["train", "--resume", "--out", "r"]) == ["train", "--resume", "--out", "r", "--no-progress"]
+    assert "--iterations" in shrink_train(["train", "--model", "m", "--resume", "auto"])  # it may start a run
 
 
 def test_word_substitution(tmp_path, fixtures):

@@ -164,16 +164,21 @@ IMAGENET_TINY = dict(
 )
 
 
-def databuild():
-    """tests/data/databuild.py, loaded by path (tests/data is not a package)."""
+def load_by_path(name: str, relative: str):
+    """The module at ``relative`` (to the repository's root), loaded by path as ``name``
+    (for files outside a package: tests/data, benchmarks)."""
     import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "data" / "databuild.py"
-    spec = importlib.util.spec_from_file_location("_databuild_for_training", path)
+    path = Path(__file__).resolve().parents[2] / relative
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def databuild():
+    """tests/data/databuild.py (tests/data is not a package)."""
+    return load_by_path("_databuild_for_training", "tests/data/databuild.py")
 
 
 def imagenet_folder(root):

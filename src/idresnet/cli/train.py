@@ -3,7 +3,9 @@
 Every config key is a flag (``lr_milestones`` is ``--lr-milestones``); ``-c FILE.yaml``
 reads keys from a file and flags override it. ``--resume --out RUN`` continues a run
 from its last checkpoint, reading its recorded config (flags may change only what
-resuming allows). Works the same under ``torchrun --nproc_per_node=N``.
+resuming allows); ``--resume auto --out RUN`` continues it if there is one and starts it
+otherwise (the form for batch jobs and ``torchrun --max-restarts``, re-run unchanged).
+Works the same under ``torchrun --nproc_per_node=N``.
 
 Exit status: 0 finished, 1 failed (final test error above --fail-threshold, the
 paper's "fail"), 3 diverged (non-finite loss), 130 interrupted (resumable), 2 bad input.
@@ -29,8 +31,13 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         help_ = f.metadata["help"].replace("%", "%%")
         if (default := default_text(name)) is not None:
             help_ += f" (default: {default})"
-        if kind in ("bool", "auto_bool"):
+        if kind == "bool":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_)
+        elif kind == "auto_bool":  # --flag (true), --flag auto (or true, false: parsed by the config), --no-flag
+            parser.add_argument(flag, nargs="?", const=True, metavar="auto", default=argparse.SUPPRESS, help=help_)
+            parser.add_argument(
+                "--no-" + flag[2:], dest=name, action="store_false", default=argparse.SUPPRESS, help=f"{flag} false"
+            )
         elif kind in ("int_list", "opt_int_list", "dict", "choice_list"):
             metavar = {"dict": "KEY=VALUE", "choice_list": "{" + ",".join(choices or ()) + "}"}.get(kind, "N")
             parser.add_argument(flag, nargs="+", metavar=metavar, default=argparse.SUPPRESS, help=help_)
@@ -57,17 +64,23 @@ def config_from_args(args):
     """The TrainConfig of parsed arguments: file keys, then flags; a resumed run's
     recorded config is the base when no file is given."""
     from idresnet.training import load_config
-    from idresnet.training.config import FIELDS
+    from idresnet.training.config import FIELDS, parse_scalar
     from idresnet.training.rundir import CONFIG, holds_run, no_run_to_continue
 
     overrides = {k: v for k, v in vars(args).items() if k in FIELDS}
     path = args.config
-    if path is None and overrides.get("resume") and overrides.get("out"):
+    resume = overrides.get("resume")
+    resume = parse_scalar(resume) if isinstance(resume, str) else resume
+    auto = isinstance(resume, str) and resume.strip().lower() == "auto"
+    if path is None and (resume is True or auto) and overrides.get("out"):
         out = Path(overrides["out"])
-        if not holds_run(out):  # before the config's own checks: the model is in the run's record
+        if holds_run(out):
+            if auto:  # there is a run: continue it as --resume does (from its recorded config)
+                overrides["resume"] = True
+            recorded = out / CONFIG
+            path = recorded if recorded.is_file() else None
+        elif not auto:  # before the config's own checks: the model is in the run's record
             raise no_run_to_continue(out)
-        recorded = out / CONFIG
-        path = recorded if recorded.is_file() else None
     return load_config(path, overrides)
 
 

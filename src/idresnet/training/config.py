@@ -170,7 +170,11 @@ class TrainConfig:
         "none", "str", "activation checkpointing of the residual units: none, unit, segment:K (K segments per stage)"
     )
     sync_bn: bool = option(False, "bool", "SyncBatchNorm across processes (cuda, several processes)")
-    resume: bool = option(False, "bool", "continue the run in --out from its last checkpoint")
+    resume: bool | str = option(
+        False,
+        "auto_bool",
+        "continue the run in --out from its last checkpoint; auto: continue it if --out holds one, else start it",
+    )
     progress: bool | str = option(AUTO, "auto_bool", "progress bar (auto: on a terminal)")
     logger: list = option(
         "none",
@@ -394,7 +398,12 @@ def _parse(f, v):
     if kind == "bool":
         return _to_bool(name, v)
     if kind == "auto_bool":
-        return AUTO if isinstance(v, str) and v.strip().lower() == AUTO else _to_bool(name, v)
+        if isinstance(v, str) and v.strip().lower() == AUTO:
+            return AUTO
+        try:
+            return _to_bool(name, v)
+        except ConfigError:
+            raise _invalid(name, v, "true, false or auto") from None
     if kind == "auto_int":
         if isinstance(v, str) and v.strip().lower() == AUTO:
             return AUTO
@@ -439,7 +448,7 @@ def _require(cond: bool, name: str, value, what: str):
 def _check(c: TrainConfig) -> ModelSpec:
     """Check every field and their combinations; the network's resolved spec."""
     if c.resume and c.out is None:
-        raise ConfigError("--resume needs --out RUN, the run folder to continue")
+        raise ConfigError(f"--resume{' auto' if c.resume == AUTO else ''} needs --out RUN, the run folder to continue")
     if c.model is None:
         raise ConfigError(
             "no model given: pass --model NAME (or `model:` in the config file); `idresnet models` lists them"
@@ -484,7 +493,7 @@ def _check(c: TrainConfig) -> ModelSpec:
         )
     if c.schedule_unit == "epoch" and c.epochs is None:
         raise ConfigError("schedule_unit 'epoch' needs epochs (--epochs N)")
-    if not c.resume:  # a resumed run keeps the schedule it recorded
+    if c.resume is not True:  # a resumed run keeps the schedule it recorded
         _check_warmup(c)
     _require(is_device(c.device), "device", c.device, DEVICES)
     try:

@@ -70,7 +70,8 @@ NOTES = {
     "activation_checkpointing": "keeps only segment inputs and recomputes in backward (BN statistics "
     "updated once; identical results); see [performance.md](performance.md)",
     "sync_bn": "no effect with one process",
-    "resume": "see [Checkpoints and resuming](#checkpoints-and-resuming)",
+    "resume": "see [Checkpoints and resuming](#checkpoints-and-resuming); `auto`, the form for batch jobs: "
+    "[Batch jobs and restarts](#batch-jobs-and-restarts)",
     "progress": "off a terminal (a log file, a pipe, a batch job) a plain progress line at least every 30 s "
     "(`IDRESNET_PROGRESS_INTERVAL` seconds) in every phase (data load and decoding, training, evaluation; "
     "`idresnet eval` and `export` too), also while one step or test batch takes longer than that (a heartbeat "

@@ -14,9 +14,11 @@ Layout (the names: :mod:`idresnet.weights.runfiles`)::
 A folder that already holds a run is never overwritten: without ``resume`` it is an
 error; with ``resume`` an unfinished run continues from its checkpoint and a finished
 one returns its recorded result; ``resume`` on a folder without a run is an error.
-Either way the config must match the recorded one (apart from
-:data:`~idresnet.training.config.RESUME_MUTABLE` fields). One process writes a run
-folder at a time: :class:`RunLock`.
+``resume: auto`` (the form for batch jobs, re-run unchanged) continues a run where the
+folder holds one and starts it where it holds none (missing, empty, or only the
+temporary of a write that was killed). Either way the config must match the recorded one
+(apart from :data:`~idresnet.training.config.RESUME_MUTABLE` fields). One process writes
+a run folder at a time: :class:`RunLock`.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ def plan(run_dir: Path, cfg: TrainConfig) -> Plan:
     """What to do with ``run_dir`` for ``cfg``; a one-line ConfigError if it must be left alone."""
     status = read_status(run_dir)
     if not holds_run(run_dir):
-        if cfg.resume:
+        if cfg.resume is True:  # (auto: starts it)
             raise no_run_to_continue(run_dir)
         return Plan("fresh")
     state = status["status"] if status else "unfinished"

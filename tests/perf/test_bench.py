@@ -98,7 +98,9 @@ def test_matmul_rate_is_positive():
         ("aten::threshold_backward", "relu"),
         ("aten::add", "add"),
         ("aten::_foreach_add_", "optimizer"),
-        ("aten::copy_", "other"),
+        ("aten::copy_", "reorder"),
+        ("aten::empty_like", "allocation"),
+        ("autograd::engine::evaluate_function: NativeBatchNormBackward0", "batchnorm"),
         ("aten::addmm", "other"),
     ],
 )
@@ -191,6 +193,25 @@ def test_profile_shares_sum_to_one():
     assert prof["shares"]["conv3x3"] > 0 and prof["shares"]["batchnorm"] > 0
     assert prof["gflop_per_s"]["conv3x3"] > 0
     assert "| conv |" in format_markdown(rep) or "conv" in format_markdown(rep)
+    phases = prof["by_phase"]
+    for kind in ("conv3x3", "batchnorm", "relu"):  # both directions seen in the event tree
+        assert phases[kind]["forward"] > 0 and phases[kind]["backward"] > 0
+    assert prof["seconds"]["optimizer"] == pytest.approx(phases["optimizer"]["optimizer"])
+    assert prof["seconds"]["optimizer"] > 0
+    assert phases["add"]["optimizer"] == 0  # SGD's own add_/mul_ count as optimizer time, not as additions
+    assert prof["total_s"] <= prof["wall_s"] * 1.05
+
+
+def test_phase_of_walks_the_event_tree():
+    from types import SimpleNamespace as Evt
+
+    from idresnet.perf.profile import phase_of
+
+    engine = Evt(name="autograd::engine::evaluate_function: ConvolutionBackward0", cpu_parent=None)
+    step = Evt(name="Optimizer.step#SGD.step", cpu_parent=None)
+    assert phase_of(Evt(name="aten::add_", cpu_parent=Evt(name="aten::x", cpu_parent=engine))) == "backward"
+    assert phase_of(Evt(name="aten::add_", cpu_parent=step)) == "optimizer"
+    assert phase_of(Evt(name="aten::add", cpu_parent=None)) == "forward"
 
 
 # ------------------------------------------------------------------ the command

@@ -96,6 +96,7 @@ def test_matmul_rate_is_positive():
         ("aten::cudnn_batch_norm", "batchnorm"),
         ("aten::relu", "relu"),
         ("aten::threshold_backward", "relu"),
+        ("aten::clamp_min", "relu"),
         ("aten::add", "add"),
         ("aten::_foreach_add_", "optimizer"),
         ("aten::copy_", "reorder"),

@@ -38,7 +38,7 @@ SPLIT = ("conv3x3", "conv1x1", "batchnorm", "relu", "add")  # reported forward /
 
 _RULES = (
     ("batchnorm", re.compile(r"batch_norm|batchnorm", re.I)),
-    ("relu", re.compile(r"relu|threshold", re.I)),
+    ("relu", re.compile(r"relu|threshold|^aten::clamp_min_?$", re.I)),  # 2.13: relu calls clamp_min
     ("conv", re.compile(r"conv", re.I)),
     ("optimizer", re.compile(r"_foreach|sgd|^Optimizer\.", re.I)),
     ("add", re.compile(r"^aten::add_?$|^AddBackward", re.I)),

@@ -188,7 +188,9 @@ def test_markdown_names_hardware_and_every_mode(report):
 
 
 def test_profile_shares_sum_to_one():
-    rep = run_bench(tiny_config(modes=[Mode()], repeats=1, profile=True, memory=False), log=lambda s: None)
+    rep = run_bench(
+        tiny_config(modes=[Mode()], repeats=1, profile=True, profile_steps=3, memory=False), log=lambda s: None
+    )
     (prof,) = rep["profiles"]
     assert sum(prof["shares"].values()) == pytest.approx(1.0)
     assert prof["shares"]["conv3x3"] > 0 and prof["shares"]["batchnorm"] > 0
@@ -200,7 +202,7 @@ def test_profile_shares_sum_to_one():
     assert prof["seconds"]["optimizer"] == pytest.approx(phases["optimizer"]["optimizer"])
     assert prof["seconds"]["optimizer"] > 0
     assert phases["add"]["optimizer"] == 0  # SGD's own add_/mul_ count as optimizer time, not as additions
-    assert prof["total_s"] <= prof["wall_s"] * 1.05
+    assert prof["steps"] == 3 and prof["total_s"] <= prof["wall_s"] * 1.5
 
 
 def test_phase_of_walks_the_event_tree():

@@ -238,8 +238,8 @@ class TrainStep:
             }
         return step_memory(self._eager_step, self.device)
 
-    def profile(self) -> dict:
-        """Time shares of one step by layer type (see perf.profile)."""
+    def profile(self, steps: int = 1) -> dict:
+        """Time shares of a step by layer type, median of ``steps`` profiled steps (see perf.profile)."""
         from idresnet.perf.profile import layer_time_shares
 
-        return layer_time_shares(self.run, self.device)
+        return layer_time_shares(self.run, self.device, steps)

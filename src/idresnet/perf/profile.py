@@ -16,6 +16,7 @@ ConvolutionBackward0" is convolution time).
 from __future__ import annotations
 
 import re
+import statistics
 import time
 
 import torch
@@ -94,10 +95,28 @@ def _self_seconds(evt, cuda: bool) -> float:
     return max(t or 0.0, 0.0) / 1e6
 
 
-def layer_time_shares(step, device: torch.device) -> dict:
-    """``{"shares", "seconds", "by_phase", "total_s", "wall_s", "top"}`` of one call of ``step``:
-    shares and seconds per category; ``by_phase[category][phase]`` seconds; ``wall_s`` the
-    profiled step's wall time (profiler overhead included)."""
+def layer_time_shares(step, device: torch.device, steps: int = 1) -> dict:
+    """``{"shares", "seconds", "by_phase", "total_s", "wall_s", "top", "steps"}`` of ``step``:
+    seconds per category and ``by_phase[category][phase]``, each the median over ``steps``
+    separately profiled calls (on a shared machine one call can be preempted in any
+    operator; the median is robust to that); shares of their sum; ``wall_s`` the median
+    profiled call's wall time (profiler overhead included); ``top`` of the first call."""
+    calls = [_profile_once(step, device) for _ in range(max(1, steps))]
+    seconds = {c: statistics.median(p["seconds"][c] for p in calls) for c in CATEGORIES}
+    by_phase = {c: {ph: statistics.median(p["by_phase"][c][ph] for p in calls) for ph in PHASES} for c in CATEGORIES}
+    total = sum(seconds.values()) or 1.0
+    return {
+        "shares": {c: seconds[c] / total for c in CATEGORIES},
+        "seconds": seconds,
+        "by_phase": by_phase,
+        "total_s": total,
+        "wall_s": statistics.median(p["wall_s"] for p in calls),
+        "steps": len(calls),
+        "top": calls[0]["top"],
+    }
+
+
+def _profile_once(step, device: torch.device) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     device = torch.device(device)
@@ -124,13 +143,10 @@ def layer_time_shares(step, device: torch.device) -> dict:
         by_phase[category][phase] += s
         key = (evt.name, category)
         per_op[key] = per_op.get(key, 0.0) + s
-    total = sum(seconds.values()) or 1.0
     top = sorted(per_op.items(), key=lambda kv: -kv[1])[:12]
     return {
-        "shares": {c: seconds[c] / total for c in CATEGORIES},
         "seconds": seconds,
         "by_phase": by_phase,
-        "total_s": total,
         "wall_s": wall,
         "top": [{"op": op, "seconds": v, "category": c} for (op, c), v in top],
     }

@@ -25,6 +25,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def run_plain(args, folder: Path, env: dict) -> dict:
 def run_train(args, work: Path, env: dict, tag: str, iterations: int | None = None) -> dict:
     iterations = iterations or args.iterations
     out = work / f"run-{tag}"
+    shutil.rmtree(out, ignore_errors=True)  # this script's own scratch run of an earlier call
     start = time.perf_counter()
     proc = subprocess.run(train_command(args, out, iterations), capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start

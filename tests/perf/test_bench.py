@@ -96,9 +96,12 @@ def test_matmul_rate_is_positive():
         ("aten::cudnn_batch_norm", "batchnorm"),
         ("aten::relu", "relu"),
         ("aten::threshold_backward", "relu"),
+        ("aten::clamp_min", "relu"),
         ("aten::add", "add"),
         ("aten::_foreach_add_", "optimizer"),
-        ("aten::copy_", "other"),
+        ("aten::copy_", "reorder"),
+        ("aten::empty_like", "allocation"),
+        ("autograd::engine::evaluate_function: NativeBatchNormBackward0", "batchnorm"),
         ("aten::addmm", "other"),
     ],
 )
@@ -185,12 +188,33 @@ def test_markdown_names_hardware_and_every_mode(report):
 
 
 def test_profile_shares_sum_to_one():
-    rep = run_bench(tiny_config(modes=[Mode()], repeats=1, profile=True, memory=False), log=lambda s: None)
+    rep = run_bench(
+        tiny_config(modes=[Mode()], repeats=1, profile=True, profile_steps=3, memory=False), log=lambda s: None
+    )
     (prof,) = rep["profiles"]
     assert sum(prof["shares"].values()) == pytest.approx(1.0)
     assert prof["shares"]["conv3x3"] > 0 and prof["shares"]["batchnorm"] > 0
     assert prof["gflop_per_s"]["conv3x3"] > 0
     assert "| conv |" in format_markdown(rep) or "conv" in format_markdown(rep)
+    phases = prof["by_phase"]
+    for kind in ("conv3x3", "batchnorm", "relu"):  # both directions seen in the event tree
+        assert phases[kind]["forward"] > 0 and phases[kind]["backward"] > 0
+    assert prof["seconds"]["optimizer"] == pytest.approx(phases["optimizer"]["optimizer"])
+    assert prof["seconds"]["optimizer"] > 0
+    assert phases["add"]["optimizer"] == 0  # SGD's own add_/mul_ count as optimizer time, not as additions
+    assert prof["steps"] == 3 and prof["total_s"] <= prof["wall_s"] * 1.5
+
+
+def test_phase_of_walks_the_event_tree():
+    from types import SimpleNamespace as Evt
+
+    from idresnet.perf.profile import phase_of
+
+    engine = Evt(name="autograd::engine::evaluate_function: ConvolutionBackward0", cpu_parent=None)
+    step = Evt(name="Optimizer.step#SGD.step", cpu_parent=None)
+    assert phase_of(Evt(name="aten::add_", cpu_parent=Evt(name="aten::x", cpu_parent=engine))) == "backward"
+    assert phase_of(Evt(name="aten::add_", cpu_parent=step)) == "optimizer"
+    assert phase_of(Evt(name="aten::add", cpu_parent=None)) == "forward"
 
 
 # ------------------------------------------------------------------ the command

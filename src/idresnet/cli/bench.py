@@ -50,7 +50,13 @@ def add_parser(sub, name):
         "On a shared CPU use 1: see docs/performance.md",
     )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
-    p.add_argument("--profile", action="store_true", help="add time shares per layer type (one profiled step)")
+    p.add_argument("--profile", action="store_true", help="add time shares per layer type (profiled steps)")
+    p.add_argument(
+        "--profile-steps",
+        type=int,
+        default=1,
+        help="profiled steps per mode; each kind's time is their median (a shared machine: 3 or more)",
+    )
     p.add_argument("--quick", action="store_true", help="smoke test: preact_resnet20, batch 8, 1 step, 1 repeat (CI)")
     p.add_argument("--json", metavar="PATH", help="write the report as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the report as Markdown")
@@ -69,7 +75,7 @@ def config_from_args(args):
     from idresnet.perf.measure import DEFAULT_MODES, BenchConfig, parse_models, resolve_device
     from idresnet.perf.modes import parse_modes
 
-    for name in ("batch_size", "image_size", "steps", "repeats", "warmup", "threads"):
+    for name in ("batch_size", "image_size", "steps", "repeats", "warmup", "threads", "profile_steps"):
         _positive(name, getattr(args, name))
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -86,6 +92,7 @@ def config_from_args(args):
         threads=args.threads or (1 if quick and not gpu else None),
         memory=not args.no_memory,
         profile=args.profile,
+        profile_steps=args.profile_steps,
         matmul_time=0.2 if quick else 1.0,
     )
 

@@ -80,6 +80,7 @@ class BenchConfig:
     threads: int | None = None
     memory: bool = True
     profile: bool = False
+    profile_steps: int = 1  # profiled steps per mode; their median per kind
     matmul_n: int = 2048
     matmul_time: float = 1.0
     num_classes: int | None = None
@@ -296,7 +297,7 @@ def bench_model(name: str, modes: list[Mode], cfg: BenchConfig, device: torch.de
         if cfg.memory and not (runner.mode.compile and device.type == "cpu"):
             _memory(row, runner, report["settings"])
         if cfg.profile:
-            _profile(row, runner, macs_by_type, report["profiles"])
+            _profile(row, runner, macs_by_type, report["profiles"], cfg.profile_steps)
     return rows
 
 
@@ -351,9 +352,9 @@ def _memory(row: dict, runner: TrainStep, settings: dict) -> None:
         row["memory_error"] = exception_line(exc)
 
 
-def _profile(row: dict, runner: TrainStep, macs_by_type: dict, profiles: list) -> None:
+def _profile(row: dict, runner: TrainStep, macs_by_type: dict, profiles: list, steps: int = 1) -> None:
     try:
-        prof = runner.profile()
+        prof = runner.profile(steps)
         # FLOP rate of each convolution type in the profiled step (profiler time)
         batch = row["batch_size"]
         prof["gflop_per_s"] = {

@@ -15,6 +15,8 @@ option                 meaning
                        about 6 graphs instead of one huge one (see idresnet.networks.compiling)
 ``cudagraphs``         the whole step (forward, backward, SGD) captured as one CUDA graph
 ``ckpt=unit``          activation checkpointing per unit (also ``ckpt=segment:K``)
+``sgd=IMPL``           torch.optim.SGD's code path: ``foreach`` or ``fused`` (default: its
+                       per-parameter loop, torch's CPU default and the engine's)
 =====================  ===================================================================
 
 Example: ``bf16+channels_last+cudagraphs``. Every step is the training engine's
@@ -31,9 +33,20 @@ import torch
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.checkpointing import canonical_mode
 from idresnet.networks.compiling import compile_units
-from idresnet.training.step import LR, sgd, sgd_step
+from idresnet.training.step import LR, SGD_IMPLEMENTATIONS, sgd, sgd_step
 
-OPTIONS = ("eager", "channels_last", "bf16", "compile", "compile=MODE", "cudagraphs", "ckpt=unit", "ckpt=segment:K")
+OPTIONS = (
+    "eager",
+    "channels_last",
+    "bf16",
+    "compile",
+    "compile=MODE",
+    "cudagraphs",
+    "ckpt=unit",
+    "ckpt=segment:K",
+    "sgd=foreach",
+    "sgd=fused",
+)
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "units")
 _ALIASES = {"cl": "channels_last", "nhwc": "channels_last", "fp32": "eager", "graphs": "cudagraphs"}
 
@@ -45,6 +58,7 @@ class Mode:
     compile: str | None = None  # None, or a torch.compile mode
     cudagraphs: bool = False
     checkpoint: str = "none"
+    sgd: str = "for-loop"
 
     @property
     def is_baseline(self) -> bool:
@@ -63,6 +77,8 @@ class Mode:
             parts.append("compile" if self.compile == "default" else f"compile={self.compile}")
         if self.cudagraphs:
             parts.append("cudagraphs")
+        if self.sgd != "for-loop":
+            parts.append(f"sgd={self.sgd}")
         return "+".join(parts) or "eager"
 
     def check(self, device: torch.device) -> str | None:
@@ -78,7 +94,7 @@ class Mode:
 
 def parse_mode(text: str) -> Mode:
     """A mode from its ``+``-joined options; bad options raise a one-line UsageError."""
-    opts = dict(channels_last=False, bf16=False, compile=None, cudagraphs=False, checkpoint="none")
+    opts = dict(channels_last=False, bf16=False, compile=None, cudagraphs=False, checkpoint="none", sgd="for-loop")
     tokens = [t.strip() for t in str(text).split("+")]
     if not text or not all(tokens):
         raise UsageError(f"invalid mode {text!r}; a mode is options joined by '+': {', '.join(OPTIONS)}")
@@ -96,6 +112,10 @@ def parse_mode(text: str) -> Mode:
             opts["compile"] = value
         elif key == "ckpt" and value:
             opts["checkpoint"] = canonical_mode(value)
+        elif key == "sgd" and value:
+            if value not in SGD_IMPLEMENTATIONS:
+                raise choices_error("SGD implementation", value, SGD_IMPLEMENTATIONS, where=f" in mode {text!r}")
+            opts["sgd"] = value
         else:
             raise choices_error("mode option", token, OPTIONS, where=f" in {text!r}")
     return Mode(**opts)
@@ -146,7 +166,7 @@ class TrainStep:
             compile_units(self.model)
         elif mode.compile:
             self.net = torch.compile(self.model, **({} if mode.compile == "default" else {"mode": mode.compile}))
-        self.opt = sgd(self.model.parameters(), lr)
+        self.opt = sgd(self.model.parameters(), lr, implementation=mode.sgd)
         self.graph = None
         self.setup_s = None
         self._loss = None
@@ -218,8 +238,8 @@ class TrainStep:
             }
         return step_memory(self._eager_step, self.device)
 
-    def profile(self) -> dict:
-        """Time shares of one step by layer type (see perf.profile)."""
+    def profile(self, steps: int = 1) -> dict:
+        """Time shares of a step by layer type, median of ``steps`` profiled steps (see perf.profile)."""
         from idresnet.perf.profile import layer_time_shares
 
-        return layer_time_shares(self.run, self.device)
+        return layer_time_shares(self.run, self.device, steps)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from idresnet.files import atomic_write_bytes
-from idresnet.perf.profile import CATEGORIES
+from idresnet.perf.profile import CATEGORIES, SPLIT
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -117,20 +117,31 @@ def _results_table(report: dict) -> list[str]:
     return lines
 
 
+def _share_cell(p: dict, c: str) -> str:
+    """``41% (13/28)``: the share of ``c``, and its forward / backward parts, where split."""
+    cell = f"{100 * p['shares'][c]:.0f}%"
+    phases = p.get("by_phase", {}).get(c)
+    if c in SPLIT and phases and p.get("total_s"):
+        fwd, bwd = (100 * phases[k] / p["total_s"] for k in ("forward", "backward"))
+        cell += f" ({fwd:.0f}/{bwd:.0f})"
+    return cell
+
+
 def _profile_table(profiles: list[dict]) -> list[str]:
+    cats = [c for c in CATEGORIES if c in profiles[0]["shares"]]
     lines = [
         "",
         "Time shares of one step by layer type (torch.profiler, operator self time; "
-        "conv GFLOP/s: 6 x that type's multiply-adds / its profiled time):",
+        "(a/b): forward / backward parts; conv GFLOP/s: 6 x that type's multiply-adds / its profiled time):",
         "",
-        "| model | mode | " + " | ".join(CATEGORIES) + " | conv3x3 GFLOP/s | conv1x1 GFLOP/s |",
-        "|" + "---|" * (4 + len(CATEGORIES)),
+        "| model | mode | " + " | ".join(cats) + " | conv3x3 GFLOP/s | conv1x1 GFLOP/s |",
+        "|" + "---|" * (4 + len(cats)),
     ]
     for p in profiles:
         rates = p.get("gflop_per_s", {})
         lines.append(
             f"| {p['model']} | {p['mode']} | "
-            + " | ".join(f"{100 * p['shares'][c]:.0f}%" for c in CATEGORIES)
+            + " | ".join(_share_cell(p, c) for c in cats)
             + f" | {_fmt(rates.get('conv3x3'), ',.0f')} | {_fmt(rates.get('conv1x1'), ',.0f')} |"
         )
     return lines

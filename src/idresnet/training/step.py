@@ -19,9 +19,24 @@ MOMENTUM = 0.9
 WEIGHT_DECAY = 1e-4
 
 
-def sgd(parameters, lr: float = LR, momentum: float = MOMENTUM, weight_decay: float = WEIGHT_DECAY, nesterov=False):
-    """The paper's optimiser: weight decay on every parameter (BN and biases too)."""
-    return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+SGD_IMPLEMENTATIONS = ("for-loop", "foreach", "fused")  # torch.optim.SGD's three code paths
+
+
+def sgd(
+    parameters,
+    lr: float = LR,
+    momentum: float = MOMENTUM,
+    weight_decay: float = WEIGHT_DECAY,
+    nesterov=False,
+    implementation: str = "for-loop",
+):
+    """The paper's optimiser: weight decay on every parameter (BN and biases too).
+    ``implementation``: torch's per-parameter loop (its CPU default), ``foreach`` (the
+    multi-tensor ops) or ``fused`` (one kernel); the same update, see docs/performance.md."""
+    if implementation not in SGD_IMPLEMENTATIONS:
+        raise ValueError(f"invalid SGD implementation {implementation!r}; valid: {SGD_IMPLEMENTATIONS}")
+    path = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[implementation]
+    return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, **path)
 
 
 def sgd_step(

@@ -3,7 +3,8 @@ depend on the batch, so several processes must match one process up to rounding.
 
 Usage: python ddp_script.py OUT_DIR ITERATIONS [IMAGENET_FOLDER] [--val-split N]
 (with a folder: the streamed ImageNet path, IMAGENET_CONFIG, on that folder; --val-split:
-N training images held out as the validation set)
+N training images held out as the validation set, added to train_size so that as many
+are trained on as without it)
 BatchNorm is swapped for GroupNorm(1, C) (per-sample statistics): with BN, each process
 would normalise with the statistics of its own half batch and the runs would differ by
 design, not by error.
@@ -55,6 +56,8 @@ if __name__ == "__main__":  # (importing this module changes nothing)
     out, iterations = args[0], int(args[1])
     config = CONFIG if len(args) < 3 else {**IMAGENET_CONFIG, "data": args[2]}
     config = {**config, "val_split": val_split}
+    if val_split and config.get("train_size"):  # the same number of images to train on as without a split
+        config["train_size"] += val_split
     result = train(
         TrainConfig(
             **config, iterations=iterations, lr_milestones=[iterations // 2], eval_interval=iterations // 2, out=out

@@ -33,16 +33,18 @@ def test_foreach_is_bit_identical_to_the_loop():
     assert all(torch.equal(a, b) for a, b in zip(base_params, params))
 
 
-def test_fused_rounds_differently_from_the_second_step_on():
-    # the fused kernel's momentum update rounds differently: equal after one step,
-    # within float rounding after two, so not a bit-identical replacement of the loop
+def test_fused_agrees_within_rounding():
+    # the fused kernel's momentum update may round differently: equal after one step,
+    # within float rounding after three (on AVX-512 kernels it differed from the second
+    # step on; under ONEDNN_MAX_CPU_ISA=AVX2 it was bit-equal), so it is not a guaranteed
+    # bit-identical replacement of the loop
     (l1,), p1 = train("for-loop", steps=1)
     (f1,), q1 = train("fused", steps=1)
     assert l1 == f1 and all(torch.equal(a, b) for a, b in zip(p1, q1))
     _, p3 = train("for-loop", steps=3)
     _, q3 = train("fused", steps=3)
     diffs = [(a - b).abs().max().item() for a, b in zip(p3, q3)]
-    assert 0 < max(diffs) < 1e-5
+    assert max(diffs) < 1e-5
 
 
 def test_fused_mishandles_a_gradient_whose_strides_differ_from_the_parameter():

@@ -33,18 +33,19 @@ def test_foreach_is_bit_identical_to_the_loop():
     assert all(torch.equal(a, b) for a, b in zip(base_params, params))
 
 
-def test_fused_agrees_within_rounding():
-    # the fused kernel's momentum update may round differently: equal after one step,
-    # within float rounding after three (on AVX-512 kernels it differed from the second
-    # step on; under ONEDNN_MAX_CPU_ISA=AVX2 it was bit-equal), so it is not a guaranteed
-    # bit-identical replacement of the loop
+def test_fused_is_no_bit_identical_replacement_for_the_loop():
+    # equal after one step; after three, apart (the fused kernel rounds its momentum update
+    # differently, and the tiny net amplifies it: 1e-9 on AVX-512 kernels, 3e-4 under
+    # ONEDNN_MAX_CPU_ISA=AVX2 on the Xeon, of weights that moved 0.09) though agreeing in the large
     (l1,), p1 = train("for-loop", steps=1)
     (f1,), q1 = train("fused", steps=1)
     assert l1 == f1 and all(torch.equal(a, b) for a, b in zip(p1, q1))
+    _, p0 = train("for-loop", steps=0)
     _, p3 = train("for-loop", steps=3)
     _, q3 = train("fused", steps=3)
-    diffs = [(a - b).abs().max().item() for a, b in zip(p3, q3)]
-    assert max(diffs) < 1e-5
+    apart = max((a - b).abs().max().item() for a, b in zip(p3, q3))
+    moved = max((a - b).abs().max().item() for a, b in zip(p3, p0))
+    assert 0 < apart < 0.01 * moved, (apart, moved)
 
 
 def test_fused_mishandles_a_gradient_whose_strides_differ_from_the_parameter():

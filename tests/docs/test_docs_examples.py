@@ -60,6 +60,8 @@ NOT_RUN = {
     ("docs/performance.md", "mkdir -p datasets"): "copies the real dataset for the GPU machine",
     ("docs/performance.md", "cp ../shared/datasets"): "copies the real dataset for the GPU machine",
     ("docs/data.md", "python benchmarks/bench_loader.py"): "a benchmark on the real dataset's 60,000 images",
+    ("docs/performance.md", "python benchmarks/plain_vs_train.py"): "a benchmark of minutes on the real dataset; "
+    "its driver is run on a tiny JPEG fixture by tests/benchmarks/test_plain_loop.py",
     ("docs/performance.md", "bash benchmarks/gpu_check.sh"): "the GPU check's CPU path is run by "
     "tests/benchmarks/test_gpu_check.py",
     ("docs/training.md", "pip install"): "installs packages: the tests run in the installed project",

@@ -68,7 +68,10 @@ def test_fused_mishandles_a_gradient_whose_strides_differ_from_the_parameter():
 def test_bench_modes_name_the_sgd_path():
     mode = parse_mode("channels_last+sgd=foreach")
     assert mode.sgd == "foreach" and parse_mode(mode.name) == mode and not mode.is_baseline
-    assert parse_mode("channels_last").sgd == "for-loop"
+    assert parse_mode("channels_last").sgd is None  # torch's own choice, as the engine's
+    assert parse_mode("channels_last+sgd=for-loop").sgd == "for-loop"
+    default = sgd([torch.zeros(1, requires_grad=True)]).defaults  # the loop on the CPU, foreach on CUDA
+    assert default["foreach"] is None and not default["fused"]
     with pytest.raises(Exception, match="SGD implementation"):
         parse_mode("sgd=turbo")
     with pytest.raises(ValueError, match="valid"):

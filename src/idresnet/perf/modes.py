@@ -15,8 +15,8 @@ option                 meaning
                        about 6 graphs instead of one huge one (see idresnet.networks.compiling)
 ``cudagraphs``         the whole step (forward, backward, SGD) captured as one CUDA graph
 ``ckpt=unit``          activation checkpointing per unit (also ``ckpt=segment:K``)
-``sgd=IMPL``           torch.optim.SGD's code path: ``foreach`` or ``fused`` (default: its
-                       per-parameter loop, torch's CPU default and the engine's)
+``sgd=IMPL``           torch.optim.SGD's code path: ``foreach`` or ``fused`` (default:
+                       torch's own choice, as the engine's: its loop on the CPU)
 =====================  ===================================================================
 
 Example: ``bf16+channels_last+cudagraphs``. Every step is the training engine's
@@ -58,7 +58,7 @@ class Mode:
     compile: str | None = None  # None, or a torch.compile mode
     cudagraphs: bool = False
     checkpoint: str = "none"
-    sgd: str = "for-loop"
+    sgd: str | None = None  # None: torch's own choice, as the engine's
 
     @property
     def is_baseline(self) -> bool:
@@ -77,7 +77,7 @@ class Mode:
             parts.append("compile" if self.compile == "default" else f"compile={self.compile}")
         if self.cudagraphs:
             parts.append("cudagraphs")
-        if self.sgd != "for-loop":
+        if self.sgd is not None:
             parts.append(f"sgd={self.sgd}")
         return "+".join(parts) or "eager"
 
@@ -94,7 +94,7 @@ class Mode:
 
 def parse_mode(text: str) -> Mode:
     """A mode from its ``+``-joined options; bad options raise a one-line UsageError."""
-    opts = dict(channels_last=False, bf16=False, compile=None, cudagraphs=False, checkpoint="none", sgd="for-loop")
+    opts = dict(channels_last=False, bf16=False, compile=None, cudagraphs=False, checkpoint="none", sgd=None)
     tokens = [t.strip() for t in str(text).split("+")]
     if not text or not all(tokens):
         raise UsageError(f"invalid mode {text!r}; a mode is options joined by '+': {', '.join(OPTIONS)}")

@@ -28,14 +28,16 @@ def sgd(
     momentum: float = MOMENTUM,
     weight_decay: float = WEIGHT_DECAY,
     nesterov=False,
-    implementation: str = "for-loop",
+    implementation: str | None = None,
 ):
     """The paper's optimiser: weight decay on every parameter (BN and biases too).
-    ``implementation``: torch's per-parameter loop (its CPU default), ``foreach`` (the
-    multi-tensor ops) or ``fused`` (one kernel); the same update, see docs/performance.md."""
-    if implementation not in SGD_IMPLEMENTATIONS:
+    ``implementation``: None, torch's own choice (the per-parameter loop on the CPU,
+    ``foreach`` on CUDA); or one of them forced: ``for-loop``, ``foreach`` (the
+    multi-tensor ops), ``fused`` (one kernel); the same update, see docs/performance.md."""
+    if implementation is not None and implementation not in SGD_IMPLEMENTATIONS:
         raise ValueError(f"invalid SGD implementation {implementation!r}; valid: {SGD_IMPLEMENTATIONS}")
-    path = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[implementation]
+    paths = {None: {}, "for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    path = paths[implementation]
     return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov, **path)
 
 

@@ -16,7 +16,7 @@ reported too. The ratio is the median over rounds of idresnet's speed / the plai
 ``--isa AVX2`` sets ``ONEDNN_MAX_CPU_ISA`` for both (an AVX2-class CPU's kernels).
 
     python benchmarks/plain_vs_train.py --archive ../shared/datasets/cifar10-jpeg.tar.gz \\
-        --model preact_resnet20 --iterations 60 --rounds 3 [--isa AVX2] [--markdown out.md]
+        --model preact_resnet20 --iterations 60 --rounds 3 [--isa AVX2] [--compile] [--markdown out.md]
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ def train_command(args, out: Path, iterations: int) -> list[str]:
     cmd += ["--batch-size", str(args.batch_size), "--log-interval", str(args.skip), "--eval-interval", str(iterations)]
     cmd += ["--checkpoint-interval", str(iterations), "--test-size", str(args.test_size)]
     cmd += ["--threads", str(args.threads), "--out", str(out), "--no-progress"]
+    if args.compile:
+        cmd.append("--compile")
     if args.width != 1.0:
         cmd += ["--model-kwargs", f"width={args.width}"]
     return cmd
@@ -127,7 +129,7 @@ def run_train(args, work: Path, env: dict, tag: str, iterations: int | None = No
     return {"images_per_s": train_speed(out / "metrics.csv", args.skip, args.batch_size), "wall_s": wall}
 
 
-def main(argv=None) -> dict:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--archive", type=Path, required=True, help="the CIFAR-10 JPEG tarball (train/<class>/*.jpg)")
     p.add_argument("--folder", type=Path, help="its extracted copy (default: extracted into --work)")
@@ -142,9 +144,19 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=1, help="training threads of both (the plain loop's worker aside)")
     p.add_argument("--test-size", type=int, default=100, help="idresnet's final evaluation, kept small")
     p.add_argument("--isa", help="ONEDNN_MAX_CPU_ISA for both, e.g. AVX2")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="idresnet train --compile: the step `compile: auto` compiles in runs of 16,000 iterations or more "
+        "(a benchmark this short is eager under auto); its compile is in the untimed first iterations",
+    )
     p.add_argument("--json", type=Path)
     p.add_argument("--markdown", type=Path)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> dict:
+    args = parser().parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="plain-vs-train-"))
     args.cache_dir = args.cache_dir or work / "cache"
     folder = args.folder or extracted(args.archive, work / "images")
@@ -176,6 +188,7 @@ def main(argv=None) -> dict:
         "batch_size": args.batch_size,
         "threads": args.threads,
         "isa": args.isa or "default",
+        "compile": args.compile,
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "load_average_start": [round(x, 2) for x in load],
@@ -197,6 +210,7 @@ def markdown(rep: dict) -> str:
     lines = [
         f"{rep['model']} (width {rep['width']}), batch {rep['batch_size']}, {rep['iterations']} iterations "
         f"(first {rep['skip']} untimed), {rep['threads']} training thread(s), ONEDNN_MAX_CPU_ISA={rep['isa']}, "
+        f"idresnet train {'--compile' if rep.get('compile') else 'in its default mode'}, "
         f"torch {rep['torch']}; load average {rep['load_average_start']} at start, {rep['load_average_end']} at end",
         "",
         "| round | plain loop img/s | idresnet train img/s | ratio | plain wall s | idresnet wall s | wall ratio |",

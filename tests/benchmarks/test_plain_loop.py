@@ -87,3 +87,12 @@ def test_driver_alternates_both_and_reports_the_ratio(jpeg_folder, tmp_path):
     for r in report["rounds"]:
         assert r["ratio"] == pytest.approx(r["idresnet"]["images_per_s"] / r["plain"]["images_per_s"])
     assert "Median ratio" in md.read_text() and "load average" in md.read_text()
+
+
+def test_driver_passes_compile_to_idresnet_train_only_when_asked(tmp_path):
+    mod = load("plain_vs_train")
+    for flags, compiled in (([], False), (["--compile"], True)):
+        args = mod.parser().parse_args(["--archive", "x.tar.gz", *flags])
+        args.cache_dir = tmp_path
+        assert ("--compile" in mod.train_command(args, tmp_path / "run", 60)) is compiled
+        assert "--compile" not in mod.plain_command(args, tmp_path)

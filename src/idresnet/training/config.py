@@ -159,7 +159,12 @@ class TrainConfig:
         "mixed precision (auto: bf16 on cuda; float32 on the CPU, saying what a bf16 probe measured)",
         (AUTO, "bf16", "off"),
     )
-    compile: bool = option(False, "bool", "torch.compile the model")
+    compile: bool | str = option(
+        AUTO,
+        "auto_bool",
+        "torch.compile the training step (auto: on the CPU for runs of 16,000 iterations or more, "
+        "where inductor works; eager otherwise)",
+    )
     threads: int | str | None = option(
         AUTO,
         "auto_int",

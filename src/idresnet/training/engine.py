@@ -46,7 +46,7 @@ from idresnet.files import remove_stale_temporaries
 from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
 from idresnet.seeding import rng_state, seed_everything, set_rng_state
-from idresnet.training import distributed, precision, rundir, runtime, validation
+from idresnet.training import compilation, distributed, precision, rundir, runtime, validation
 from idresnet.training.config import TrainConfig, to_plain
 from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
@@ -151,6 +151,8 @@ class _Trainer:
         self.amp: torch.dtype | None  # the autocast dtype, None for float32
         self.amp_reason: str  # which precision, and why (training/precision.py)
         self.channels_last: bool
+        self.compiled: bool  # the training step compiled by inductor
+        self.compile_reason: str  # ... and why (training/compilation.py)
         self.data: RunData
         self.schedule: Schedule
         self.eval_every: int  # iterations between evaluations
@@ -222,6 +224,7 @@ class _Trainer:
         """Threads, device, precision and memory format, and what they allow."""
         cfg, dist = self.cfg, self.dist
         info = _on_main(dist, lambda: rundir.read_run_info(self.run_dir)) if self.resuming else {}
+        self.recorded_info = info  # what the run started with (precision, compiled), when resuming
         if threads := resolve_threads(cfg.threads, torch.get_num_threads(), info.get("threads")):
             torch.set_num_threads(threads)
         self.device = runtime.resolve_device(cfg.device, dist)
@@ -270,7 +273,13 @@ class _Trainer:
         self.module = module.to(self.device, memory_format=fmt)
         if cfg.sync_bn and dist.active:
             self.module = nn.SyncBatchNorm.convert_sync_batchnorm(self.module)
-        self.eval_model = torch.compile(self.module) if cfg.compile else self.module  # type: ignore[assignment]
+        iterations, started = self.schedule.iterations, self.recorded_info.get("compile")
+        self.compiled, self.compile_reason = _on_main(
+            dist, lambda: compilation.for_run(cfg.compile, self.device, iterations, started)
+        )
+        if self.main and cfg.compile == runtime.AUTO and self.compiled and cfg.progress is not False:
+            say(f"[{rundir.display_name(self.run_dir)}] training step: {self.compile_reason}", sys.stdout)
+        self.eval_model = torch.compile(self.module) if self.compiled else self.module  # type: ignore[assignment]
         self.forward_model = self.eval_model
         if dist.active:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -311,7 +320,8 @@ class _Trainer:
             "channels_last": self.channels_last,
             "amp": "bf16" if self.amp else "off",
             "amp_reason": self.amp_reason,
-            "compile": cfg.compile,
+            "compile": self.compiled,
+            "compile_reason": self.compile_reason,
             "activation_checkpointing": cfg.activation_checkpointing,
             "schedule": {
                 **self.schedule.record(),

@@ -153,6 +153,7 @@ class _Trainer:
         self.channels_last: bool
         self.compiled: bool  # the training step compiled by inductor
         self.compile_reason: str  # ... and why (training/compilation.py)
+        self.recorded_info: dict  # run_info of the run being resumed ({} for a new run)
         self.data: RunData
         self.schedule: Schedule
         self.eval_every: int  # iterations between evaluations
@@ -224,7 +225,7 @@ class _Trainer:
         """Threads, device, precision and memory format, and what they allow."""
         cfg, dist = self.cfg, self.dist
         info = _on_main(dist, lambda: rundir.read_run_info(self.run_dir)) if self.resuming else {}
-        self.recorded_info = info  # what the run started with (precision, compiled), when resuming
+        self.recorded_info = info
         if threads := resolve_threads(cfg.threads, torch.get_num_threads(), info.get("threads")):
             torch.set_num_threads(threads)
         self.device = runtime.resolve_device(cfg.device, dist)

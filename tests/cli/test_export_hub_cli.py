@@ -51,6 +51,7 @@ def test_hub_export_of_a_run_folder(run, tmp_path, capsys):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert rows["seeds"] == "5" and rows["recipe"].startswith("SGD (momentum 0.9, weight decay 0.0001), batch 32, ")
     assert " 8 iterations, lr 0.1 x0.1 at [4, 6], warmup 1 iterations at 0.01" in rows["recipe"]
+    assert rows["recipe"].endswith(" of the paper's schedule, float32")  # the precision it trained in
     assert rows["hardware"].startswith(f"{config['run_info']['device_name']}, 1 process, torch {torch.__version__}")
     status = json.loads((run / "status.json").read_text())
     assert rows["final test error"].startswith(f"{status['final_test_error']:g}% (accuracy ")

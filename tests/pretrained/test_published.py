@@ -49,3 +49,26 @@ def test_published_eval_record_matches_the_run():
     status = json.loads((RESULTS / "status.json").read_text())
     assert ev["images"] == 10_000 and ev["model"] == "preact_resnet110"
     assert ev["error"] == pytest.approx(status["final_test_error"], abs=0.2)  # fp16 rounding of the weights
+
+
+FULL = Path(__file__).resolve().parents[2] / "results" / "resnet20-full" / "resnet20-seed0-bf16"
+FULL_WEIGHTS = FULL / "resnet20-cifar10-full-seed0-bf16-fp16.safetensors"
+
+
+def test_full_schedule_resnet20_weights_are_the_finished_run_and_its_hub_folder_the_same_network():
+    """Issue #26 item 4: the float16 file of the full-schedule run loads as ``resnet20`` with
+    the run's record (64,000 iterations, CIFAR-10's classes), its evaluation agrees with the
+    run's final error, and the hub folder beside it rebuilds the same network."""
+    model = idresnet.create_model("resnet20", pretrained=str(FULL_WEIGHTS)).eval()
+    assert model.pretrained_cfg["classes"] == CLASSES and sum(p.numel() for p in model.parameters()) == 269_722
+    status = json.loads((FULL / "status.json").read_text())
+    with safe_open(str(FULL_WEIGHTS), "pt") as f:
+        assert int(f.metadata()["iteration"]) == status["iteration"] == 64000 and status["status"] == "finished"
+    ev = json.loads((FULL / "eval-fp16.json").read_text())
+    assert ev["images"] == 10_000 and ev["error"] == pytest.approx(status["final_test_error"], abs=0.2)
+    hub = idresnet.from_pretrained(FULL / "hub").eval()
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.equal(hub(x), model(x))
+    card = (FULL / "hub" / "README.md").read_text()
+    assert "bf16 autocast" in card and f"{status['final_test_error']:g}%" in card

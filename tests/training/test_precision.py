@@ -42,7 +42,7 @@ def test_a_cpu_that_emulates_bf16_keeps_float32_without_probing(monkeypatch):
     [
         (0.90, True, None, "0.90x float32's speed here, below the 1.2x"),  # the Xeon without AMX
         (1.19, True, None, "below the 1.2x"),
-        (2.30, False, None, "no accuracy evidence past one epoch"),  # AMX, but no evidence yet
+        (2.30, False, None, "not yet shown to match float32 over a full schedule"),  # AMX, but no evidence yet
         (2.30, True, torch.bfloat16, "bf16 autocast (amp auto: bf16 convolutions measured 2.30x"),
         (1.20, True, torch.bfloat16, "1.20x"),
     ],

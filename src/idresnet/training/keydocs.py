@@ -59,8 +59,8 @@ NOTES = {
     "budget 0.1)`)",
     "seed": "also the class-balanced subsets",
     "channels_last": "on the CPU too, measured faster ([below](#speed-options))",
-    "amp": "`auto` on the CPU picks bf16 only where a start-up probe measures it 1.2x faster and bf16 has "
-    "accuracy evidence past one epoch (none yet: float32), and says why ([performance.md](performance.md)); "
+    "amp": "`auto` on the CPU picks bf16 only where a start-up probe measures it 1.2x faster and bf16 is "
+    "shown to match float32 over a full schedule (not yet: float32), and says why ([performance.md](performance.md)); "
     "`bf16` on a CPU that torch does not count as bf16-capable (AVX2 or older, or "
     "`ONEDNN_MAX_CPU_ISA` capped to AVX2 or below) prints a warning: it is emulated there, 9x slower "
     "([performance.md](performance.md))",

@@ -8,8 +8,9 @@ convolution's forward and backward in both precisions (paired rounds, their medi
 ratio; about 0.1 s on an idle core, at most about a second, once per process) and bf16
 is a candidate only where it is at least :data:`MIN_SPEEDUP` times faster. Even then
 ``auto`` keeps float32 on the CPU while :data:`CPU_BF16_ACCURACY_SHOWN` is False: no run
-of this project has yet shown bf16 CPU training reaching float32's accuracy past one
-epoch. The run says which precision it chose and why (a line at the start,
+of this project has yet shown bf16 CPU training reaching float32's accuracy over a full
+schedule (results/resnet20-precision/ compares them at an eighth of one; the full-schedule
+ResNet-20 of results/resnet20-full/ ran in bf16 alone). The run says which precision it chose and why (a line at the start,
 ``run_info.amp_reason`` in config.yaml); a resumed run keeps the precision it started
 with.
 """
@@ -25,8 +26,8 @@ import torch
 from idresnet.training import runtime
 
 MIN_SPEEDUP = 1.2  # bf16 must be this much faster than float32 to be worth its rounding
-# Set True once a full-schedule bf16 CPU run matches float32 (results/); until then auto is
-# float32 on every CPU, and says what bf16 would have given.
+# Set True once a full-schedule bf16 CPU run matches a float32 run of the same recipe and data
+# (results/); until then auto is float32 on every CPU, and says what bf16 would have given.
 CPU_BF16_ACCURACY_SHOWN = False
 PROBE_ROUNDS = 11  # paired float32 / bf16 timings; their median ratio decides
 PROBE_BUDGET_S = 1.0  # the probe stops early past this (after 3 rounds at least)
@@ -84,8 +85,8 @@ def choose(setting: str, device: torch.device) -> tuple[torch.dtype | None, str]
         return None, f"float32 (amp auto: {measured}, below the {MIN_SPEEDUP}x worth using)"
     if not CPU_BF16_ACCURACY_SHOWN:
         return None, (
-            f"float32 (amp auto: {measured}, but bf16 CPU training has no accuracy evidence past one epoch "
-            "yet; --amp bf16 uses it)"
+            f"float32 (amp auto: {measured}, but bf16 CPU training is not yet shown to match float32 over a "
+            "full schedule; --amp bf16 uses it)"
         )
     return torch.bfloat16, f"bf16 autocast (amp auto: {measured})"
 

@@ -91,6 +91,8 @@ def run_about(run_config: dict) -> dict:
         f"x{run_config.get('lr_gamma')} at {sched.get('lr_milestones')}, warmup {sched.get('warmup_iters')} "
         f"iterations at {run_config.get('warmup_lr')}, budget {run_config.get('budget')} of the paper's schedule"
     )
+    if info.get("amp") in ("bf16", "off"):  # the precision the weights were trained in
+        recipe += ", bf16 autocast" if info["amp"] == "bf16" else ", float32"
     procs = info.get("world_size", 1)
     hardware = (
         f"{info.get('device_name', UNKNOWN)}, {procs} process{'es' if procs != 1 else ''}, "

@@ -10,9 +10,9 @@ is a candidate only where it is at least :data:`MIN_SPEEDUP` times faster. Even 
 ``auto`` keeps float32 on the CPU while :data:`CPU_BF16_ACCURACY_SHOWN` is False: no run
 of this project has yet shown bf16 CPU training reaching float32's accuracy over a full
 schedule (results/resnet20-precision/ compares them at an eighth of one; the full-schedule
-ResNet-20 of results/resnet20-full/ ran in bf16 alone). The run says which precision it chose and why (a line at the start,
-``run_info.amp_reason`` in config.yaml); a resumed run keeps the precision it started
-with.
+ResNet-20 of results/resnet20-full/ ran in bf16 alone). The run says which precision it
+chose and why (a line at the start, ``run_info.amp_reason`` in config.yaml); a resumed run
+keeps the precision it started with.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import yaml
 
+from idresnet.training.metrics import read_status
+
 HERE = Path(__file__).resolve().parent
 PAPER = 8.75  # He et al. 2015, Table 6, ResNet-20, official CIFAR-10
 QUOTED = [  # (who, test error %, how): quoted from their sources, not measured here
@@ -32,9 +34,9 @@ def _json(path: Path) -> dict | None:
 
 def runs() -> list[dict]:
     rows = []
-    for folder in sorted(p for p in HERE.iterdir() if (p / "status.json").is_file()):
-        status = json.loads((folder / "status.json").read_text())
-        if status.get("status") != "finished":
+    for folder in sorted(p for p in HERE.iterdir() if p.is_dir()):
+        status = read_status(folder)
+        if status is None or status["status"] != "finished":
             continue
         info = yaml.safe_load((folder / "config.yaml").read_text())["run_info"]
         fp16, train = _json(folder / "eval-fp16.json"), _json(folder / "eval-train.json")

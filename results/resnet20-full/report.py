@@ -10,6 +10,7 @@ measured), and the estimate of what the JPEG copy costs at this recipe.
 
 from __future__ import annotations
 
+import csv
 import json
 import statistics
 import sys
@@ -57,6 +58,25 @@ def runs() -> list[dict]:
     return rows
 
 
+def test_errors(folder: Path) -> dict[int, float]:
+    """Test error % by iteration, from a run folder's metrics.csv (evaluated rows only)."""
+    with open(folder / "metrics.csv", newline="") as f:
+        return {int(r["iteration"]): float(r["test_error"]) for r in csv.DictReader(f) if r["test_error"]}
+
+
+def unfinished() -> list[dict]:
+    """Runs copied here before they finished (a session ended first): how far each got, and the
+    finished runs' test error at the same evaluations, so a partial curve is read as partial."""
+    rows = []
+    for folder in sorted(p for p in HERE.iterdir() if p.is_dir()):
+        status = read_status(folder)
+        if status is None or status["status"] == "finished" or not (folder / "metrics.csv").is_file():
+            continue
+        errors = test_errors(folder)
+        rows.append({"run": folder.name, "iteration": status["iteration"], "errors": errors})
+    return rows
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -84,6 +104,7 @@ def report(rows: list[dict]) -> str:
         )
     if not rows:
         lines.append("| (no run has finished yet) | | | | | | | | |")
+    lines += _unfinished_section(rows)
     lines += ["", "## Quoted (not measured here)", "", "| source | test error % | note |", "| --- | --- | --- |"]
     lines += [f"| {who} | {err:.2f} | {how} |" for who, err, how in QUOTED]
     spread = statistics.stdev(err for _, err, _ in QUOTED)
@@ -103,6 +124,33 @@ def report(rows: list[dict]) -> str:
         "(precision, framework, hardware).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _unfinished_section(rows: list[dict]) -> list[str]:
+    partial = unfinished()
+    if not partial:
+        return []
+    finished = [(r["run"], test_errors(HERE / r["run"])) for r in rows]
+    lines = [
+        "",
+        "## Unfinished (interrupted when a session ended; not final numbers)",
+        "",
+        "Test error % at each evaluation the unfinished run reached, beside the finished runs at the",
+        "same iteration (lr 0.1 before 32,000, 0.01 to 48,000, 0.001 after).",
+    ]
+    for p in partial:
+        its = sorted(i for i in p["errors"] if i % 8000 == 0 or i == max(p["errors"]) or 32000 < i <= 36800)
+        lines += [
+            "",
+            f"**{p['run']}**: copied at iteration {p['iteration']:,} of 64,000, before it finished.",
+            "",
+            "| iteration | " + " | ".join([p["run"]] + [name for name, _ in finished]) + " |",
+            "| --- | " + " | ".join("---" for _ in range(1 + len(finished))) + " |",
+        ]
+        for i in its:
+            cells = [_pct(p["errors"][i])] + [_pct(errors.get(i)) for _, errors in finished]
+            lines.append(f"| {i:,} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:

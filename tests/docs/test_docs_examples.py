@@ -62,6 +62,10 @@ NOT_RUN = {
     ("docs/data.md", "python benchmarks/bench_loader.py"): "a benchmark on the real dataset's 60,000 images",
     ("docs/performance.md", "python benchmarks/plain_vs_train.py"): "a benchmark of minutes on the real dataset; "
     "its driver is run on a tiny JPEG fixture by tests/benchmarks/test_plain_loop.py",
+    ("docs/performance.md", "python benchmarks/conv_ceiling.py"): "a benchmark of a minute (ResNet-110's "
+    "convolutions at batch 128); tests/benchmarks/test_conv_ceiling.py runs it on a tiny batch",
+    ("docs/performance.md", "python benchmarks/malloc_keep.py"): "training processes of minutes each; its "
+    "driver is run on a tiny network by tests/benchmarks/test_malloc_keep.py (slow)",
     ("docs/performance.md", "bash benchmarks/gpu_check.sh"): "the GPU check's CPU path is run by "
     "tests/benchmarks/test_gpu_check.py",
     ("docs/training.md", "pip install"): "installs packages: the tests run in the installed project",

@@ -161,6 +161,8 @@ def test_report_structure_and_baseline_added(report):
         assert len(r["img_per_s_all"]) == 2 and r["img_per_s"] > 0
         assert r["macs_per_image"] == rows[0]["macs_per_image"] > 0
         assert r["peak_bytes"] > 0 and r["loss"] > 0
+        assert r["page_faults_per_step"] >= 0  # getrusage's count over the timed steps
+    assert report["settings"]["malloc"].startswith(("keep freed memory", "system"))  # as idresnet train
     json.dumps(report)  # JSON-ready
 
 
@@ -185,6 +187,7 @@ def test_markdown_names_hardware_and_every_mode(report):
     for mode in ("eager", "channels_last", "ckpt=unit", "cudagraphs"):
         assert f"| {mode} |" in text
     assert "skipped: CUDA graphs need a CUDA device" in text
+    assert "| page faults/step |" in text and f"malloc: {report['settings']['malloc']}" in text
 
 
 def test_profile_shares_sum_to_one():

@@ -48,10 +48,12 @@ def test_a_resumed_compiled_run_is_bit_identical_to_the_uninterrupted_one(tiny, 
     the uninterrupted ``compile: true`` run."""
     whole = train(tiny("whole", compile=True))
     monkeypatch.setattr(compilation, "MIN_ITERATIONS", 1)
+    monkeypatch.setattr(compilation, "measure_speedup", lambda *a, **k: 2.0)  # what this machine measures aside
     interrupt_at(monkeypatch, 11)  # mid-epoch, between checkpoints
     part = train(tiny("part", progress="auto"))  # progress on: the start-up lines
     assert part.status == "interrupted" and part.iterations == 11
-    assert "training step: compiled (compile auto: 24 iterations on the CPU)" in capsys.readouterr().out
+    said = "training step: compiled (compile auto: 24 iterations on the CPU; the compiled step measured 2.00x"
+    assert said in capsys.readouterr().out
     monkeypatch.undo()
     monkeypatch.setattr(compilation, "MIN_ITERATIONS", 10**9)
     done = train(tiny("part", resume=True))
@@ -62,3 +64,17 @@ def test_a_resumed_compiled_run_is_bit_identical_to_the_uninterrupted_one(tiny, 
     b, _ = load_weights(done.run_dir / "weights.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert done.final_test_error == whole.final_test_error
+
+
+def test_the_probe_compiles_a_copy_and_times_both_steps():
+    """compile auto's measurement with inductor itself: a ratio, the network and the
+    generator untouched (the run then compiles its own network, from inductor's cache)."""
+    from idresnet import create_model
+
+    net = create_model("preact_resnet20", width=0.25).to(memory_format=torch.channels_last)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng = torch.get_rng_state()
+    speedup = compilation.measure_speedup(net, (8, 3, 32, 32), 10, True, None)
+    assert 0.1 < speedup < 10
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())

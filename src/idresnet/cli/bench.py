@@ -49,6 +49,14 @@ def add_parser(sub, name):
         help="torch intra-op threads (default: torch's; 1 with --quick). "
         "On a shared CPU use 1: see docs/performance.md",
     )
+    p.add_argument(
+        "--malloc",
+        choices=("auto", "keep", "system"),
+        default="auto",
+        help="CPU: keep freed memory in the process (no page faults per step), or malloc as it is; "
+        "auto: as idresnet train (keep on the CPU where glibc is the allocator). Process-wide: "
+        "compare the two with benchmarks/malloc_keep.py",
+    )
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory step")
     p.add_argument("--profile", action="store_true", help="add time shares per layer type (profiled steps)")
     p.add_argument(
@@ -90,6 +98,7 @@ def config_from_args(args):
         repeats=args.repeats or (1 if quick else 5 if gpu else 3),
         warmup=args.warmup or (1 if quick else 5 if gpu else 1),
         threads=args.threads or (1 if quick and not gpu else None),
+        malloc=args.malloc,
         memory=not args.no_memory,
         profile=args.profile,
         profile_steps=args.profile_steps,

@@ -35,7 +35,7 @@ from idresnet.networks.preprocessing import CIFAR_SIZE, IMAGENET_CROP
 from idresnet.perf.flops import FLOP_PER_MAC_TRAIN, macs_by_layer_type, matmul_rate, onednn_gemm_rate
 from idresnet.perf.modes import Mode, TrainStep
 from idresnet.perf.results import add_ratios, summary_line
-from idresnet.training import runtime
+from idresnet.training import allocator, runtime
 from idresnet.training.distributed import DistInfo
 
 ALIASES = {
@@ -78,6 +78,7 @@ class BenchConfig:
     repeats: int = 3
     warmup: int = 1
     threads: int | None = None
+    malloc: str = "auto"  # training.allocator: keep freed memory in the process (auto: as idresnet train)
     memory: bool = True
     profile: bool = False
     profile_steps: int = 1  # profiled steps per mode; their median per kind
@@ -190,6 +191,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    _, malloc = allocator.for_run(cfg.malloc, device)  # as idresnet train does: process-wide
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     modes = list(cfg.modes)
@@ -209,6 +211,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
             "warmup": cfg.warmup,
             "batch_size": cfg.batch_size,
             "threads": torch.get_num_threads(),
+            "malloc": malloc,
             "timing": "median over repeats of (steps x batch) / wall seconds; modes interleaved",
         },
         "convention": CONVENTION,
@@ -278,12 +281,14 @@ def bench_model(name: str, modes: list[Mode], cfg: BenchConfig, device: torch.de
         }
         rows.append(row)
         runners.append(_setup(row, mode, model_fn, x, y, device, cfg, log))
-    walls, cpus = _time_interleaved(runners, rows, cfg, device)
+    walls, cpus, faults = _time_interleaved(runners, rows, cfg, device)
     rate, onednn = report["matmul"]["fp32_flop_per_s"], report["matmul"].get("onednn_fp32_flop_per_s")
-    for runner, row, wall, cpu in zip(runners, rows, walls, cpus):
+    for runner, row, wall, cpu, fault in zip(runners, rows, walls, cpus, faults):
         if runner is None:
             continue
         n = cfg.steps * batch
+        if None not in fault:
+            row["page_faults_per_step"] = _median(fault) / cfg.steps
         row["img_per_s_all"] = [round(n / w, 3) for w in wall]
         row["img_per_s"] = n / _median(wall)
         row["step_s"] = _median(wall) / cfg.steps
@@ -321,17 +326,18 @@ def _setup(row: dict, mode: Mode, model_fn, x, y, device: torch.device, cfg: Ben
 
 
 def _time_interleaved(runners: list, rows: list[dict], cfg: BenchConfig, device: torch.device):
-    """Wall and CPU seconds of every repeat of every live mode: repeat 1 of each mode, then
-    repeat 2, ..., the order rotating each repeat. A mode that fails is marked in its
-    row and its runner set to None."""
+    """Wall and CPU seconds and page faults of every repeat of every live mode: repeat 1 of
+    each mode, then repeat 2, ..., the order rotating each repeat. A mode that fails is
+    marked in its row and its runner set to None."""
     walls = [[] for _ in runners]
     cpus = [[] for _ in runners]
+    faults: list[list] = [[] for _ in runners]
     live = [i for i, r in enumerate(runners) if r is not None]
     for rep in range(cfg.repeats):
         order = live[rep % len(live) :] + live[: rep % len(live)] if live else []
         for i in order:
             try:
-                wall, cpu = runners[i].timed(cfg.steps)
+                wall, cpu, fault = runners[i].timed(cfg.steps)
             except Exception as exc:  # noqa: BLE001
                 rows[i].update(status="error", reason=exception_line(exc))
                 runners[i] = None
@@ -340,7 +346,8 @@ def _time_interleaved(runners: list, rows: list[dict], cfg: BenchConfig, device:
                 continue
             walls[i].append(wall)
             cpus[i].append(cpu)
-    return walls, cpus
+            faults[i].append(fault)
+    return walls, cpus, faults
 
 
 def _memory(row: dict, runner: TrainStep, settings: dict) -> None:

@@ -33,6 +33,7 @@ import torch
 from idresnet.errors import UsageError, choices_error
 from idresnet.networks.checkpointing import canonical_mode
 from idresnet.networks.compiling import compile_units
+from idresnet.training.allocator import page_faults
 from idresnet.training.step import LR, SGD_IMPLEMENTATIONS, sgd, sgd_step
 
 OPTIONS = (
@@ -217,14 +218,15 @@ class TrainStep:
         """The loss of the last step (the modes of one model should agree closely)."""
         return None if self._loss is None else float(self._loss)
 
-    def timed(self, steps: int) -> tuple[float, float]:
-        """Wall and process-CPU seconds of ``steps`` steps."""
+    def timed(self, steps: int) -> tuple[float, float, int | None]:
+        """Wall and process-CPU seconds of ``steps`` steps, and the process's page faults in them."""
         sync(self.device)
-        w0, c0 = time.perf_counter(), time.process_time()
+        f0, w0, c0 = page_faults(), time.perf_counter(), time.process_time()
         for _ in range(steps):
             self.run()
         sync(self.device)
-        return time.perf_counter() - w0, time.process_time() - c0
+        wall, cpu, f1 = time.perf_counter() - w0, time.process_time() - c0, page_faults()
+        return wall, cpu, None if f0 is None or f1 is None else f1 - f0
 
     def memory(self) -> dict:
         """Peak memory of one step above what was allocated before it (see perf.memory)."""

@@ -71,7 +71,8 @@ def format_markdown(report: dict) -> str:
         ),
         f"Settings: {report['settings']['steps']} steps x {report['settings']['repeats']} repeats "
         f"after {report['settings']['warmup']} warm-up step(s), {report['settings']['threads']} threads; "
-        f"{report['convention']}.",
+        + (f"malloc: {report['settings']['malloc']}; " if report["settings"].get("malloc") else "")
+        + f"{report['convention']}.",
         "",
     ]
     lines += _results_table(report)
@@ -89,6 +90,7 @@ def _results_table(report: dict) -> list[str]:
         + ["GFLOP/s", "of matmul"]
         + (["of oneDNN GEMM"] if onednn else [])
         + ["peak MiB", "mem x base", "warm-up s"]
+        + (["page faults/step"] if cpu else [])
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["results"]:
@@ -113,6 +115,8 @@ def _results_table(report: dict) -> list[str]:
                 _fmt(r.get("memory_ratio"), ".2f"),
                 _fmt(r.get("setup_s"), ".1f"),
             ]
+            if cpu:
+                cells.append(_fmt(r.get("page_faults_per_step"), ",.0f"))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 

@@ -24,6 +24,7 @@ from idresnet.errors import ConfigError, DatasetError, UsageError, choices_error
 from idresnet.networks import ModelSpec, list_models, resolve_model
 from idresnet.networks.checkpointing import canonical_mode
 from idresnet.networks.preprocessing import IMAGENET_CROP
+from idresnet.training.allocator import SETTINGS as MALLOC_SETTINGS
 from idresnet.training.loggers import LOGGERS
 from idresnet.training.recipe import apply_recipe
 from idresnet.training.runtime import AUTO, DEVICES, is_device
@@ -162,8 +163,15 @@ class TrainConfig:
     compile: bool | str = option(
         AUTO,
         "auto_bool",
-        "torch.compile the training step (auto: on the CPU for runs of 16,000 iterations or more, "
-        "where inductor works; eager otherwise)",
+        "torch.compile the training step (auto: on the CPU, for a new run of 16,000 iterations or more "
+        "where inductor works and a few timed steps find the compiled step faster; eager otherwise)",
+    )
+    malloc: str = option(
+        AUTO,
+        "choice",
+        "CPU memory: keep (freed blocks stay in the process for the next step: no page faults; glibc), "
+        "system (malloc as it is); auto: keep on the CPU where glibc is the allocator",
+        MALLOC_SETTINGS,
     )
     threads: int | str | None = option(
         AUTO,
@@ -217,6 +225,7 @@ RESUME_MUTABLE = (
     "channels_last",
     "amp",
     "compile",
+    "malloc",
     "activation_checkpointing",
     "resume",
     "progress",

@@ -46,7 +46,7 @@ from idresnet.files import remove_stale_temporaries
 from idresnet.networks import build_network, count_parameters
 from idresnet.progress import LineProgress, is_terminal, progress, quiet, say, working
 from idresnet.seeding import rng_state, seed_everything, set_rng_state
-from idresnet.training import compilation, distributed, precision, rundir, runtime, validation
+from idresnet.training import allocator, compilation, distributed, precision, rundir, runtime, validation
 from idresnet.training.config import TrainConfig, to_plain
 from idresnet.training.evaluation import EvaluationStopped
 from idresnet.training.loggers import make_loggers
@@ -153,6 +153,8 @@ class _Trainer:
         self.channels_last: bool
         self.compiled: bool  # the training step compiled by inductor
         self.compile_reason: str  # ... and why (training/compilation.py)
+        self.malloc_kept: bool  # freed memory stays in the process (no page faults per step)
+        self.malloc_reason: str  # ... and why (training/allocator.py)
         self.recorded_info: dict  # run_info of the run being resumed ({} for a new run)
         self.data: RunData
         self.schedule: Schedule
@@ -229,6 +231,7 @@ class _Trainer:
         if threads := resolve_threads(cfg.threads, torch.get_num_threads(), info.get("threads")):
             torch.set_num_threads(threads)
         self.device = runtime.resolve_device(cfg.device, dist)
+        self.malloc_kept, self.malloc_reason = allocator.for_run(cfg.malloc, self.device)  # each process its own
         # rank 0's choice for every rank: the bf16 probe times this process's CPU
         self.amp, self.amp_reason = _on_main(dist, lambda: precision.for_run(cfg.amp, self.device, info.get("amp")))
         if self.main and cfg.amp == runtime.AUTO and self.device.type == "cpu" and cfg.progress is not False:
@@ -278,7 +281,19 @@ class _Trainer:
         self.compiled, self.compile_reason = _on_main(
             dist, lambda: compilation.for_run(cfg.compile, self.device, iterations, started)
         )
-        if self.main and cfg.compile == runtime.AUTO and self.compiled and cfg.progress is not False:
+        measure = cfg.compile == runtime.AUTO and started is None and not dist.active  # a new run, one process
+        if measure:  # auto's rule said compile: is the compiled step faster on this machine, for this network?
+            height, width, channels = self.data.image_shape  # recorded HWC
+            batch = (cfg.batch_size, channels, height, width)
+            self.compiled, self.compile_reason = compilation.by_measurement(
+                self.compiled,
+                self.compile_reason,
+                lambda: compilation.measure_speedup(
+                    self.module, batch, self.data.num_classes, self.channels_last, self.amp
+                ),
+            )
+        shown = self.compiled or "measured" in self.compile_reason
+        if self.main and cfg.compile == runtime.AUTO and shown and cfg.progress is not False:
             say(f"[{rundir.display_name(self.run_dir)}] training step: {self.compile_reason}", sys.stdout)
         self.eval_model = torch.compile(self.module) if self.compiled else self.module  # type: ignore[assignment]
         self.forward_model = self.eval_model
@@ -323,6 +338,8 @@ class _Trainer:
             "amp_reason": self.amp_reason,
             "compile": self.compiled,
             "compile_reason": self.compile_reason,
+            "malloc": "keep" if self.malloc_kept else "system",
+            "malloc_reason": self.malloc_reason,
             "activation_checkpointing": cfg.activation_checkpointing,
             "schedule": {
                 **self.schedule.record(),

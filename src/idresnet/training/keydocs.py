@@ -67,6 +67,10 @@ NOTES = {
     "threads": "config.yaml keeps the key as given and records the number used in `run_info.threads` and "
     "`device_name`; on a 2-core machine with both cores busy, 2 threads were 1.3-1.9x slower than 1 "
     "at batch 128 and up to 100x at batch 8 ([performance.md](performance.md#threads-on-a-shared-machine))",
+    "malloc": "glibc otherwise maps freed activations anew each step and the kernel faults in and "
+    "zeroes their pages: steps up to 1.35x slower measured on an AMD Zen 4 (the compiled ResNet-164 step); "
+    "numerically identical; `run_info.malloc` records what was applied "
+    "([performance.md](performance.md#page-faults-freed-memory-kept-in-the-process))",
     "activation_checkpointing": "keeps only segment inputs and recomputes in backward (BN statistics "
     "updated once; identical results); see [performance.md](performance.md)",
     "sync_bn": "no effect with one process",

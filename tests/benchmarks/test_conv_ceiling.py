@@ -4,26 +4,15 @@ convention. Never how fast: no timing is asserted."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
+from benchscripts import load
 
 from idresnet import create_model
 from idresnet.perf.flops import count_macs
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("conv_ceiling", ROOT / "benchmarks" / "conv_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 def test_every_convolution_of_the_network_is_counted_once():
-    cc = load()
+    cc = load("conv_ceiling")
     shapes = cc.conv_shapes(create_model("preact_resnet110"), 2, 32)
     assert sum(shapes.values()) == 1 + 3 * 18 * 2  # the stem, two 3x3 per unit, 54 units (zero-pad shortcuts)
     firsts = [key for key in shapes if key[-1]]
@@ -33,7 +22,7 @@ def test_every_convolution_of_the_network_is_counted_once():
 
 
 def test_the_ceiling_is_in_the_bench_convention(capsys):
-    cc = load()
+    cc = load("conv_ceiling")
     result = cc.main(["--model", "preact_resnet20", "--batch-size", "2", "--repeats", "1"])
     assert result["img_per_s_ceiling"] == pytest.approx(2 / result["conv_seconds_per_step"])
     macs = count_macs(create_model("preact_resnet20"), (3, 32, 32))

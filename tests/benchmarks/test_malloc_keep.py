@@ -4,20 +4,11 @@ whole driver runs on a tiny network (slow). Never how fast: no timing is asserte
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load():
-    spec = importlib.util.spec_from_file_location("malloc_keep", ROOT / "benchmarks" / "malloc_keep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchscripts import load
 
 
 def _run(setting: str, step: str, speed: float, faults: float) -> dict:
@@ -25,7 +16,7 @@ def _run(setting: str, step: str, speed: float, faults: float) -> dict:
 
 
 def test_the_ratio_is_the_median_of_each_rounds_pair():
-    mk = load()
+    mk = load("malloc_keep")
     runs = [  # round 1: keep then system; round 2: system then keep
         _run("keep", "eager", 30.0, 0),
         _run("system", "eager", 20.0, 1000),
@@ -49,7 +40,7 @@ def test_the_ratio_is_the_median_of_each_rounds_pair():
 
 @pytest.mark.slow
 def test_the_driver_runs_both_settings_in_alternating_processes(tmp_path):
-    mk = load()
+    mk = load("malloc_keep")
     out = tmp_path / "malloc"
     argv = ["--models", "preact_resnet20", "--steps", "eager", "--batch-size", "16", "--train-size", "64"]
     summary = mk.main([*argv, "--iterations", "4", "--skip", "2", "--rounds", "2", "--out", str(out)])

@@ -25,13 +25,16 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import torch
+
+from idresnet.training.runtime import cpu_model
 
 SETTINGS = ("keep", "system")
 HERE = Path(__file__).resolve().parent
@@ -120,16 +123,6 @@ def markdown(summary: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv=None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="preact_resnet20,preact_resnet110,preact_resnet164")
@@ -144,10 +137,10 @@ def main(argv=None) -> list[dict]:
     args = p.parse_args(argv)
     speed = _train_speed()
     meta = {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "threads": args.threads,
-        "torch": _torch_version(),
+        "torch": torch.__version__,
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join(["python", *sys.argv]) if argv is None else "malloc_keep.main",
         "load_start": [round(x, 2) for x in os.getloadavg()],
@@ -176,13 +169,6 @@ def main(argv=None) -> list[dict]:
         Path(f"{args.out}.md").write_text(text)
         Path(f"{args.out}.json").write_text(json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=1))
     return summary
-
-
-def _torch_version() -> str:
-    out = subprocess.run(
-        [sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True, text=True
-    )
-    return out.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ MODE_HELP = (
 
 def add_parser(sub, name):
     from idresnet.perf.measure import DEFAULT_MODES
+    from idresnet.training.allocator import SETTINGS as MALLOC_SETTINGS
 
     p = sub.add_parser(
         name,
@@ -51,7 +52,7 @@ def add_parser(sub, name):
     )
     p.add_argument(
         "--malloc",
-        choices=("auto", "keep", "system"),
+        choices=MALLOC_SETTINGS,
         default="auto",
         help="CPU: keep freed memory in the process (no page faults per step), or malloc as it is; "
         "auto: as idresnet train (keep on the CPU where glibc is the allocator). Process-wide: "

@@ -59,10 +59,8 @@ def why_not() -> str | None:
 @functools.lru_cache(maxsize=1)
 def keep_freed_memory() -> None:
     """Tell glibc to serve every block from its heap and never trim the heap (once per
-    process; a no-op after the first call). Raises :class:`ConfigError` where glibc's malloc
-    is not the allocator or refuses."""
-    if problem := why_not():
-        raise ConfigError(f"malloc keep: {problem}; valid here: system")
+    process; a no-op after the first call; :func:`for_run` checks :func:`why_not` first).
+    Raises :class:`ConfigError` where glibc refuses."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     if not (libc.mallopt(M_MMAP_MAX, 0) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_NEVER)):
         raise ConfigError("malloc keep: glibc's mallopt refused the settings; valid here: system")

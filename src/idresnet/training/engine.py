@@ -281,8 +281,10 @@ class _Trainer:
         self.compiled, self.compile_reason = _on_main(
             dist, lambda: compilation.for_run(cfg.compile, self.device, iterations, started)
         )
-        measure = cfg.compile == runtime.AUTO and started is None and not dist.active  # a new run, one process
-        if measure:  # auto's rule said compile: is the compiled step faster on this machine, for this network?
+        # a new run in one process that auto's rule would compile: is the compiled step faster
+        # on this machine, for this network?
+        measured = cfg.compile == runtime.AUTO and started is None and not dist.active and self.compiled
+        if measured:
             height, width, channels = self.data.image_shape  # recorded HWC
             batch = (cfg.batch_size, channels, height, width)
             self.compiled, self.compile_reason = compilation.by_measurement(
@@ -292,8 +294,7 @@ class _Trainer:
                     self.module, batch, self.data.num_classes, self.channels_last, self.amp
                 ),
             )
-        shown = self.compiled or "measured" in self.compile_reason
-        if self.main and cfg.compile == runtime.AUTO and shown and cfg.progress is not False:
+        if self.main and cfg.compile == runtime.AUTO and (self.compiled or measured) and cfg.progress is not False:
             say(f"[{rundir.display_name(self.run_dir)}] training step: {self.compile_reason}", sys.stdout)
         self.eval_model = torch.compile(self.module) if self.compiled else self.module  # type: ignore[assignment]
         self.forward_model = self.eval_model
